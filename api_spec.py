@@ -1,0 +1,176 @@
+"""The OpenAPI 3 document served at ``/openapi.json``: every route, with schemas and examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlib
+from payload import MAX_BATCH_WEIGHTS
+
+_WEIGHT = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": mlib.MAX_WEIGHT_LBS,
+    "description": "A player's weight in pounds.",
+}
+_PREDICTION = {
+    "type": "object",
+    "required": ["height_inches", "height_human_readable"],
+    "properties": {
+        "height_inches": {"type": "number", "description": "Predicted height, 0.1 in."},
+        "height_human_readable": {"type": "string", "example": "6 foot, 2 inches"},
+        "warning": {
+            "type": "string",
+            "description": "Present only when the weight lies outside the training range.",
+        },
+    },
+}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What is wrong and how to fix it."}},
+}
+
+
+def _json_response(description: str, schema: dict[str, Any], example: Any = None) -> dict:
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"description": description, "content": {"application/json": content}}
+
+
+def _error(description: str, example: str) -> dict:
+    return _json_response(description, {"$ref": "#/components/schemas/Error"}, {"error": example})
+
+
+def openapi_document(model_version: str) -> dict[str, Any]:
+    """Return the OpenAPI document describing this service for *model_version*."""
+    json_object = {"type": "object", "additionalProperties": True}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "MLB height from weight",
+            "version": model_version,
+            "description": "Predicts a Major League Baseball player's height from weight.",
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Predict heights from one weight or a batch of weights",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/PredictRequest"},
+                                "examples": {
+                                    "single": {"value": {"Weight": 200}},
+                                    "batch": {"value": {"Weight": [180, 200, 250]}},
+                                },
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json_response(
+                            "Prediction for one weight, or one per weight in order.",
+                            {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/SinglePrediction"},
+                                    {"$ref": "#/components/schemas/BatchPrediction"},
+                                ]
+                            },
+                            {
+                                "prediction": {
+                                    "height_inches": 73.6,
+                                    "height_human_readable": "6 foot, 2 inches",
+                                }
+                            },
+                        ),
+                        "400": _error("Malformed or invalid input.", 'Missing key "Weight".'),
+                        "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "A page that says what the service is and how to call it",
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {}}},
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness: the process answers",
+                    "responses": {"200": _json_response("Alive.", json_object, {"status": "ok"})},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: the model is loaded and a probe prediction succeeds",
+                    "responses": {
+                        "200": _json_response("Ready.", json_object, {"status": "ready"}),
+                        "503": _error("Not ready.", "Model failed its probe prediction."),
+                    },
+                }
+            },
+            "/model": {
+                "get": {
+                    "summary": "The served model's metadata (model.json)",
+                    "responses": {"200": _json_response("Metadata.", json_object)},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics, summed over workers",
+                    "responses": {
+                        "200": {"description": "Text format", "content": {"text/plain": {}}}
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json_response("OpenAPI 3.", json_object)},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Weight": _WEIGHT,
+                "PredictRequest": {
+                    "type": "object",
+                    "required": ["Weight"],
+                    "properties": {
+                        "Weight": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Weight"},
+                                {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Weight"},
+                                    "minItems": 1,
+                                    "maxItems": MAX_BATCH_WEIGHTS,
+                                },
+                            ]
+                        }
+                    },
+                },
+                "Prediction": _PREDICTION,
+                "SinglePrediction": {
+                    "type": "object",
+                    "required": ["prediction"],
+                    "properties": {"prediction": {"$ref": "#/components/schemas/Prediction"}},
+                },
+                "BatchPrediction": {
+                    "type": "object",
+                    "required": ["predictions"],
+                    "properties": {
+                        "predictions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Prediction"},
+                        }
+                    },
+                },
+                "Error": _ERROR,
+            }
+        },
+    }

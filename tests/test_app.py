@@ -1,0 +1,190 @@
+"""The Flask app through its test client: every route and every error path."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import mlib
+from app import create_app
+
+SINGLE = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "text/plain"])
+def test_predict_one_weight_with_any_content_type(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/predict", data='{"Weight": 200}', headers=headers)
+    assert response.status_code == 200
+    assert response.get_json(force=True) == SINGLE
+
+
+def test_predict_a_batch_keeps_the_order(client):
+    response = client.post("/predict", json={"Weight": [180, 200, 250]})
+    assert response.status_code == 200
+    heights = [p["height_human_readable"] for p in response.get_json()["predictions"]]
+    assert heights == ["6 foot, 0 inches", "6 foot, 2 inches", "6 foot, 5 inches"]
+
+
+def test_predict_outside_the_training_range_warns(client):
+    response = client.post("/predict", json={"Weight": 400})
+    assert response.status_code == 200
+    assert "extrapolation" in response.get_json()["prediction"]["warning"]
+
+
+def test_every_response_names_the_model_version(client, trained_model):
+    version = mlib.read_metadata(trained_model)["model_version"]
+    for response in (
+        client.get("/"),
+        client.get("/health"),
+        client.post("/predict", json={"Weight": 200}),
+        client.post("/predict", json={"Weight": "x"}),
+        client.get("/nowhere"),
+    ):
+        assert response.headers["X-Model-Version"] == version
+
+
+BAD_BODIES = [
+    ('{"Weight": "200"}', "got a string"),
+    ('{"Weight": null}', "got null"),
+    ('{"Weight": true}', "got a boolean"),
+    ('{"Weight": false}', "got a boolean"),
+    ('{"Weight": NaN}', "NaN is not a valid JSON number"),
+    ('{"Weight": Infinity}', "Infinity is not a valid JSON number"),
+    ('{"Weight": -Infinity}', "-Infinity is not a valid JSON number"),
+    ('{"Weight": 1e309}', "finite"),
+    ('{"Weight": -5}', "greater than 0"),
+    ('{"Weight": 0}', "greater than 0"),
+    ('{"Weight": 1001}', "at most 1000"),
+    ('{"Weight": []}', "empty list"),
+    ('{"Weight": {"lbs": 200}}', "got an object"),
+    ('{"Weight": [180, [200]]}', r"Weight\[1\] must be a number of pounds, got a list"),
+    ('{"Weight": [180, "x"]}', r"Weight\[1\]"),
+    ('{"weight": 200}', 'Missing key "Weight"'),
+    ("{}", 'Missing key "Weight"'),
+    ("[200]", "must be a JSON object"),
+    ("200", "must be a JSON object"),
+    ('"Weight"', "must be a JSON object"),
+    ("null", "must be a JSON object"),
+    ('{"Weight": 2', "not valid JSON"),
+    ('{"Weight": ', "not valid JSON"),
+    ("", "empty"),
+    ("   ", "empty"),
+    (b"\xff\xfe", "not UTF-8"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply|not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("body", "words"), BAD_BODIES)
+def test_bad_bodies_are_400_with_a_reason(client, body, words):
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.is_json
+    assert re.search(words, response.get_json()["error"]), response.get_json()
+
+
+def test_a_body_over_one_mib_is_413(client):
+    body = '{"Weight": [' + ",".join(["200"] * 300_000) + "]}"
+    response = client.post("/predict", data=body)
+    assert response.status_code == 413
+    assert "1 MiB" in response.get_json()["error"]
+
+
+def test_a_batch_over_ten_thousand_is_413(client):
+    response = client.post("/predict", json={"Weight": [200] * 10_001})
+    assert response.status_code == 413
+    assert "10000" in response.get_json()["error"]
+
+
+def test_a_batch_of_ten_thousand_is_answered(client):
+    response = client.post("/predict", json={"Weight": [200] * 10_000})
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"]) == 10_000
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert "/nowhere" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("get", "/predict"), ("post", "/health")])
+def test_wrong_method_is_json_405(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert "not allowed" in response.get_json()["error"]
+    assert response.headers["Allow"]
+
+
+def test_home_page_says_what_and_how(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Predict the Height From Weight of MLB Players" in page
+    assert "curl" in page and "/predict" in page
+
+
+def test_health_and_ready(client, trained_model):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.get_json()["model_version"] == mlib.read_metadata(trained_model)["model_version"]
+
+
+def test_ready_is_503_when_the_probe_fails(app, client):
+    predictor = app.extensions["mlib"]
+    app.extensions["mlib"] = mlib.Predictor(
+        predictor.metadata, predictor.path, slope=float("nan"), intercept=0.0
+    )
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert "probe" in response.get_json()["error"]
+
+
+def test_model_route_serves_the_metadata(client, trained_model):
+    assert client.get("/model").get_json() == json.loads(
+        mlib.metadata_path(trained_model).read_text()
+    )
+
+
+def test_metrics_count_requests_and_predictions(client):
+    client.post("/predict", json={"Weight": 200})
+    client.post("/predict", json={"Weight": [180, 200, 250]})
+    client.post("/predict", json={"Weight": "x"})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 2.0' in text
+    assert 'http_requests_total{method="POST",route="/predict",status="400"} 1.0' in text
+    assert "predictions_total 4.0" in text
+    assert 'http_request_duration_seconds_count{route="/predict"} 3.0' in text
+
+
+def test_openapi_documents_every_route(app, client):
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    assert routes == set(document["paths"])
+    predict = document["paths"]["/predict"]["post"]
+    assert {"200", "400", "413"} <= set(predict["responses"])
+    assert predict["requestBody"]["content"]["application/json"]["examples"]
+
+
+def test_the_app_refuses_a_tampered_model(model_copy):
+    model_copy.write_bytes(b"not the model")
+    with pytest.raises(mlib.ModelError, match="does not match"):
+        create_app({"MODEL_PATH": str(model_copy)})
+
+
+def test_model_path_comes_from_the_environment(monkeypatch, trained_model):
+    monkeypatch.setenv("MODEL_PATH", str(trained_model))
+    application = create_app()
+    assert application.extensions["mlib"].path == trained_model
+
+
+def test_importing_app_loads_nothing():
+    import subprocess
+    import sys
+
+    code = "import app, sys; assert 'app' not in vars(app); assert 'sklearn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=mlib.HERE)

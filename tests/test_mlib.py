@@ -1,0 +1,266 @@
+"""mlib: validation, formatting, folding, training, verification and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlib
+
+
+@pytest.mark.parametrize("weight", [1, 150, 200.5, 1000, np.float64(180), np.int64(200)])
+def test_validate_weight_accepts_real_numbers(weight):
+    assert mlib.validate_weight(weight) == float(weight)
+
+
+@pytest.mark.parametrize(
+    ("weight", "words"),
+    [
+        ("200", "number of pounds, got a string"),
+        (None, "got null"),
+        (True, "got a boolean"),
+        ([200], "got a list"),
+        ({"lbs": 200}, "got an object"),
+        (math.nan, "finite"),
+        (math.inf, "finite"),
+        (-math.inf, "finite"),
+        (10**400, "finite"),
+        (0, "greater than 0"),
+        (-5, "greater than 0"),
+        (1000.001, "at most 1000"),
+    ],
+)
+def test_validate_weight_rejects_with_a_reason(weight, words):
+    with pytest.raises(mlib.InvalidWeight, match=words):
+        mlib.validate_weight(weight)
+
+
+@pytest.mark.parametrize(
+    ("inches", "text"),
+    [
+        (71.5, "6 foot, 0 inches"),
+        (71.9, "6 foot, 0 inches"),
+        (71.4, "5 foot, 11 inches"),
+        (70.5, "5 foot, 11 inches"),
+        (72.0, "6 foot, 0 inches"),
+        (73.61, "6 foot, 2 inches"),
+        (83.5, "7 foot, 0 inches"),
+        (60.0, "5 foot, 0 inches"),
+    ],
+)
+def test_height_human_rounds_once(inches, text):
+    assert mlib.height_human(inches) == text
+
+
+def test_human_readable_payload_takes_the_cookbook_arrays():
+    assert mlib.human_readable_payload(np.array([[73.61105]])) == {
+        "height_inches": 73.6,
+        "height_human_readable": "6 foot, 2 inches",
+    }
+
+
+def test_training_writes_the_pair_with_full_metadata(trained_model, data_file):
+    metadata = json.loads(mlib.metadata_path(trained_model).read_text())
+    assert metadata["model_sha256"] == mlib.sha256_file(trained_model)
+    assert metadata["model_version"] == metadata["model_sha256"][:12]
+    assert metadata["data"]["sha256"] == mlib.sha256_file(data_file)
+    assert metadata["data"]["rows"] == 1033
+    assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == 1033
+    assert set(metadata["libraries"]) == {"python", "numpy", "scikit-learn", "joblib"}
+    assert (metadata["feature"], metadata["target"]) == ("Weight", "Height")
+    stats = metadata["weight_stats"]
+    assert stats["min"] < stats["quantiles"]["p50"] < stats["max"]
+    assert metadata["training_range_lbs"] == [stats["min"], stats["max"]]
+    held_out = metadata["metrics"]["held_out"]
+    assert 0.1 < held_out["r2"] < 0.3 and 1.5 < held_out["rmse"] < 2.5
+    assert sum(metadata["weight_histogram"]["counts"]) == metadata["data"]["rows_train"]
+    assert sum(b["players"] for b in metadata["height_by_weight"]) == 1033
+
+
+def test_estimator_holds_every_step(trained_model):
+    estimator = mlib.load_model(trained_model)
+    names = [type(step).__name__ for _, step in estimator.regressor_.steps]
+    assert type(estimator).__name__ == "TransformedTargetRegressor"
+    assert names == ["StandardScaler", "Ridge"]
+    assert type(estimator.transformer_).__name__ == "StandardScaler"
+
+
+def test_folded_line_equals_the_estimator_everywhere(trained_model):
+    estimator = mlib.load_model(trained_model)
+    predictor = mlib.load_predictor(trained_model)
+    assert predictor.is_folded
+    weights = np.concatenate(
+        [np.linspace(1e-3, 1000, 50_001), np.random.default_rng(0).uniform(0, 1000, 10_000)]
+    )
+    expected = estimator.predict(pd.DataFrame({"Weight": weights}))
+    folded = predictor.predict_heights(weights)
+    assert np.max(np.abs(folded - expected) / np.abs(expected)) <= 1e-9
+    single = np.array([predictor.predict_height(float(w)) for w in weights[::97]])
+    assert np.max(np.abs(single - expected[::97]) / np.abs(expected[::97])) <= 1e-9
+
+
+def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file):
+    from sklearn.tree import DecisionTreeRegressor
+
+    frame = mlib.data(data_file)
+    tree = DecisionTreeRegressor(max_depth=3, random_state=0).fit(
+        frame[["Weight"]], frame["Height"]
+    )
+    assert mlib.fold_linear(tree) is None
+    model_file = tmp_path / "tree.joblib"
+    meta = json.loads(mlib.metadata_path(mlib.DEFAULT_MODEL_PATH).read_text())
+    for key in ("model_version", "model_file", "model_sha256"):
+        meta.pop(key)
+    meta["folded"] = None
+    mlib.save_model(tree, meta, model_file)
+    predictor = mlib.load_predictor(model_file)
+    assert not predictor.is_folded
+    expected = tree.predict(pd.DataFrame({"Weight": [180.0, 250.0]}))
+    assert predictor.predict_heights([180, 250]).tolist() == expected.tolist()
+    assert predictor.prediction(180)["height_inches"] == round(float(expected[0]), 1)
+
+
+def test_batch_matches_single_predictions(trained_model):
+    predictor = mlib.load_predictor(trained_model)
+    weights = [150, 180.5, 200, 290, 999]
+    assert predictor.predictions(weights) == [predictor.prediction(w) for w in weights]
+
+
+def test_batch_names_the_bad_weight(trained_model):
+    predictor = mlib.load_predictor(trained_model)
+    with pytest.raises(mlib.InvalidWeight, match=r"Weight\[2\]"):
+        predictor.predictions([180, 200, "x"])
+
+
+def test_extrapolation_carries_a_warning(trained_model):
+    predictor = mlib.load_predictor(trained_model)
+    low, high = predictor.weight_range_lbs
+    assert "warning" not in predictor.prediction((low + high) / 2)
+    assert "extrapolation" in predictor.prediction(high + 1)["warning"]
+    assert "extrapolation" in predictor.prediction(low - 1)["warning"]
+
+
+class RunsACommand:
+    """A pickle whose unpickling would create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_model_is_refused_and_never_unpickled(model_copy, tmp_path):
+    marker = tmp_path / "pwned"
+    model_copy.write_bytes(pickle.dumps(RunsACommand(marker)))
+    for load in (mlib.load_model, mlib.load_predictor):
+        with pytest.raises(mlib.ModelError, match="does not match its metadata"):
+            load(model_copy)
+    assert not marker.exists()
+
+
+def test_a_model_from_another_scikit_learn_is_refused(model_copy):
+    meta_file = mlib.metadata_path(model_copy)
+    meta = json.loads(meta_file.read_text())
+    meta["libraries"]["scikit-learn"] = "0.24.2"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(mlib.ModelError, match=r"scikit-learn 0\.24\.2 .* retrain"):
+        mlib.load_predictor(model_copy)
+
+
+def test_installed_version_reads_the_wheel_metadata():
+    import sklearn
+
+    assert mlib.installed_version("scikit-learn") == sklearn.__version__
+    assert mlib.installed_version("no-such-distribution") is None
+
+
+@pytest.mark.parametrize("fault", ["missing", "directory", "empty", "truncated", "no metadata"])
+def test_broken_model_files_are_one_line_errors(model_copy, fault):
+    if fault == "missing":
+        model_copy.unlink()
+    elif fault == "directory":
+        model_copy.unlink()
+        model_copy.mkdir()
+    elif fault == "empty":
+        model_copy.write_bytes(b"")
+    elif fault == "truncated":
+        model_copy.write_bytes(model_copy.read_bytes()[:100])
+    else:
+        mlib.metadata_path(model_copy).unlink()
+    with pytest.raises(mlib.ModelError) as caught:
+        mlib.load_predictor(model_copy)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_failed_save_leaves_the_old_pair_untouched(model_copy, monkeypatch, data_file):
+    import joblib
+
+    before = {p.name: p.read_bytes() for p in model_copy.parent.iterdir()}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(joblib, "dump", crash)
+    with pytest.raises(OSError, match="disk full"):
+        mlib.train(data_file, model_copy)
+    after = {p.name: p.read_bytes() for p in model_copy.parent.iterdir()}
+    assert after == before  # same files, same bytes, no temporary left behind
+
+
+def test_retraining_the_same_data_gives_the_same_version(trained_model, data_file, tmp_path):
+    report = mlib.train(data_file, tmp_path / "again.joblib")
+    assert (
+        report.version == json.loads(mlib.metadata_path(trained_model).read_text())["model_version"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("", "is empty"),
+        ("Weight,Age\n200,30\n", "lacks column.*Height"),
+        ("Weight,Height\n200,tall\n", "column Height must be numeric, found 'tall'"),
+        ("Weight,Height\n,70\n", "no rows with both"),
+        ('Weight,Height\n"200,70\n', "not a valid CSV"),
+    ],
+)
+def test_bad_training_data_is_a_clear_error(tmp_path, content, words):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(content)
+    with pytest.raises(mlib.DataError, match=words):
+        mlib.load_data(csv)
+
+
+def test_missing_values_are_dropped_and_counted(tmp_path):
+    csv = tmp_path / "gaps.csv"
+    csv.write_text("Weight,Height,Position\n200,74,C\n,72,C\n180,,P\n190,73,P\n")
+    frame, dropped = mlib.load_data(csv)
+    assert (len(frame), dropped) == (2, 2)
+
+
+def test_cookbook_functions_give_the_cookbook_answers(model_copy, monkeypatch, tmp_path, data_file):
+    monkeypatch.setenv("MODEL_PATH", str(model_copy))
+    monkeypatch.setenv("DATA_PATH", str(data_file))
+    mlib.forget_loaded_models()
+    one = np.array(1).reshape(-1, 1)
+    assert mlib.format_input(2).shape == one.shape
+    # The cookbook's int(array([[x]])) no longer works on numpy 2; .item() is the same check.
+    scaled = mlib.scale_input(one)
+    assert scaled.shape == (1, 1) and int(scaled.item()) == -9
+    assert scaled.item() == pytest.approx(-9.5, abs=0.1)
+    assert mlib.scale_target([[0.0]]).shape == (1, 1)
+    assert mlib.predict(200) == {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
+    assert mlib.predict(180)["height_human_readable"] == "6 foot, 0 inches"
+    assert mlib.data().shape[0] == 1033
+    score, name = mlib.retrain(tsize=0.1, model_name=tmp_path / "retrained.joblib")
+    assert 0.1 < score < 0.3 and name == str(tmp_path / "retrained.joblib")
+    assert mlib.predict_heights([180, 200]).shape == (2,)
+    assert [p["height_inches"] for p in mlib.predict_batch([180, 200])] == [72.4, 73.6]
+    mlib.forget_loaded_models()
