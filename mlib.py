@@ -14,6 +14,7 @@ The cookbook's public functions (``load_model``, ``data``, ``retrain``,
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import hashlib
 import json
@@ -157,6 +158,41 @@ def _first_scalar(value: Any) -> Any:
     while hasattr(value, "__len__") and not isinstance(value, str):
         value = value[0]
     return value
+
+
+# ------------------------------------------------------------------------- drift
+
+# Population Stability Index thresholds: the industry's usual reading of PSI.
+PSI_WARN = 0.1
+PSI_ALERT = 0.25
+# An empty bin would make PSI infinite; treat it as this small share instead.
+PSI_FLOOR = 1e-4
+
+
+def weight_bin(weight_lbs: float, edges: Sequence[float]) -> int:
+    """Return the histogram bin of *weight_lbs*; the outer bins take everything beyond them."""
+    index = bisect.bisect_right(edges, weight_lbs) - 1
+    return min(max(index, 0), len(edges) - 2)
+
+
+def psi_from_counts(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Return the Population Stability Index of *actual* bin counts against *expected*."""
+    expected_total, actual_total = sum(expected), sum(actual)
+    if not expected_total or not actual_total:
+        return 0.0
+    psi = 0.0
+    for want, got in zip(expected, actual, strict=True):
+        p = max(want / expected_total, PSI_FLOOR)
+        q = max(got / actual_total, PSI_FLOOR)
+        psi += (q - p) * math.log(q / p)
+    return psi
+
+
+def drift_verdict(psi: float) -> str:
+    """Return "ok", "warn" or "alert" for a PSI value (thresholds 0.1 and 0.25)."""
+    if psi < PSI_WARN:
+        return "ok"
+    return "warn" if psi < PSI_ALERT else "alert"
 
 
 # ----------------------------------------------------------------------- serving

@@ -264,3 +264,16 @@ def test_cookbook_functions_give_the_cookbook_answers(model_copy, monkeypatch, t
     assert mlib.predict_heights([180, 200]).shape == (2,)
     assert [p["height_inches"] for p in mlib.predict_batch([180, 200])] == [72.4, 73.6]
     mlib.forget_loaded_models()
+
+
+def test_psi_is_zero_for_the_training_distribution_and_grows_with_shift(trained_model):
+    histogram = mlib.read_metadata(trained_model)["weight_histogram"]
+    edges, counts = histogram["edges"], histogram["counts"]
+    assert mlib.psi_from_counts(counts, counts) == 0.0
+    assert mlib.drift_verdict(0.0) == "ok"
+    shifted = [0] * len(counts)
+    shifted[mlib.weight_bin(1000, edges)] = 100  # everything beyond the last edge
+    assert mlib.weight_bin(1, edges) == 0
+    psi = mlib.psi_from_counts(counts, shifted)
+    assert psi > mlib.PSI_ALERT and mlib.drift_verdict(psi) == "alert"
+    assert mlib.drift_verdict(0.15) == "warn"
