@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Measure the service's speed and memory; print each figure as min / median / max.
+
+Run with ``make bench``. Load comes from wrk (Debian's ``wrk`` package) on 127.0.0.1
+only, bounded in time. Nothing here asserts: the machine is shared and noisy, so the
+figures are reported for a person to read against the targets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import mlib  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
+POST_LUA = """wrk.method = "POST"
+wrk.body = '{"Weight": 200}'
+"""
+
+
+def summary(values: list[float], fmt: str = "{:,.1f}") -> str:
+    """Return "min / median / max" of *values* formatted with *fmt*."""
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def in_process_single_us() -> list[float]:
+    """Microseconds per ``Predictor.prediction`` call (validate, predict, format)."""
+    predictor = mlib.load_predictor()
+    results = []
+    for _ in range(RUNS):
+        loops = 200_000
+        seconds = min(timeit.repeat(lambda: predictor.prediction(200), number=loops, repeat=3))
+        results.append(seconds / loops * 1e6)
+    return results
+
+
+def batch_rows_per_second() -> list[float]:
+    """Rows per second of ``Predictor.predict_heights`` on 1,000,000 weights."""
+    import numpy as np
+
+    predictor = mlib.load_predictor()
+    weights = np.random.default_rng(0).uniform(150, 290, 1_000_000)
+    results = []
+    for _ in range(RUNS):
+        seconds = min(timeit.repeat(lambda: predictor.predict_heights(weights), number=10, repeat=3))
+        results.append(len(weights) * 10 / seconds)
+    return results
+
+
+def cli_cold_start_ms() -> list[float]:
+    """Milliseconds for ``python cli.py --weight 180``, a fresh interpreter each time."""
+    command = [sys.executable, str(ROOT / "cli.py"), "--weight", "180"]
+    subprocess.run(command, check=True, capture_output=True)  # warm the file cache
+    results = []
+    for _ in range(RUNS):
+        samples = []
+        for _ in range(10):
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            samples.append((time.perf_counter() - started) * 1000)
+        results.append(statistics.median(samples))
+    return results
+
+
+def python_bare_ms() -> float:
+    """Milliseconds for ``python -c pass``: the floor under any CLI's start-up."""
+    samples = []
+    for _ in range(10):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def start_server(port: int, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", **extra_env}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+         "app:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def wrk(url: str, script: Path, headers: dict[str, str]) -> tuple[float, float]:
+    """Run wrk for HTTP_SECONDS at 16 connections; return (requests/s, p99 ms)."""
+    command = ["wrk", "-t2", "-c16", f"-d{HTTP_SECONDS}s", "--latency", "-s", str(script)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()
+    p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise SystemExit(f"wrk saw {errors.group(1)} failed responses:\n{output}")
+    return rate, p99_ms
+
+
+def worker_pss_mb(master: subprocess.Popen) -> list[float]:
+    """Proportional set size of each gunicorn worker, MB (shared pages split between sharers)."""
+    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        sizes.append(int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024)
+    return sizes
+
+
+def http_single(label: str, extra_env: dict[str, str], headers: dict[str, str]) -> dict:
+    """Serve with 2 workers and measure single /predict throughput, p99 and worker memory."""
+    port = free_port()
+    server = start_server(port, extra_env)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "post.lua"
+            script.write_text(POST_LUA)
+            url = f"http://127.0.0.1:{port}/predict"
+            subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script), url],
+                           check=True, capture_output=True)  # fmt: skip  (warm-up)
+            rates, p99s = zip(*(wrk(url, script, headers) for _ in range(RUNS)), strict=True)
+        memory = worker_pss_mb(server)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"label": label, "rates": list(rates), "p99s": list(p99s), "pss": memory}
+
+
+def main() -> None:
+    rows = []
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk): skipping the HTTP figures.\n")
+    else:
+        http = http_single("HTTP single /predict, 2 workers, 16 conns", {}, {})
+        rows += [
+            (http["label"] + " (req/s)", summary(http["rates"], "{:,.0f}"), ">= 4,000"),
+            ("  p99 latency (ms)", summary(http["p99s"], "{:.2f}"), "<= 6"),
+            ("gunicorn worker PSS (MB)", summary(http["pss"]), "<= 40"),
+        ]
+    rows += [
+        ("In-process single prediction (µs)", summary(in_process_single_us(), "{:.2f}"), "<= 5"),
+        ("Batch of 1,000,000 weights (M rows/s)",
+         summary([r / 1e6 for r in batch_rows_per_second()]), ">= 50"),
+        ("python cli.py --weight 180 (ms)", summary(cli_cold_start_ms()), "<= 100"),
+        ("  python -c pass, for scale (ms)", f"{python_bare_ms():.1f}", ""),
+    ]  # fmt: skip
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'figure'.ljust(width)}  {'min / median / max':>28}  target")
+    for name, value, target in rows:
+        print(f"{name.ljust(width)}  {value:>28}  {target}")
+
+
+if __name__ == "__main__":
+    main()
