@@ -56,5 +56,5 @@ retrain: install data ## Retrain model.joblib and model.json from htwtmlb.csv
 predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 	$(BIN)/python utilscli.py predict --weight $(WEIGHT) --host $(PREDICT_URL)
 
-bench: install data ## Measure throughput, latency, start-up and memory; print the figures
+bench: install ## Measure throughput, latency, start-up and memory; print the figures
 	$(BIN)/python bench/run.py

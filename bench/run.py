@@ -62,7 +62,9 @@ def batch_rows_per_second() -> list[float]:
     weights = np.random.default_rng(0).uniform(150, 290, 1_000_000)
     results = []
     for _ in range(RUNS):
-        seconds = min(timeit.repeat(lambda: predictor.predict_heights(weights), number=10, repeat=3))
+        seconds = min(
+            timeit.repeat(lambda: predictor.predict_heights(weights), number=10, repeat=3)
+        )
         results.append(len(weights) * 10 / seconds)
     return results
 
@@ -145,8 +147,11 @@ def http_single(label: str, extra_env: dict[str, str], headers: dict[str, str]) 
             script = Path(folder) / "post.lua"
             script.write_text(POST_LUA)
             url = f"http://127.0.0.1:{port}/predict"
-            subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script), url],
-                           check=True, capture_output=True)  # fmt: skip  (warm-up)
+            subprocess.run(
+                ["wrk", "-t2", "-c16", "-d2s", "-s", str(script), url],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip  (warm-up)
             rates, p99s = zip(*(wrk(url, script, headers) for _ in range(RUNS)), strict=True)
         memory = worker_pss_mb(server)
     finally:
