@@ -100,3 +100,25 @@ def test_servers_refuse_a_broken_model_at_start(model_copy, fault, server):
     assert "Traceback" not in output
     errors = [line for line in output.splitlines() if "Model file" in line]
     assert len(errors) == 1, output
+
+
+def test_python_app_py_serves_without_the_debugger(trained_model, tmp_path):
+    from conftest import stop, wait_until_ready
+
+    port = free_port()
+    env = server_env(trained_model, port, FLASK_DEBUG="1")
+    log = tmp_path / "flask.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", process)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/predict", data='{"Weight": 200}', timeout=5
+        )
+        assert response.json()["prediction"]["height_inches"] == 73.6
+        assert response.headers["Server"].startswith("Werkzeug")
+    finally:
+        stop(process)
+    output = log.read_text()
+    assert "Debugger is active" not in output and "Debug mode: off" in output
