@@ -150,7 +150,7 @@ class Chart:
 
     WIDTH = 640
     HEIGHT = 360
-    LEFT, RIGHT, TOP, BOTTOM = 56, 624, 16, 304  # the plot area inside the SVG
+    LEFT, RIGHT, TOP, BOTTOM = 56, 616, 16, 304  # the plot area inside the SVG
 
     x: Scale
     y: Scale
