@@ -117,7 +117,9 @@ def test_a_submitted_weight_is_answered_by_the_server(client, method):
     assert "200 lb → 73.6 in" in html
 
 
-@pytest.mark.parametrize("typed", ["abc", "-5", "0", "1001", "1e999", "", "true", "200}"])
+@pytest.mark.parametrize(
+    "typed", ["abc", "-5", "0", "1001", "1e999", "", "true", "200}", "1" * 5000]
+)
 def test_a_bad_weight_shows_the_apis_own_error_beside_the_field(client, typed):
     api = client.post("/predict", data=page.request_body(typed))
     assert api.status_code == 400
@@ -184,3 +186,9 @@ def test_scale_clamps_values_outside_the_axis():
 def test_openapi_documents_the_pages_form_post(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     assert {"get", "post"} <= set(paths["/"])
+
+
+def test_a_number_too_long_to_read_is_a_400_not_a_500(client):
+    response = client.post("/predict", data='{"Weight": ' + "1" * 5000 + "}")
+    assert response.status_code == 400
+    assert "too many digits" in response.get_json()["error"]
