@@ -43,6 +43,8 @@ class Console:
 
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
+        self.requested: list[str] = []
+        page.on("request", lambda r: self.requested.append(r.url))
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
         page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} {r.failure}"))
@@ -133,6 +135,8 @@ def test_a_prediction_from_the_api_is_shown_and_plotted(browser, live_server, tm
     screenshot(page, tmp_path, "home-500")
 
     assert console.unexpected() == []
+    # Nothing but the service itself: no CDN, no other network access.
+    assert console.requested and all(url.startswith(live_server) for url in console.requested)
     context.close()
 
 
