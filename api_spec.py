@@ -43,6 +43,17 @@ def _error(description: str, example: str) -> dict:
     return _json_response(description, {"$ref": "#/components/schemas/Error"}, {"error": example})
 
 
+def _page_responses() -> dict:
+    html = {"text/html": {}}
+    return {
+        "200": {
+            "description": "The page, with the prediction if a weight was sent.",
+            "content": html,
+        },
+        "400": {"description": "The page, with the API's error beside the field.", "content": html},
+    }
+
+
 def openapi_document(model_version: str) -> dict[str, Any]:
     """Return the OpenAPI document describing this service for *model_version*."""
     json_object = {"type": "object", "additionalProperties": True}
@@ -92,11 +103,33 @@ def openapi_document(model_version: str) -> dict[str, Any]:
             },
             "/": {
                 "get": {
-                    "summary": "A page that says what the service is and how to call it",
-                    "responses": {
-                        "200": {"description": "HTML", "content": {"text/html": {}}},
+                    "summary": "A page to try the model: a form, a chart and how to call the API",
+                    "parameters": [
+                        {
+                            "name": "weight",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "example": "200"},
+                            "description": "A weight in pounds: the page shows its prediction.",
+                        }
+                    ],
+                    "responses": _page_responses(),
+                },
+                "post": {
+                    "summary": "The page's form without JavaScript: the page with the answer",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"weight": {"type": "string", "example": "200"}},
+                                }
+                            }
+                        },
                     },
-                }
+                    "responses": _page_responses(),
+                },
             },
             "/health": {
                 "get": {

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from html import escape
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -18,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 import api_spec
 import mlib
+import page
 import payload
 from observability import ServiceMetrics
 
@@ -45,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(payload.PayloadError, _payload_error)
 
-    app.add_url_rule("/", view_func=home)
+    app.register_blueprint(page.blueprint)  # GET and POST /, and the CSP header
     app.add_url_rule("/predict", view_func=predict, methods=["POST"])
     app.add_url_rule("/health", view_func=health)
     app.add_url_rule("/ready", view_func=ready)
@@ -76,25 +76,6 @@ def predict() -> Response:
     body = payload.predict(_predictor(), document)
     current_app.extensions[METRICS].predictions.inc(payload.weights_in(body))
     return json_response(body)
-
-
-def home() -> Response:
-    """Say what the service is and how to call it."""
-    predictor = _predictor()
-    low, high = predictor.weight_range_lbs
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>MLB height from weight</title></head>
-<body>
-<h3>Predict the Height From Weight of MLB Players</h3>
-<p>Model {escape(predictor.version)}, trained on weights from {low:g} to {high:g} lb.</p>
-<pre>curl -d '{{"Weight": 200}}' {escape(request.host_url)}predict</pre>
-<p><a href="/openapi.json">OpenAPI</a> · <a href="/model">model</a> ·
-<a href="/metrics">metrics</a> · <a href="/health">health</a></p>
-</body></html>
-"""
-    return current_app.response_class(page, mimetype="text/html")
 
 
 def health() -> Response:

@@ -48,6 +48,12 @@ def decode(body: bytes | str) -> Any:
         raise PayloadError(f"Request body is not valid JSON ({exc}): {EXAMPLE}.") from None
     except RecursionError:
         raise PayloadError("Request body is nested too deeply: " + EXAMPLE + ".") from None
+    except PayloadError:  # NaN or Infinity, from _reject_constant
+        raise
+    except ValueError:  # an integer longer than Python's 4300-digit conversion limit
+        raise PayloadError(
+            "Request body has a number with too many digits: " + EXAMPLE + "."
+        ) from None
 
 
 def predict(predictor: mlib.Predictor, document: Any) -> dict[str, Any]:
