@@ -78,8 +78,10 @@ assert abs(unpickled.predict_height(200.0) - folded.predict_height(200.0)) < 1e-
 started=$(now)
 # Docker picks a free loopback port (-p 127.0.0.1::PORT); the health check runs every second
 # here so the smoke test sees the image's own HEALTHCHECK turn healthy without waiting 30 s.
+# Locked down as deploy/kubernetes runs it: read-only root, writable /tmp only, no capabilities.
 docker run --detach --name "$CONTAINER" --env PORT=$CONTAINER_PORT \
   --publish "127.0.0.1::$CONTAINER_PORT" --health-interval 1s --health-start-period 30s \
+  --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
   "$IMAGE" >/dev/null || fail "docker run failed"
 host_port=$(docker port "$CONTAINER" "$CONTAINER_PORT/tcp" | head -n 1)
 host_port=${host_port##*:}
