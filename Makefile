@@ -86,3 +86,13 @@ deploy: docker-build ## Tag IMAGE as REGISTRY/IMAGE and push it (log in to REGIS
 	@test -n "$(REGISTRY)" || { echo "Error: set REGISTRY, e.g. make deploy REGISTRY=ghcr.io/you IMAGE=mlb-height:1.0" >&2; exit 2; }
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
+
+LAMBDA_DIR ?= build/lambda
+LAMBDA_FILES := lambda_handler.py mlib.py payload.py api_spec.py model.joblib model.json
+
+.PHONY: lambda-package
+
+lambda-package: ## Put the Lambda package (handler, mlib, model pair) in LAMBDA_DIR
+	rm -rf "$(LAMBDA_DIR)"
+	mkdir -p "$(LAMBDA_DIR)"
+	cp $(LAMBDA_FILES) "$(LAMBDA_DIR)/"
