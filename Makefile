@@ -82,8 +82,11 @@ docker-run: docker-build ## Run the image on 127.0.0.1:PORT (default 8080)
 docker-smoke: ## Build, run on a free port, curl /ready and /predict, remove the container
 	BASE_IMAGE="$(BASE_IMAGE)" scripts/docker_smoke.sh $(IMAGE)
 
-deploy: docker-build ## Tag IMAGE as REGISTRY/IMAGE and push it (log in to REGISTRY first)
+# REGISTRY is checked before anything is built; log in to it first (docker login, or the
+# cloud's helper: aws ecr get-login-password, gcloud auth configure-docker, az acr login).
+deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=... IMAGE=...
 	@test -n "$(REGISTRY)" || { echo "Error: set REGISTRY, e.g. make deploy REGISTRY=ghcr.io/you IMAGE=mlb-height:1.0" >&2; exit 2; }
+	$(MAKE) --no-print-directory docker-build IMAGE=$(IMAGE)
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
 
