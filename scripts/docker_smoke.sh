@@ -41,8 +41,14 @@ if [[ $BUILD == 1 ]]; then
   build_args=()
   [[ -n "${BASE_IMAGE:-}" ]] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   started=$(now)
-  docker build --quiet "${build_args[@]}" --tag "$IMAGE" . >/dev/null || fail "docker build failed"
+  id_file=$(mktemp)
+  docker build --quiet "${build_args[@]}" --iidfile "$id_file" --tag "$IMAGE" . >/dev/null \
+    || fail "docker build failed"
   echo "docker-smoke: built $IMAGE in $(seconds_since "$started") s"
+  # From here on, the image this build made, even if the tag is re-used meanwhile (a shared
+  # engine may build the same tag from another checkout).
+  IMAGE=$(cat "$id_file")
+  rm -f "$id_file"
 fi
 size_bytes=$(docker image inspect --format '{{.Size}}' "$IMAGE") || fail "no image $IMAGE"
 echo "docker-smoke: image size $((size_bytes / 1000000)) MB"

@@ -132,3 +132,14 @@ def test_readme_documents_every_recipe(heading):
 def test_readme_reports_a_measured_image_size():
     text = README.read_text()
     assert re.search(r"image size[^\n]*\b\d+ MB", text, re.IGNORECASE)
+
+
+def test_readme_commands_use_the_images_port_and_real_health_routes(client):
+    text = README.read_text()
+    ports = re.findall(r'--port (\d+)|WEBSITES_PORT=(\d+)|\\"Port\\": \\"(\d+)', text)
+    assert len(ports) >= 4, ports
+    assert {int(next(filter(None, groups))) for groups in ports} == {exposed_port()}
+    health_paths = re.findall(r'Path=(/\w+)|"healthCheckPath": "(/\w+)"', text)
+    assert len(health_paths) == 2
+    for groups in health_paths:
+        assert client.get(next(filter(None, groups))).status_code == 200
