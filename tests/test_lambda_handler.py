@@ -222,3 +222,23 @@ def test_http_events_and_direct_documents_are_told_apart():
     assert not lambda_handler.is_http_event({"Weight": 200})
     assert not lambda_handler.is_http_event({"Weight": 200, "requestContext": "x"})
     assert not lambda_handler.is_http_event([200])
+
+
+def cfn_lint(template: Path) -> subprocess.CompletedProcess:
+    """Run cfn-lint, which checks SAM resources against the bundled schemas (no network)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys, cfnlint.runner; sys.exit(cfnlint.runner.main())",
+         str(template)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_sam_template_passes_cfn_lint(tmp_path):
+    template = ROOT / "deploy" / "lambda" / "template.yaml"
+    result = cfn_lint(template)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ...and the check can fail: a misspelt event property is an error.
+    broken = tmp_path / "template.yaml"
+    broken.write_text(template.read_text().replace("Method: POST", "Methd: POST"))
+    result = cfn_lint(broken)
+    assert result.returncode != 0 and "Methd" in result.stdout
