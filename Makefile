@@ -39,6 +39,7 @@ test: install data ## Run every test
 lint: install ## Check style with ruff (never rewrites)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory lint-delivery
 
 format: install ## Rewrite the code in ruff's style
 	$(BIN)/ruff check --fix .
@@ -58,3 +59,43 @@ predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 
 bench: install ## Measure throughput, latency, start-up and memory; print the figures
 	$(BIN)/python bench/run.py
+
+# ------------------------------------------------------------ container and delivery
+IMAGE ?= mlb-height:latest
+# Empty: the Dockerfile's own default (python:3.12-slim). CI passes a local image.
+BASE_IMAGE ?=
+REGISTRY ?=
+
+.PHONY: lint-delivery docker-build docker-run docker-smoke deploy
+
+lint-delivery: install ## Lint the Dockerfile, the workflows and the shell scripts
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/shellcheck scripts/*.sh .ci/run
+
+docker-build: ## Build the service image as IMAGE (BASE_IMAGE= overrides the base)
+	docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) --tag $(IMAGE) .
+
+docker-run: docker-build ## Run the image on 127.0.0.1:PORT (default 8080)
+	docker run --rm --publish 127.0.0.1:$(PORT):8080 $(IMAGE)
+
+docker-smoke: ## Build, run on a free port, curl /ready and /predict, remove the container
+	BASE_IMAGE="$(BASE_IMAGE)" scripts/docker_smoke.sh $(IMAGE)
+
+# REGISTRY is checked before anything is built; log in to it first (docker login, or the
+# cloud's helper: aws ecr get-login-password, gcloud auth configure-docker, az acr login).
+deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=... IMAGE=...
+	@test -n "$(REGISTRY)" || { echo "Error: set REGISTRY, e.g. make deploy REGISTRY=ghcr.io/you IMAGE=mlb-height:1.0" >&2; exit 2; }
+	$(MAKE) --no-print-directory docker-build IMAGE=$(IMAGE)
+	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
+	docker push $(REGISTRY)/$(IMAGE)
+
+LAMBDA_DIR ?= build/lambda
+LAMBDA_FILES := lambda_handler.py mlib.py payload.py api_spec.py model.joblib model.json
+
+.PHONY: lambda-package
+
+lambda-package: ## Put the Lambda package (handler, mlib, model pair) in LAMBDA_DIR
+	rm -rf "$(LAMBDA_DIR)"
+	mkdir -p "$(LAMBDA_DIR)"
+	cp $(LAMBDA_FILES) "$(LAMBDA_DIR)/"

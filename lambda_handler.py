@@ -1,0 +1,159 @@
+"""Answer AWS Lambda invocations with the height model: a thin adapter over mlib and payload.
+
+Two kinds of event arrive:
+
+- API Gateway proxy events (REST API payload 1.0 and HTTP API payload 2.0) get HTTP answers:
+  the Flask service's routes (``POST /predict``, ``GET /health``, ``/ready``, ``/model``,
+  ``/openapi.json``), the same validation and the same ``{"error": ...}`` bodies and statuses.
+- Direct invocations (``aws lambda invoke``, Step Functions) send the request document itself,
+  ``{"Weight": 200}``, and get the response body itself; bad input answers ``{"error": ...}``.
+
+The package needs no third-party library: the model is verified and served from its folded
+form in ``model.json`` (see ``deploy/lambda/template.yaml`` and ``make lambda-package``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+
+import api_spec
+import mlib
+import payload
+
+LOGGER = logging.getLogger(__name__)
+
+# Route -> method. The Flask service's home page (HTML) and /metrics (Prometheus scrapes a
+# long-lived process) have no meaning for Lambda; CloudWatch records its invocations.
+ROUTES = {
+    "/predict": "POST",
+    "/health": "GET",
+    "/ready": "GET",
+    "/model": "GET",
+    "/openapi.json": "GET",
+}
+
+
+class ModelUnavailable(RuntimeError):
+    """The packaged model could not be verified or loaded: a deployment fault, not bad input."""
+
+
+def handler(event: Any, context: Any = None) -> Any:
+    """Answer one Lambda invocation: an API Gateway proxy event or a direct request document."""
+    if is_http_event(event):
+        return _answer_http(event)
+    return _answer_direct(event)
+
+
+def is_http_event(event: Any) -> bool:
+    """Return whether *event* is an API Gateway proxy event (payload format 1.0 or 2.0)."""
+    if not isinstance(event, dict):
+        return False
+    request_context = event.get("requestContext")
+    return "httpMethod" in event or (
+        isinstance(request_context, dict) and isinstance(request_context.get("http"), dict)
+    )
+
+
+# ------------------------------------------------------------------ direct invocations
+
+
+def _answer_direct(event: Any) -> dict[str, Any]:
+    predictor = _predictor_or_raise()
+    try:
+        document = payload.decode(event) if isinstance(event, str | bytes) else event
+        return payload.predict(predictor, document)
+    except payload.PayloadError as exc:
+        return {"error": str(exc)}
+
+
+def _predictor_or_raise() -> mlib.Predictor:
+    try:
+        return mlib.default_predictor()
+    except mlib.MlibError as exc:
+        LOGGER.error("model unavailable: %s", exc)
+        raise ModelUnavailable(str(exc)) from None
+
+
+# --------------------------------------------------------------- API Gateway events
+
+
+def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
+    method, path = request_line(event)
+    if path == "/health" and method == "GET":
+        return _response(200, {"status": "ok"})  # alive, whatever the model's state
+    try:
+        predictor = mlib.default_predictor()  # verified and loaded once per warm container
+    except mlib.MlibError as exc:
+        LOGGER.error("model unavailable: %s", exc)
+        return _response(503, {"error": str(exc)})
+    version = predictor.version
+    if path not in ROUTES:
+        body = {"error": f"No route {path}: see /openapi.json for the routes."}
+        return _response(404, body, version)
+    if method != ROUTES[path]:
+        response = _response(405, {"error": f"{method} is not allowed on {path}."}, version)
+        response["headers"]["Allow"] = ROUTES[path]
+        return response
+    if path == "/ready":
+        try:
+            height = predictor.probe()
+        except mlib.MlibError as exc:
+            return _response(503, {"error": str(exc)}, version)
+        body = {"status": "ready", "model_version": version, "probe_height_inches": height}
+        return _response(200, body, version)
+    if path == "/model":
+        return _response(200, dict(predictor.metadata), version)
+    if path == "/openapi.json":
+        return _response(200, _lambda_openapi(version), version)
+    try:
+        document = payload.decode(_body_bytes(event))
+        return _response(200, payload.predict(predictor, document), version)
+    except payload.PayloadError as exc:
+        return _response(exc.status, {"error": str(exc)}, version)
+
+
+def request_line(event: dict[str, Any]) -> tuple[str, str]:
+    """Return the (method, path) of a proxy event, without the stage's path prefix."""
+    request_context = event.get("requestContext") or {}
+    if "httpMethod" in event:  # payload format 1.0 (REST API): `path` has no stage prefix
+        return str(event["httpMethod"]).upper(), str(event.get("path") or "/")
+    http = request_context["http"]  # payload format 2.0 (HTTP API)
+    path = str(event.get("rawPath") or http.get("path") or "/")
+    stage = request_context.get("stage")
+    if stage and stage != "$default" and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return str(http.get("method", "")).upper(), path
+
+
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise payload.PayloadError(
+            "Request body is marked base64 but is not valid base64: " + payload.EXAMPLE + "."
+        ) from None
+
+
+def _lambda_openapi(version: str) -> dict[str, Any]:
+    document = api_spec.openapi_document(version)
+    document["paths"] = {p: ops for p, ops in document["paths"].items() if p in ROUTES}
+    return document
+
+
+def _response(status: int, body: Any, model_version: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if model_version:
+        headers["X-Model-Version"] = model_version
+    return {
+        "statusCode": status,
+        "headers": headers,
+        "body": json.dumps(body, allow_nan=False),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Build the image, run it on a free loopback port and check it answers like the service should.
+#
+#   scripts/docker_smoke.sh [--no-build] [IMAGE]
+#
+# IMAGE defaults to mlb-height:smoke. BASE_IMAGE (environment) is passed to the build when set.
+# --no-build checks an image that already exists (CI builds it with docker/build-push-action).
+# Exits non-zero on the first failure, and always stops and removes its container.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=1
+if [[ "${1:-}" == "--no-build" ]]; then
+  BUILD=0
+  shift
+fi
+IMAGE=${1:-mlb-height:smoke}
+# Not the default 8080: proves the image honours PORT, as Cloud Run and App Runner set it.
+CONTAINER_PORT=8123
+CONTAINER="mlb-height-smoke-$$"
+PYTHON=${PYTHON:-python3}
+
+fail() {
+  echo "docker-smoke: FAIL: $*" >&2
+  if docker inspect "$CONTAINER" >/dev/null 2>&1; then
+    echo "--- container logs (last 30 lines) ---" >&2
+    docker logs --tail 30 "$CONTAINER" >&2 || true
+  fi
+  exit 1
+}
+cleanup() { docker rm --force "$CONTAINER" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+seconds_since() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f", end - start }'; }
+
+command -v docker >/dev/null || fail "docker is not installed"
+docker info >/dev/null 2>&1 || fail "no Docker engine answers (start one, e.g. container-engine.sh up)"
+
+# ------------------------------------------------------------------------- build
+if [[ $BUILD == 1 ]]; then
+  build_args=()
+  [[ -n "${BASE_IMAGE:-}" ]] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+  started=$(now)
+  id_file=$(mktemp)
+  docker build --quiet "${build_args[@]}" --iidfile "$id_file" --tag "$IMAGE" . >/dev/null \
+    || fail "docker build failed"
+  echo "docker-smoke: built $IMAGE in $(seconds_since "$started") s"
+  # From here on, the image this build made, even if the tag is re-used meanwhile (a shared
+  # engine may build the same tag from another checkout).
+  IMAGE=$(cat "$id_file")
+  rm -f "$id_file"
+fi
+size_bytes=$(docker image inspect --format '{{.Size}}' "$IMAGE") || fail "no image $IMAGE"
+echo "docker-smoke: image size $((size_bytes / 1000000)) MB"
+
+# ------------------------------------------------------------ image, not running
+user=$(docker image inspect --format '{{.Config.User}}' "$IMAGE")
+[[ -n "$user" && "${user%%:*}" != 0 && "${user%%:*}" != root ]] \
+  || fail "image runs as root (USER is '${user:-unset}')"
+docker image inspect --format '{{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '"8080/tcp"' \
+  || fail "image does not EXPOSE 8080"
+docker image inspect --format '{{json .Config.Cmd}}' "$IMAGE" | grep -q '"gunicorn","-c","gunicorn.conf.py","app:app"' \
+  || fail "CMD is not gunicorn -c gunicorn.conf.py app:app"
+# shellcheck disable=SC2016  # expanded by the container's shell, not this one
+docker run --rm --entrypoint sh "$IMAGE" -c '
+  for tool in gcc cc c++ g++ clang make; do
+    command -v "$tool" >/dev/null && { echo "compiler $tool in the image"; exit 1; }
+  done
+  for unwanted in tests htwtmlb.csv .git .venv notebooks requirements-dev.txt lambda_handler.py; do
+    [ -e "/app/$unwanted" ] && { echo "/app/$unwanted is in the image"; exit 1; }
+  done
+  [ -w /app ] && { echo "the service user can write /app"; exit 1; }
+  exit 0' || fail "image contents"
+# The verified, unpickled scikit-learn path (used when a model cannot be folded) still works
+# after the build stage removed the libraries' test suites.
+docker run --rm --entrypoint python "$IMAGE" -c '
+import mlib
+folded = mlib.load_predictor()
+unpickled = mlib.Predictor(folded.metadata, folded.path, estimator=mlib.load_model())
+assert abs(unpickled.predict_height(200.0) - folded.predict_height(200.0)) < 1e-6
+' || fail "scikit-learn fallback path in the image"
+
+# ----------------------------------------------------------------------- running
+started=$(now)
+# Docker picks a free loopback port (-p 127.0.0.1::PORT); the health check runs every second
+# here so the smoke test sees the image's own HEALTHCHECK turn healthy without waiting 30 s.
+# Locked down as deploy/kubernetes runs it: read-only root, writable /tmp only, no capabilities.
+docker run --detach --name "$CONTAINER" --env PORT=$CONTAINER_PORT \
+  --publish "127.0.0.1::$CONTAINER_PORT" --health-interval 1s --health-start-period 30s \
+  --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+  "$IMAGE" >/dev/null || fail "docker run failed"
+host_port=$(docker port "$CONTAINER" "$CONTAINER_PORT/tcp" | head -n 1)
+host_port=${host_port##*:}
+base_url="http://127.0.0.1:$host_port"
+
+for _ in $(seq 120); do
+  curl --silent --fail --max-time 2 "$base_url/ready" >/dev/null && break
+  [[ "$(docker inspect --format '{{.State.Running}}' "$CONTAINER")" == true ]] \
+    || fail "container exited before it was ready"
+  sleep 0.5
+done
+ready=$(curl --silent --show-error --fail --max-time 5 "$base_url/ready") || fail "/ready never answered 200"
+echo "docker-smoke: ready on $base_url in $(seconds_since "$started") s: $ready"
+
+# The cookbook's exact request (no Content-Type header) and its exact answer.
+headers=$(mktemp)
+answer=$(curl --silent --show-error --max-time 5 --dump-header "$headers" \
+  --data '{"Weight": 200}' "$base_url/predict") || fail "POST /predict failed"
+expected='{"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}'
+"$PYTHON" -c 'import json, sys; sys.exit(json.loads(sys.argv[1]) != json.loads(sys.argv[2]))' \
+  "$answer" "$expected" || fail "POST /predict answered $answer, expected $expected"
+grep -qi '^x-model-version: ' "$headers" || fail "/predict has no X-Model-Version header"
+rm -f "$headers"
+echo "docker-smoke: POST /predict {\"Weight\": 200} -> $answer"
+
+status=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 5 \
+  --data '{"Weight": "heavy"}' "$base_url/predict")
+[[ "$status" == 400 ]] || fail "a bad weight answered $status, expected 400"
+
+for _ in $(seq 60); do
+  health=$(docker inspect --format '{{.State.Health.Status}}' "$CONTAINER")
+  [[ "$health" == healthy ]] && break
+  sleep 0.5
+done
+[[ "$health" == healthy ]] || fail "HEALTHCHECK status is '$health', expected healthy"
+uid=$(docker exec "$CONTAINER" id -u)
+[[ "$uid" != 0 ]] || fail "the service runs as root"
+echo "docker-smoke: HEALTHCHECK healthy; service runs as uid $uid"
+
+# gunicorn finishes in-flight requests on SIGTERM and exits 0: what an orchestrator sends.
+started=$(now)
+docker stop --time 25 "$CONTAINER" >/dev/null || fail "docker stop failed"
+code=$(docker inspect --format '{{.State.ExitCode}}' "$CONTAINER")
+[[ "$code" == 0 ]] || fail "container exited with $code after SIGTERM, expected 0"
+echo "docker-smoke: stopped cleanly (exit 0) in $(seconds_since "$started") s"
+docker rm "$CONTAINER" >/dev/null || fail "docker rm failed"
+echo "docker-smoke: OK"
