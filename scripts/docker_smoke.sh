@@ -117,6 +117,15 @@ status=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 
   --data '{"Weight": "heavy"}' "$base_url/predict")
 [[ "$status" == 400 ]] || fail "a bad weight answered $status, expected 400"
 
+# The page at / renders from templates/ and links its own static files: both must ship.
+page=$(curl --silent --show-error --fail --max-time 5 "$base_url/?weight=200") \
+  || fail "GET / failed (templates/ or static/ missing from the image?)"
+grep -q "Predict the Height From Weight of MLB Players" <<<"$page" || fail "GET / lacks its heading"
+grep -q "6 foot, 2 inches" <<<"$page" || fail "GET /?weight=200 did not render the answer"
+curl --silent --fail --max-time 5 --output /dev/null "$base_url/static/page.js" \
+  || fail "GET /static/page.js failed"
+echo "docker-smoke: GET / renders the page and its script"
+
 for _ in $(seq 60); do
   health=$(docker inspect --format '{{.State.Health.Status}}' "$CONTAINER")
   [[ "$health" == healthy ]] && break

@@ -79,6 +79,8 @@ def test_final_stage_copies_only_the_virtualenv_and_the_service_files():
     assert copies == [
         "--from=build /opt/service-venv /opt/service-venv",
         "*.py model.joblib model.json ./",
+        "templates/ templates/",  # the page at / renders from these two folders
+        "static/ static/",
     ]
     assert not any("apt-get" in run or "pip" in run for run in arguments_of("RUN"))
 
@@ -125,6 +127,8 @@ def test_dockerignore_keeps_tests_data_caches_and_git_out():
     ]
     assert lines[0] == "*", "an allow-list: nothing enters the build context unless named"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert allowed == {"requirements.txt", "*.py", "model.joblib", "model.json"}
+    assert allowed == {
+        "requirements.txt", "*.py", "model.joblib", "model.json", "templates/", "static/"
+    }  # fmt: skip
     for excluded in ("tests/", "*.csv", "*.ipynb", ".git", ".venv", "**/__pycache__"):
         assert excluded in lines
