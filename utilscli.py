@@ -121,6 +121,9 @@ def retrain(
             f"(R² may drop by at most {tolerance:g}):"
         )
         click.echo(comparison_table(result.comparisons))
+    if result.promoted and result.served_version == result.entry.version:
+        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
+        return
     if result.promoted:
         forced = " (forced)" if not result.passed else ""
         click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
