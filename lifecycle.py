@@ -234,8 +234,28 @@ def _served_predictor(served_model: Path, notes: list[str]) -> mlib.Predictor | 
     try:
         return mlib.load_predictor(served_model)
     except mlib.ModelError as exc:
+        folded = _folded_predictor(served_model)
+        if folded is not None:
+            # Typically a library upgrade: the pickle is off limits, but its verified
+            # slope and intercept are plain numbers, so the gate still has its baseline.
+            notes.append(f"The served model is compared through its folded form: {exc}")
+            return folded
         notes.append(f"The served model cannot be loaded ({exc}); the candidate replaces it.")
         return None
+
+
+def _folded_predictor(served_model: Path) -> mlib.Predictor | None:
+    try:
+        metadata = mlib.read_metadata(served_model)
+        digest = mlib.sha256_file(served_model)
+    except (mlib.ModelError, OSError):
+        return None
+    folded = metadata.get("folded")
+    if digest != metadata["model_sha256"] or not folded:
+        return None
+    return mlib.Predictor(
+        metadata, served_model, slope=float(folded["slope"]), intercept=float(folded["intercept"])
+    )
 
 
 def _compare(

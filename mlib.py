@@ -339,7 +339,7 @@ def verified_metadata(model_file: Path | str) -> dict[str, Any]:
     try:
         verify_model_file(path, metadata)
     except ModelError as mismatch:
-        recovered = _registry_metadata(path)
+        recovered = _registry_metadata(path, metadata)
         if recovered is None:
             raise mismatch from None
         verify_model_file(path, recovered)
@@ -347,11 +347,13 @@ def verified_metadata(model_file: Path | str) -> dict[str, Any]:
     return metadata
 
 
-def _registry_metadata(path: Path) -> dict[str, Any] | None:
+def _registry_metadata(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     try:
         digest = sha256_file(path)
     except OSError:
         return None
+    if digest == metadata["model_sha256"]:
+        return None  # the pair matches: the refusal is about something else (library versions)
     entry = path.parent / REGISTRY_DIRNAME / digest[:12] / "model.joblib"
     try:
         metadata = read_metadata(entry)

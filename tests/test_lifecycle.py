@@ -301,3 +301,23 @@ def test_card_is_written_beside_the_model(served):
     ):
         assert words in card
     assert invoke(served, "card", "--output", "-").output == card
+
+
+def test_the_gate_still_runs_after_a_library_upgrade(served, shuffled_csv):
+    """A served model from another scikit-learn no longer loads, but its line still compares."""
+    meta_file = mlib.metadata_path(served)
+    metadata = json.loads(meta_file.read_text())
+    metadata["libraries"]["scikit-learn"] = "0.24.2"
+    meta_file.write_text(json.dumps(metadata))
+    with pytest.raises(mlib.ModelError, match="0.24.2"):
+        mlib.load_predictor(served)
+    result = invoke(served, "retrain", "--model-name", str(served), "--data", str(shuffled_csv))
+    assert result.exit_code == 1 and "folded form" in result.output
+    assert "WORSE" in result.output
+
+
+def test_an_unloadable_served_model_is_replaced(served, data_file):
+    served.write_bytes(b"garbage")
+    result = invoke(served, "retrain", "--model-name", str(served), "--data", str(data_file))
+    assert result.exit_code == 0 and "cannot be loaded" in result.output
+    assert mlib.load_predictor(served).version == registry.Registry(served).history()[-1]
