@@ -274,3 +274,18 @@ def test_list_shows_an_unregistered_served_model_without_writing(tmp_path, train
     version = mlib.read_metadata(trained_model)["model_version"]
     assert result.exit_code == 0 and version in result.output and "*" in result.output
     assert not (tmp_path / "models").exists()
+
+
+def test_the_app_serves_a_half_swapped_pair_as_the_new_model(store, two_versions):
+    from app import create_app
+
+    _template, _a, b = two_versions
+    shutil.copyfile(store.root / b / "model.joblib", store.served_model)
+    client = create_app({"MODEL_PATH": str(store.served_model), "TESTING": True}).test_client()
+    answer = client.get("/model")
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == b
+    assert answer.get_json()["model_version"] == b
+    slope = store.entry(b).metadata["folded"]["slope"]
+    intercept = store.entry(b).metadata["folded"]["intercept"]
+    height = client.post("/predict", json={"Weight": 200}).get_json()["prediction"]
+    assert height["height_inches"] == round(slope * 200 + intercept, 1)
