@@ -321,3 +321,17 @@ def test_an_unloadable_served_model_is_replaced(served, data_file):
     result = invoke(served, "retrain", "--model-name", str(served), "--data", str(data_file))
     assert result.exit_code == 0 and "cannot be loaded" in result.output
     assert mlib.load_predictor(served).version == registry.Registry(served).history()[-1]
+
+
+def test_held_out_rows_are_the_rows_train_held_out(trained_model, data_file):
+    rows = mlib.held_out_rows(data_file)
+    recorded = mlib.read_metadata(trained_model)["metrics"]["held_out"]
+    scored = mlib.evaluate_predictor(mlib.load_predictor(trained_model), rows)
+    assert scored == pytest.approx(recorded, rel=1e-12)
+
+
+def test_many_distinct_training_weights_are_stored_as_quantiles():
+    weights = np.random.default_rng(5).normal(200, 20, 5000)
+    ecdf = mlib._weight_ecdf(weights)
+    assert not ecdf["exact"] and len(ecdf["values"]) == mlib.ECDF_MAX_POINTS + 1
+    assert lifecycle.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
