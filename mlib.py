@@ -44,6 +44,11 @@ METADATA_FORMAT = 1
 FOLD_TOLERANCE = 1e-9
 WEIGHT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 10
+# The training weights' empirical CDF is stored exactly up to this many distinct values
+# (MLB weights are whole pounds: about 100), else as this many quantiles.
+ECDF_MAX_POINTS = 1000
+# The model registry lives in this folder beside the served model (see registry.py).
+REGISTRY_DIRNAME = "models"
 CHART_BIN_WIDTH_LBS = 10
 
 
@@ -342,6 +347,43 @@ def verify_model_file(model_file: Path | str, metadata: Mapping[str, Any]) -> No
     _check_sklearn_version(metadata)
 
 
+def verified_metadata(model_file: Path | str) -> dict[str, Any]:
+    """Return the metadata that belongs to *model_file*'s bytes, verified, or raise ModelError.
+
+    Promoting a model replaces ``model.joblib`` and then ``model.json``: two renames,
+    so a crash between them leaves the new joblib beside the old json. The model
+    registry (``models/<version>/`` beside the served file) keeps every version's
+    metadata, so a mismatch is recovered from the entry whose sha256 is the joblib's
+    own; anything else that does not match (a tampered file) is still refused.
+    """
+    path = Path(model_file)
+    metadata = read_metadata(path)
+    try:
+        verify_model_file(path, metadata)
+    except ModelError as mismatch:
+        recovered = _registry_metadata(path, metadata)
+        if recovered is None:
+            raise mismatch from None
+        verify_model_file(path, recovered)
+        return recovered
+    return metadata
+
+
+def _registry_metadata(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        digest = sha256_file(path)
+    except OSError:
+        return None
+    if digest == metadata["model_sha256"]:
+        return None  # the pair matches: the refusal is about something else (library versions)
+    entry = path.parent / REGISTRY_DIRNAME / digest[:12] / "model.joblib"
+    try:
+        metadata = read_metadata(entry)
+    except ModelError:
+        return None
+    return metadata if metadata.get("model_sha256") == digest else None
+
+
 def _check_sklearn_version(metadata: Mapping[str, Any]) -> None:
     trained_with = str(metadata["libraries"].get("scikit-learn", ""))
     installed = installed_version("scikit-learn")
@@ -384,8 +426,7 @@ def load_predictor(model_file: Path | str | None = None) -> Predictor:
     unpickled. A model with a folded form predicts from it without unpickling.
     """
     path = Path(model_file) if model_file is not None else model_path()
-    metadata = read_metadata(path)
-    verify_model_file(path, metadata)
+    metadata = verified_metadata(path)
     folded = metadata.get("folded")
     if folded:
         return Predictor(
@@ -426,8 +467,7 @@ def forget_loaded_models() -> None:
 def load_model(model: Path | str | None = None) -> Any:
     """Return the fitted estimator at *model* (default ``model_path()``), verified first."""
     path = Path(model) if model is not None else model_path()
-    metadata = read_metadata(path)
-    verify_model_file(path, metadata)
+    verified_metadata(path)
     return _unpickle_verified(path)
 
 
@@ -498,9 +538,20 @@ def scale_target(target: Any):
 
 
 def retrain(tsize: float = 0.1, model_name: Path | str = "model.joblib") -> tuple[float, str]:
-    """Retrain on the training data and save the model; return ``(r2, model_name)``."""
-    report = train(data_path(), _project_path(model_name), test_size=tsize)
-    return report.metrics["r2"], str(model_name)
+    """Retrain, register and promote behind the quality gate; return ``(r2, model_name)``.
+
+    Raises ``ModelError`` when the new model is worse than the served one and so was
+    registered but not promoted (``utilscli.py retrain --force`` overrides the gate).
+    """
+    import lifecycle  # builds on this module, so it is imported here, not at the top
+
+    result = lifecycle.retrain(data_path(), _project_path(model_name), test_size=tsize)
+    if not result.promoted:
+        raise ModelError(
+            f"Model {result.entry.version} was registered but not promoted: it is worse than "
+            "the served model (see `python utilscli.py retrain`)."
+        )
+    return result.metrics["r2"], str(model_name)
 
 
 def predict(weight: Any) -> dict[str, Any]:
@@ -673,6 +724,7 @@ def _describe(
             },
         },
         "weight_histogram": {"edges": edges.tolist(), "counts": counts.astype(int).tolist()},
+        "weight_ecdf": _weight_ecdf(weights),
         "height_by_weight": _binned_means(frame),
         "metrics": {"held_out": metrics},
         "folded": (
@@ -681,6 +733,19 @@ def _describe(
             else {"slope": folded[0], "intercept": folded[1], "max_relative_error": folded[2]}
         ),
     }
+
+
+def _weight_ecdf(weights: Any) -> dict[str, Any]:
+    # What the offline drift check's Kolmogorov-Smirnov statistic compares against.
+    import numpy as np
+
+    values, counts = np.unique(weights, return_counts=True)
+    if len(values) <= ECDF_MAX_POINTS:
+        return {"values": values.tolist(), "counts": counts.astype(int).tolist(), "exact": True}
+    probabilities = np.linspace(0, 1, ECDF_MAX_POINTS + 1)
+    quantiles = np.quantile(weights, probabilities)
+    share = len(weights) / len(quantiles)
+    return {"values": quantiles.tolist(), "counts": [share] * len(quantiles), "exact": False}
 
 
 def _binned_means(frame: Any) -> list[dict[str, float]]:
@@ -779,3 +844,56 @@ def _weights_frame(weights: Any):
 
 def _fitted_steps(estimator: Any) -> list[Any]:
     return [step for _, step in estimator.regressor_.steps]
+
+
+# ------------------------------------------------------ evaluation for the lifecycle
+
+
+def held_out_rows(
+    data_file: Path | str,
+    *,
+    test_size: float = 0.1,
+    random_state: int = RANDOM_STATE,
+):
+    """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
+    from sklearn.model_selection import train_test_split
+
+    frame, _dropped = load_data(data_file)
+    # Splitting the whole frame draws the same permutation as train's split of X and y.
+    _train, test = train_test_split(frame, test_size=test_size, random_state=random_state)
+    return test
+
+
+def score_heights(actual: Any, predicted: Any) -> dict[str, float | None]:
+    """Return r2, rmse and mae (inches) of *predicted* heights; r2 is None below two rows."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    rows = int(len(actual))
+    if rows == 0:
+        return {"r2": None, "rmse": None, "mae": None, "rows": 0}
+    return {
+        # R² needs a variance to explain: undefined (and warned about) for one row.
+        "r2": float(r2_score(actual, predicted)) if rows > 1 else None,
+        "rmse": float(math.sqrt(mean_squared_error(actual, predicted))),
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "rows": rows,
+    }
+
+
+def evaluate_predictor(predictor: Predictor, frame: Any) -> dict[str, float | None]:
+    """Return r2, rmse and mae of *predictor* on a frame with Weight and Height columns."""
+    predicted = predictor.predict_heights(frame[FEATURE].to_numpy(dtype="float64"))
+    return score_heights(frame[TARGET].to_numpy(dtype="float64"), predicted)
+
+
+def write_bytes_atomic(path: Path | str, content: bytes) -> None:
+    """Write *content* to *path* through a synced temporary file and one rename."""
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = _temporary_beside(destination)
+    try:
+        _write_synced(staged, content)
+        os.replace(staged, destination)
+    finally:
+        staged.unlink(missing_ok=True)
+    _fsync_dir(destination.parent)

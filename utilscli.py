@@ -10,7 +10,10 @@ from pathlib import Path
 
 import click
 
+import lifecycle
 import mlib
+import modelcard
+import registry
 from cli import WEIGHT, echo_prediction
 
 DEFAULT_HOST = "http://localhost:8080/predict"
@@ -45,25 +48,143 @@ def cli() -> None:
     show_default="DATA_PATH or htwtmlb.csv beside this script",
     help="Training CSV with Weight and Height columns.",
 )
+@click.option(
+    "--golden",
+    "golden_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Labelled CSV to use as the golden set [default: the pinned held-out rows of "
+    "the original htwtmlb.csv].",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 1),
+    default=lifecycle.DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Largest allowed drop in R² (absolute) against the served model, on either set.",
+)
+@click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def retrain(tsize: float, model_name: Path, data_file: Path, as_json: bool) -> None:
-    """Retrain the model and print its held-out R², RMSE and MAE."""
+@click.pass_context
+def retrain(
+    ctx: click.Context,
+    tsize: float,
+    model_name: Path,
+    data_file: Path,
+    golden_file: Path | None,
+    tolerance: float,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Retrain, compare with the served model, and promote the new model if it is not worse."""
     try:
-        report = mlib.train(data_file, model_name.resolve(), test_size=tsize)
+        result = lifecycle.retrain(
+            data_file,
+            model_name.resolve(),
+            test_size=tsize,
+            tolerance=tolerance,
+            golden_file=golden_file,
+            force=force,
+        )
     except mlib.MlibError as exc:
         raise click.ClickException(str(exc)) from None
-    metrics = report.metrics
+    metrics = result.metrics
     if as_json:
         click.echo(
-            json.dumps({"model_version": report.version, "model": str(model_name), **metrics})
+            json.dumps(
+                {
+                    "model_version": result.entry.version,
+                    "model": str(model_name),
+                    **metrics,
+                    "promoted": result.promoted,
+                    "served_version": result.served_version,
+                    "comparisons": [c.as_dict() for c in result.comparisons],
+                    "notes": result.notes,
+                }
+            )
         )
+        if not result.promoted:
+            ctx.exit(1)
         return
-    click.echo(f"Model version: {report.version}")
+    click.echo(f"Model version: {result.entry.version}")
     click.echo(f"Model file:    {model_name}")
     click.echo(f"Held-out rows: {metrics['rows']}")
     click.echo(f"R²:            {metrics['r2']:.4f}")
     click.echo(f"RMSE:          {metrics['rmse']:.3f} in")
     click.echo(f"MAE:           {metrics['mae']:.3f} in")
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    if result.served_version is not None:
+        click.echo("")
+        click.echo(
+            f"Candidate {result.entry.version} against served {result.served_version} "
+            f"(R² may drop by at most {tolerance:g}):"
+        )
+        click.echo(comparison_table(result.comparisons))
+    if result.promoted and result.served_version == result.entry.version:
+        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
+        return
+    if result.promoted:
+        forced = " (forced)" if not result.passed else ""
+        click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
+        return
+    raise click.ClickException(
+        f"Candidate {result.entry.version} is worse than the served model beyond the tolerance "
+        "and was not promoted (it stays in the registry): use --force to promote it anyway."
+    )
+
+
+def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def comparison_table(comparisons: list[lifecycle.Comparison]) -> str:
+    """Return the candidate-versus-served comparison as an aligned text table."""
+    header = (
+        "rows",
+        "n",
+        "R² cand.",
+        "R² served",
+        "ΔR²",
+        "RMSE cand.",
+        "RMSE served",
+        "MAE cand.",
+        "MAE served",
+        "verdict",
+    )
+    body = []
+    for c in comparisons:
+        served = c.served or {}
+        body.append(
+            (
+                c.rows_name,
+                str(c.candidate["rows"]),
+                _fmt(c.candidate["r2"], 4),
+                _fmt(served.get("r2"), 4),
+                _fmt(c.r2_change, 4, signed=True),
+                _fmt(c.candidate["rmse"], 3),
+                _fmt(served.get("rmse"), 3),
+                _fmt(c.candidate["mae"], 3),
+                _fmt(served.get("mae"), 3),
+                "ok" if c.passed else "WORSE",
+            )
+        )
+    return render_table(header, body)
+
+
+def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Return *rows* under *header*, columns padded; the first column left-aligned."""
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 @cli.command("predict")
@@ -131,6 +252,205 @@ def _reason(exc: Exception) -> str:
     if match:
         return (match.group(1) or match.group(2)).strip()
     return text.splitlines()[0]
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+@cli.group("models")
+def models() -> None:
+    """List, promote and roll back registered model versions (MODEL_PATH's models/)."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+def models_list(as_json: bool) -> None:
+    """List every registered version, oldest first; * marks the served one."""
+    store = registry.Registry()
+    try:
+        entries = store.listing()
+        history = store.history()
+    except (mlib.MlibError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    served = history[-1] if history else None
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "version": e.version,
+                        "created_at": e.created_at,
+                        "held_out": e.held_out,
+                        "data_sha256": e.metadata.get("data", {}).get("sha256"),
+                        "served": e.version == served,
+                        "promoted_before": e.version in history[:-1],
+                    }
+                    for e in entries
+                ]
+            )
+        )
+        return
+    if not entries:
+        click.echo(f"No models registered in {store.root}: run `python utilscli.py retrain`.")
+        return
+    rows = []
+    for entry in entries:
+        marker = "*" if entry.version == served else ("earlier" if entry.version in history else "")
+        rows.append(
+            (
+                entry.version,
+                entry.created_at.replace("+00:00", "Z"),
+                _fmt(entry.held_out.get("r2"), 4),
+                _fmt(entry.held_out.get("rmse"), 3),
+                str(entry.metadata.get("data", {}).get("sha256", ""))[:12],
+                marker,
+            )
+        )
+    click.echo(render_table(("version", "created", "R²", "RMSE", "data", "promoted"), rows))
+
+
+@models.command("promote")
+@click.argument("version")
+def models_promote(version: str) -> None:
+    """Serve VERSION (or a unique prefix of it, at least 4 characters)."""
+    store = registry.Registry()
+    try:
+        entry = store.promote(version)
+    except mlib.MlibError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Promoted {entry.version}: {store.served_model} now serves it.")
+
+
+@models.command("rollback")
+def models_rollback() -> None:
+    """Serve the previously promoted version again."""
+    store = registry.Registry()
+    try:
+        entry = store.rollback()
+    except mlib.MlibError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Rolled back: {store.served_model} serves {entry.version} again.")
+
+
+LABELLED_CSV = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@cli.command("evaluate")
+@click.option(
+    "--data",
+    "data_file",
+    type=LABELLED_CSV,
+    required=True,
+    help="Labelled CSV with Weight and Height (and optionally Position) columns.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(data_file: Path, as_json: bool) -> None:
+    """Print the served model's R², RMSE and MAE on labelled data, overall and by Position."""
+    try:
+        report = lifecycle.evaluate(mlib.model_path(), data_file)
+    except mlib.MlibError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"Model {report['model_version']} on {data_file}")
+    skipped = report["rows_missing_values"] + report["rows_invalid_weight"]
+    if skipped:
+        click.echo(f"Skipped {skipped} row(s): missing values or weight outside (0, 1000] lb.")
+    groups = [("all", report["overall"])] + sorted((report["by_position"] or {}).items())
+    rows = [
+        (name, str(m["rows"]), _fmt(m["r2"], 4), _fmt(m["rmse"], 3), _fmt(m["mae"], 3))
+        for name, m in groups
+    ]
+    click.echo(
+        render_table(
+            ("Position" if report["by_position"] else "rows", "n", "R²", "RMSE (in)", "MAE (in)"),
+            rows,
+        )
+    )
+
+
+class DriftCheckFailed(click.ClickException):
+    """A drift check that could not run: exit 3, apart from the verdicts' 0, 1 and 2."""
+
+    exit_code = 3
+
+
+DRIFT_EXIT_CODES = {"ok": 0, "warn": 1, "alert": 2}
+
+
+@cli.command("drift")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV whose weights to compare with the training weights.",
+)
+@click.option("--column", default=mlib.FEATURE, show_default=True, help="Column of weights.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def drift(ctx: click.Context, data_file: Path, column: str, as_json: bool) -> None:
+    """Compare a file's weights with the training weights: PSI (sets the exit code) and KS.
+
+    Exit codes: 0 ok (PSI < 0.1), 1 warn (PSI < 0.25), 2 alert, 3 the check could not run.
+    """
+    try:
+        report = lifecycle.drift(mlib.model_path(), data_file, column)
+    except mlib.MlibError as exc:
+        raise DriftCheckFailed(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(
+            f"Model {report['model_version']}: {report['rows']} weights from {data_file}"
+            + (f" ({report['rows_rejected']} rejected)" if report["rows_rejected"] else "")
+        )
+        rows = [
+            (
+                f"{b['low']:g}-{b['high']:g}",
+                f"{b['expected_share']:.1%}",
+                f"{b['actual_share']:.1%}",
+            )
+            for b in report["bins"]
+        ]
+        click.echo(render_table(("weight (lb)", "training", "this file"), rows))
+        click.echo(
+            f"PSI: {report['psi']:.4f} ({report['verdict']}; warn at "
+            f"{mlib.PSI_WARN:g}, alert at {mlib.PSI_ALERT:g})"
+        )
+        if report["ks"] is None:
+            click.echo("KS:  n/a (this model.json lacks weight_ecdf: retrain to record it)")
+        else:
+            click.echo(
+                f"KS:  {report['ks']:.4f} (5% critical value {report['ks_critical_5pct']:.4f})"
+            )
+    ctx.exit(DRIFT_EXIT_CODES[report["verdict"]])
+
+
+@cli.command("card")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=None,
+    help="Where to write the card; - for stdout [default: MODEL_CARD.md beside the model].",
+)
+def card(output: Path | None) -> None:
+    """Write a Markdown model card for the served model."""
+    served = mlib.model_path()
+    try:
+        text = modelcard.render_card(mlib.verified_metadata(served))
+    except mlib.MlibError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is not None and str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    target = output if output is not None else served.parent / "MODEL_CARD.md"
+    try:
+        mlib.write_bytes_atomic(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {target}: {exc.strerror}") from None
+    click.echo(f"Wrote the model card to {target}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,322 @@
+"""Keep every trained model as an immutable version, and promote, list and roll them back.
+
+Layout, beside the served model (``model.joblib`` here, or what ``MODEL_PATH`` names)::
+
+    model.joblib, model.json      the served pair: a byte copy of the promoted entry
+    models/<version>/model.joblib one immutable entry per trained model; the version is
+    models/<version>/model.json   the first 12 hex digits of the joblib file's sha256
+    models/promotions.json        the promotion stack (for rollback) and an event log
+    models/golden.json            the pinned golden evaluation set (see lifecycle.py)
+
+Promotion copies the entry's two files beside the served pair and renames the joblib
+into place, then the json. A crash between the renames leaves the new joblib beside
+the old json; ``mlib.verified_metadata`` recognises the joblib's sha256 in the
+registry and serves the new model whole, so a reader sees the old pair or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlib
+
+HERE = Path(__file__).resolve().parent
+ENTRY_MODEL = "model.joblib"
+HISTORY_FILE = "promotions.json"
+LOCK_FILE = ".lock"
+MIN_PREFIX = 4
+
+
+class RegistryError(mlib.MlibError):
+    """A registry operation that cannot be done: unknown version, nothing to roll back to."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered model version: its folder and its metadata."""
+
+    version: str
+    folder: Path
+    metadata: dict[str, Any]
+
+    @property
+    def model_file(self) -> Path:
+        """Return the entry's joblib file."""
+        return self.folder / ENTRY_MODEL
+
+    @property
+    def created_at(self) -> str:
+        """Return when the model was trained (ISO 8601, UTC)."""
+        return str(self.metadata.get("created_at", ""))
+
+    @property
+    def held_out(self) -> dict[str, Any]:
+        """Return the held-out metrics recorded at training time."""
+        return self.metadata.get("metrics", {}).get("held_out", {})
+
+
+def code_version() -> dict[str, Any]:
+    """Return the code's version: mlib's, and the git commit (and whether it is dirty)."""
+    version: dict[str, Any] = {"mlib": mlib.__version__, "git_commit": None, "git_dirty": None}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return version
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=HERE, capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return version  # no git here (a container, an sdist): the mlib version still says much
+    version["git_commit"] = commit.stdout.strip()
+    version["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return version
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    """The model registry that belongs to one served model file."""
+
+    def __init__(self, served_model: Path | str | None = None) -> None:
+        self.served_model = Path(served_model) if served_model else mlib.model_path()
+        self.root = self.served_model.parent / mlib.REGISTRY_DIRNAME
+
+    # ------------------------------------------------------------------ reading
+
+    def entries(self) -> list[Entry]:
+        """Return every registered version, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in self.root.iterdir():
+            if folder.name.startswith(".") or not (folder / ENTRY_MODEL).is_file():
+                continue
+            try:
+                metadata = mlib.read_metadata(folder / ENTRY_MODEL)
+            except mlib.ModelError:
+                continue  # not an entry (a stray folder); `promote` would refuse it anyway
+            found.append(Entry(folder.name, folder, metadata))
+        return sorted(found, key=lambda entry: (entry.created_at, entry.version))
+
+    def listing(self) -> list[Entry]:
+        """Return the registered versions, plus the served model if it is not registered yet."""
+        entries = self.entries()
+        served = self.served_metadata()
+        if served is not None and served["model_version"] not in {e.version for e in entries}:
+            entries.append(Entry(served["model_version"], self.served_model.parent, served))
+        return entries
+
+    def entry(self, version: str) -> Entry:
+        """Return the entry for *version* (or a unique prefix of it), or raise RegistryError."""
+        version = version.strip().lower()
+        if len(version) < MIN_PREFIX:
+            raise RegistryError(f"Version {version!r} is too short: give at least 4 characters.")
+        matches = [entry for entry in self.entries() if entry.version.startswith(version)]
+        if not matches:
+            raise RegistryError(
+                f"No model version {version!r} in {self.root}: see `utilscli.py models list`."
+            )
+        if len(matches) > 1:
+            names = ", ".join(entry.version for entry in matches)
+            raise RegistryError(f"Version {version!r} is ambiguous: it matches {names}.")
+        return matches[0]
+
+    def served_metadata(self) -> dict[str, Any] | None:
+        """Return the served model's verified metadata, or None when nothing valid is served."""
+        if not self.served_model.exists():
+            return None
+        try:
+            return mlib.verified_metadata(self.served_model)
+        except mlib.ModelError:
+            return None
+
+    def served_version(self) -> str | None:
+        """Return the served model's version, or None when nothing valid is served."""
+        metadata = self.served_metadata()
+        return None if metadata is None else metadata["model_version"]
+
+    def history(self) -> list[str]:
+        """Return the promoted versions, oldest first; the last one is the served model.
+
+        The served pair is the truth: a crash between swapping the pair and writing
+        the stack is read as if the stack had been written.
+        """
+        stack = [item["version"] for item in self._read_history()["stack"]]
+        served = self.served_version()
+        if served is not None and (not stack or stack[-1] != served):
+            stack.append(served)
+        return stack
+
+    # ------------------------------------------------------------------ writing
+
+    def register(self, staged_model: Path) -> Entry:
+        """Move a freshly trained pair into ``models/<version>/``; keep an existing entry.
+
+        *staged_model*'s folder must hold only that pair and live inside the registry
+        root, so the rename that publishes it is one atomic step.
+        """
+        metadata = mlib.verified_metadata(staged_model)
+        version = metadata["model_version"]
+        folder = self.root / version
+        if not (folder / ENTRY_MODEL).exists():
+            try:
+                os.rename(staged_model.parent, folder)
+            except OSError:
+                if not (folder / ENTRY_MODEL).exists():
+                    raise
+            mlib._fsync_dir(self.root)
+        shutil.rmtree(staged_model.parent, ignore_errors=True)
+        return Entry(version, folder, mlib.read_metadata(folder / ENTRY_MODEL))
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """Yield a private folder inside the registry to train into; remove it afterwards."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        folder.chmod(0o755)  # mkdtemp makes 0700; a server under another user reads entries
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def adopt_served(self) -> Entry | None:
+        """Register the served pair if it is valid and not registered yet; return its entry."""
+        metadata = self.served_metadata()
+        if metadata is None:
+            return None
+        folder = self.root / metadata["model_version"]
+        if not (folder / ENTRY_MODEL).exists():
+            with self.staging() as staged:
+                shutil.copyfile(self.served_model, staged / ENTRY_MODEL)
+                _write_json(mlib.metadata_path(staged / ENTRY_MODEL), metadata)
+                return self.register(staged / ENTRY_MODEL)
+        return self.entry(metadata["model_version"])
+
+    def promote(self, version: str, *, reason: str = "promote") -> Entry:
+        """Serve *version*: swap the served pair for the entry's, then record it."""
+        with self._locked():
+            self.adopt_served()  # keep the outgoing model so that rollback can return to it
+            entry = self.entry(version)
+            history = self._read_history()
+            stack = self._stack_with_served(history)
+            if stack != history["stack"]:
+                # Record the outgoing model before the swap, so a crash cannot forget it.
+                history["stack"] = stack
+                self._write_history(history)
+            self._serve(entry)
+            if not stack or stack[-1]["version"] != entry.version:
+                stack.append({"version": entry.version, "promoted_at": _now()})
+            history["stack"] = stack
+            history["events"].append({"event": reason, "version": entry.version, "at": _now()})
+            self._write_history(history)
+        return entry
+
+    def rollback(self) -> Entry:
+        """Serve the previously promoted version again and drop the current one from the stack."""
+        with self._locked():
+            history = self._read_history()
+            stack = self._stack_with_served(history)
+            if len(stack) < 2:
+                raise RegistryError(
+                    "Nothing to roll back to: no model was promoted before the served one."
+                )
+            current, previous = stack[-1]["version"], stack[-2]["version"]
+            entry = self.entry(previous)
+            # Stack first, then the pair: a crash between reads as "rollback not done yet".
+            history["stack"] = stack[:-1]
+            history["events"].append(
+                {"event": "rollback", "version": previous, "from": current, "at": _now()}
+            )
+            self._write_history(history)
+            self._serve(entry)
+        return entry
+
+    # ---------------------------------------------------------------- internals
+
+    def _serve(self, entry: Entry) -> None:
+        # Verify the entry before it is served: entries are immutable, an edit is tampering.
+        mlib.verify_model_file(entry.model_file, entry.metadata)
+        target_model, target_meta = self.served_model, mlib.metadata_path(self.served_model)
+        source_meta = mlib.metadata_path(entry.model_file)
+        if _same_bytes(entry.model_file, target_model) and _same_bytes(source_meta, target_meta):
+            return
+        target_model.parent.mkdir(parents=True, exist_ok=True)
+        staged_model = mlib._temporary_beside(target_model)
+        staged_meta = mlib._temporary_beside(target_meta)
+        try:
+            _copy_synced(entry.model_file, staged_model)
+            _copy_synced(source_meta, staged_meta)
+            # Joblib first: in between, the registry lets readers recover the new pair.
+            os.replace(staged_model, target_model)
+            os.replace(staged_meta, target_meta)
+        finally:
+            staged_model.unlink(missing_ok=True)
+            staged_meta.unlink(missing_ok=True)
+        mlib._fsync_dir(target_model.parent)
+        mlib.forget_loaded_models()
+
+    def _stack_with_served(self, history: dict[str, Any]) -> list[dict[str, Any]]:
+        stack = list(history["stack"])
+        served = self.served_version()
+        if served is not None and (not stack or stack[-1]["version"] != served):
+            stack.append({"version": served, "promoted_at": None})
+        return stack
+
+    def _read_history(self) -> dict[str, Any]:
+        path = self.root / HISTORY_FILE
+        try:
+            history = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"stack": [], "events": []}
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"Promotion history {path} is unreadable ({exc}).") from None
+        history.setdefault("stack", [])
+        history.setdefault("events", [])
+        return history
+
+    def _write_history(self, history: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(self.root / HISTORY_FILE, history)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two promotions at once would interleave their renames; one waits for the other.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _same_bytes(left: Path, right: Path) -> bool:
+    try:
+        return left.read_bytes() == right.read_bytes()
+    except OSError:
+        return False
+
+
+def _copy_synced(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    mlib._fsync_file(target)
+
+
+def _write_json(path: Path, document: Any) -> None:
+    mlib.write_bytes_atomic(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
