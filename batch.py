@@ -134,8 +134,8 @@ def read_chunks(
 ) -> Iterator[np.ndarray]:
     """Yield the *column* cells of *source* (past its header) in chunks, one per line.
 
-    Blank lines are kept (as empty cells) so they are reported and line numbers hold;
-    NA filtering is off so "NaN", "NA" or "" reach the validator as written.
+    Blank lines are kept, as empty cells (NaN), so they are reported and line numbers
+    hold; a chunk with blank lines but no text still comes back as numbers, the fast path.
     """
     try:
         reader = pd.read_csv(
@@ -147,7 +147,8 @@ def read_chunks(
             chunksize=chunk_rows,
             engine="c",
             skip_blank_lines=False,
-            na_filter=False,
+            keep_default_na=False,
+            na_values=[""],  # only a truly empty cell is missing; "NaN" or "NA" stay text
             encoding="utf-8",
             encoding_errors="replace",
         )
@@ -166,36 +167,34 @@ def parse_weights(
 ) -> tuple[np.ndarray, list[Reject]]:
     """Return the weights (NaN where rejected) and a Reject for every rejected cell.
 
-    pandas hands back numbers when every cell of the chunk parsed as one; that is the
-    fast path, validated in bulk. Otherwise (text, blank lines, booleans) each cell goes
-    through ``float()`` and ``mlib.validate_weight`` one by one.
+    pandas hands back numbers when every cell of the chunk parsed as one. Otherwise
+    (text or blank lines somewhere in the chunk) ``pandas.to_numeric`` reads the cells
+    in bulk. Either way, only the cells that fail the bulk check go one by one through
+    ``float()`` and ``mlib.validate_weight``, which say why (or rescue what Python reads
+    but pandas does not, such as "1_000").
     """
     if cells.dtype.kind in "iuf":
         weights = cells.astype(np.float64)
-        # NaN fails both comparisons and inf the second: validate_weight's rule, in bulk.
-        valid = (weights > 0) & (weights <= mlib.MAX_WEIGHT_LBS)
-        if valid.all():
-            return weights, []
-        bad = np.flatnonzero(~valid)
-        weights[bad] = np.nan
-        rejects = [
-            _number_reject(first_line + i, str(cells[i]), float(cells[i]), column)
-            for i in bad.tolist()
-        ]
-        return weights, [reject for reject in rejects if reject is not None]
-    weights = np.full(len(cells), np.nan)
+    elif cells.dtype.kind == "b":  # a chunk of nothing but True/False
+        weights = np.full(len(cells), np.nan)
+    else:
+        weights = pd.to_numeric(cells, errors="coerce").astype(np.float64, copy=False)
+    # NaN fails both comparisons and inf the second: validate_weight's rule, in bulk.
+    valid = (weights > 0) & (weights <= mlib.MAX_WEIGHT_LBS)
+    if valid.all():
+        return weights, []
     rejects = []
-    for i, cell in enumerate(cells.tolist()):
-        weight, reject = parse_cell(cell, column, first_line + i)
-        if reject is None:
-            weights[i] = weight
-        else:
+    for i in np.flatnonzero(~valid).tolist():
+        weights[i], reject = parse_cell(cells[i], column, first_line + i)
+        if reject is not None:
             rejects.append(reject)
     return weights, rejects
 
 
 def parse_cell(cell: object, column: str, line: int) -> tuple[float, Reject | None]:
     """Return one cell's weight, or NaN and the Reject that says why it is not one."""
+    if isinstance(cell, float) and math.isnan(cell):  # pandas' mark for an empty cell
+        cell = ""
     text = str(cell)[:100]
     if isinstance(cell, bool | np.bool_):
         return math.nan, Reject(line, text, f"{column} is not a number: {text}", "not a number")
@@ -248,19 +247,27 @@ class ChunkFormatter:
     def __init__(self, predictor: mlib.Predictor) -> None:
         self.predictor = predictor
         self.low_lbs, self.high_lbs = predictor.weight_range_lbs
-        self.tails: dict[int, str] = {}
+        self.tails: dict[int, bytes] = {}
         self.integral_weights = np.array(
-            [str(pounds) for pounds in range(int(mlib.MAX_WEIGHT_LBS) + 1)], dtype=object
+            [str(pounds).encode() for pounds in range(int(mlib.MAX_WEIGHT_LBS) + 1)],
+            dtype=object,
         )
 
     def format(self, weights: np.ndarray) -> bytes:
         """Return the CSV lines for *weights* (all valid), in order, as UTF-8 bytes."""
         heights = self.predictor.predict_heights(weights)
         keys = self._tail_keys(weights, heights)
-        unique_keys, positions = np.unique(keys, return_inverse=True)
-        tails = np.array([self._tail(int(key)) for key in unique_keys], dtype=object)[positions]
-        lines = self._weight_texts(weights) + tails
-        return "".join(lines.tolist()).encode("utf-8")
+        # A dense table over this chunk's few distinct keys: cheaper than np.unique's sort.
+        low = int(keys.min())
+        offsets = keys - low
+        present = np.flatnonzero(np.bincount(offsets))
+        table = np.empty(int(offsets.max()) + 1, dtype=object)
+        table[present] = [self._tail(low + int(offset)) for offset in present.tolist()]
+        # Interleave weight and tail, then join once: no per-row string concatenation.
+        pieces = np.empty(2 * len(weights), dtype=object)
+        pieces[0::2] = self._weight_texts(weights)
+        pieces[1::2] = table[offsets]
+        return b"".join(pieces.tolist())
 
     def _tail_keys(self, weights: np.ndarray, heights: np.ndarray) -> np.ndarray:
         tenths = np.rint(heights * 10)
@@ -275,7 +282,7 @@ class ChunkFormatter:
         outside = (weights < self.low_lbs) | (weights > self.high_lbs)
         return (tenths.astype(np.int64) * 4 + inch_offset.astype(np.int64)) * 2 + outside
 
-    def _tail(self, key: int) -> str:
+    def _tail(self, key: int) -> bytes:
         tail = self.tails.get(key)
         if tail is None:
             rest, outside = divmod(key, 2)
@@ -283,7 +290,7 @@ class ChunkFormatter:
             inches = math.floor(tenths / 10 + 0.5) + inch_offset - 1
             human = mlib.height_human(inches)  # an exact whole inch rounds to itself
             flag = "true" if outside else "false"
-            tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'
+            tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'.encode()
         return tail
 
     def _weight_texts(self, weights: np.ndarray) -> np.ndarray:
@@ -293,7 +300,7 @@ class ChunkFormatter:
             return self.integral_weights[whole.astype(np.int64)]
         texts = np.empty(len(weights), dtype=object)
         texts[integral] = self.integral_weights[whole[integral].astype(np.int64)]
-        texts[~integral] = [repr(w) for w in weights[~integral].tolist()]
+        texts[~integral] = [repr(w).encode() for w in weights[~integral].tolist()]
         return texts
 
 
@@ -350,12 +357,21 @@ def open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
 
 @contextmanager
 def atomic_output(path: str) -> Iterator[BinaryIO]:
-    """Yield a binary stream that becomes *path* only if the block succeeds (``-``: stdout)."""
+    """Yield a binary stream that becomes *path* only if the block succeeds.
+
+    ``-`` is stdout. A path that exists but is not a regular file (``/dev/null``, a FIFO)
+    is written in place: renaming over it would replace the device itself. A symlink's
+    target is replaced, not the link.
+    """
     if path == STDIO:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    destination = Path(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as stream:
+            yield stream
+        return
+    destination = Path(os.path.realpath(path))
     handle, staged = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
     )
@@ -418,7 +434,8 @@ def progress(size_bytes: int | None, source: BinaryIO) -> Iterator[Callable[[int
 
 def echo_summary(report: BatchReport, rejects_path: str | None) -> None:
     """Tell stderr how many rows were scored and rejected, and why."""
-    line = f"Scored {report.scored:,} rows, rejected {report.rejected:,}"
+    rows = "row" if report.scored == 1 else "rows"
+    line = f"Scored {report.scored:,} {rows}, rejected {report.rejected:,}"
     if report.rejected:
         kinds = ", ".join(f"{kind}: {count:,}" for kind, count in sorted(report.reasons.items()))
         where = f"listed in {rejects_path}" if rejects_path else "listed above"

@@ -8,6 +8,7 @@ import math
 import os
 import pty
 import select
+import stat
 import subprocess
 import sys
 
@@ -258,12 +259,12 @@ def test_option_mixes_that_mean_nothing_are_usage_errors(model_env, args, words)
 def test_progress_bar_only_on_a_terminal(model_env, tmp_path):
     source = tmp_path / "weights.csv"
     source.write_text("Weight\n" + "180\n" * 5000)
-    piped = run_cli("--input", str(source), "--output", os.devnull, env=model_env)
+    piped = run_cli("--input", str(source), "--output", str(tmp_path / "out.csv"), env=model_env)
     assert piped.stderr.decode() == "Scored 5,000 rows, rejected 0.\n"
 
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "cli.py", "--input", str(source), "--output", os.devnull,
+        [sys.executable, "cli.py", "--input", str(source), "--output", str(tmp_path / "tty.csv"),
          "--chunk-rows", "1000"],
         cwd=ROOT, env={**os.environ, **model_env}, stderr=follower, stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -290,3 +291,32 @@ def test_formatter_matches_single_predictions_over_the_whole_range(predictor):
     rows = list(csv.reader(io.StringIO(lines.decode())))
     assert rows == [expected_row(predictor, repr(w)) for w in weights]
     assert not any(math.isnan(float(row[1])) for row in rows)
+
+
+def test_output_to_a_fifo_is_written_in_place_not_renamed_over(model_env, tmp_path):
+    # The same rule keeps --output /dev/null a device: only regular files are replaced.
+    fifo = tmp_path / "predictions.fifo"
+    os.mkfifo(fifo)
+    source = tmp_path / "weights.csv"
+    source.write_text("Weight\n180\n")
+    process = subprocess.Popen(
+        [sys.executable, "cli.py", "--input", str(source), "--output", str(fifo)],
+        cwd=ROOT, env={**os.environ, **model_env}, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    with open(fifo, "rb") as reader:
+        received = reader.read()
+    assert process.wait(timeout=60) == 0
+    process.stderr.close()
+    assert received.decode().splitlines()[1] == '180,72.4,"6 foot, 0 inches",false'
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.fifo", "weights.csv"]
+
+
+def test_output_through_a_symlink_replaces_the_target(score, tmp_path):
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    code, _rows, _ = score("Weight\n180\n", "--output", str(link))
+    assert code == 0 and link.is_symlink()
+    assert target.read_text().splitlines()[1] == '180,72.4,"6 foot, 0 inches",false'
