@@ -41,6 +41,7 @@ STDIO = "-"
 DEFAULT_CHUNK_ROWS = 200_000
 # Exit codes: 0 every row scored, 1 the run failed (nothing written), 2 usage error (click).
 EXIT_SOME_REJECTED = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that stopped early
 # Rejected rows are listed on stderr one per line when no --rejects file is given.
 REJECTS_HEADER = ("line", "value", "reason")
 
@@ -339,6 +340,11 @@ def run(
             )
     except BatchError as exc:
         raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as cat does, and keep Python's
+        # own flush at exit from failing on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         raise click.ClickException(f"{exc.filename or 'I/O'}: {exc.strerror or exc}") from None
     echo_summary(report, rejects_path)

@@ -320,3 +320,18 @@ def test_output_through_a_symlink_replaces_the_target(score, tmp_path):
     code, _rows, _ = score("Weight\n180\n", "--output", str(link))
     assert code == 0 and link.is_symlink()
     assert target.read_text().splitlines()[1] == '180,72.4,"6 foot, 0 inches",false'
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(model_env, tmp_path):
+    source = tmp_path / "weights.csv"
+    source.write_text("Weight\n" + "180\n" * 300_000)  # ~10 MB out: more than a pipe holds
+    process = subprocess.Popen(
+        [sys.executable, "cli.py", "--input", str(source)],
+        cwd=ROOT, env={**os.environ, **model_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.readline().decode() == ",".join(HEADER) + "\n"
+    process.stdout.close()  # like `| head -1`
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == batch.EXIT_BROKEN_PIPE == 141
+    assert stderr == b""
