@@ -114,9 +114,20 @@ def score_csv(
 
 
 def read_header(source: BinaryIO) -> list[str]:
-    """Read the first line of *source* and return its column names."""
+    """Read the first line of *source* and return its column names, made unique.
+
+    A repeated name gets a suffix (``Weight``, ``Weight.1``) as pandas would, so the
+    first column of that name is the one scored.
+    """
     first_line = source.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    return next(csv.reader([first_line]), [])
+    names: list[str] = []
+    for name in next(csv.reader([first_line]), []):
+        unique, copy = name, 0
+        while unique in names:
+            copy += 1
+            unique = f"{name}.{copy}"
+        names.append(unique)
+    return names
 
 
 def require_column(names: list[str], column: str) -> None:
@@ -378,9 +389,12 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
             yield stream
         return
     destination = Path(os.path.realpath(path))
-    handle, staged = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
+    try:
+        handle, staged = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+        )
+    except OSError as exc:
+        raise BatchError(f"Cannot write {path}: {exc.strerror} ({destination.parent}).") from None
     try:
         with os.fdopen(handle, "wb", buffering=1 << 20) as stream:
             yield stream

@@ -335,3 +335,16 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(model_env, tmp_path):
     process.stderr.close()
     assert process.wait(timeout=60) == batch.EXIT_BROKEN_PIPE == 141
     assert stderr == b""
+
+
+def test_a_repeated_column_name_scores_the_first_one(score):
+    code, rows, _ = score("Weight,Weight\n180,1\n200,2\n")
+    assert code == 0 and [row[0] for row in rows[1:]] == ["180", "200"]
+
+
+def test_an_output_folder_that_does_not_exist_is_one_line(score, tmp_path):
+    missing = tmp_path / "nowhere" / "predictions.csv"
+    code, rows, stderr = score("Weight\n180\n", "--output", str(missing))
+    assert code == 1 and rows == []
+    assert stderr.startswith(f"Error: Cannot write {missing}: No such file or directory")
+    assert len(stderr.strip().splitlines()) == 1
