@@ -408,9 +408,11 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
 def rejects_writer(path: str | None) -> Iterator[Callable[[list[Reject]], None]]:
     """Yield a callback that records rejects in *path* (CSV) or, without one, on stderr."""
     if path is None:
+        # On a terminal, clear the progress bar's line first; it redraws on the next chunk.
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
 
         def to_stderr(rejects: list[Reject]) -> None:
-            sys.stderr.write("".join(f"line {r.line}: {r.reason}\n" for r in rejects))
+            sys.stderr.write(clear + "".join(f"line {r.line}: {r.reason}\n" for r in rejects))
 
         yield to_stderr
         return

@@ -88,7 +88,7 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
 @click.option(
     "--chunk-rows",
     type=click.IntRange(min=1),
-    default=200_000,
+    default=200_000,  # batch.DEFAULT_CHUNK_ROWS, not imported: --weight must not load pandas
     show_default=True,
     help="Rows of --input read and scored at a time (memory is proportional to it).",
 )
