@@ -252,18 +252,15 @@ class ChunkFormatter:
 
     Everything after the weight depends only on the height rounded to a tenth, the height
     rounded to an inch and the extrapolation flag: a few thousand distinct tails, each
-    formatted once by the same code the API uses. Integral weights (most real data)
-    come from a table too; other weights are written with ``repr``.
+    formatted once by the same code the API uses. Weights with at most two decimals
+    (nearly all real data) come from a table too; others are written with ``repr``.
     """
 
     def __init__(self, predictor: mlib.Predictor) -> None:
         self.predictor = predictor
         self.low_lbs, self.high_lbs = predictor.weight_range_lbs
         self.tails: dict[int, bytes] = {}
-        self.integral_weights = np.array(
-            [str(pounds).encode() for pounds in range(int(mlib.MAX_WEIGHT_LBS) + 1)],
-            dtype=object,
-        )
+        self._hundredths_texts: np.ndarray | None = None  # built on first use
 
     def format(self, weights: np.ndarray) -> bytes:
         """Return the CSV lines for *weights* (all valid), in order, as UTF-8 bytes."""
@@ -306,14 +303,29 @@ class ChunkFormatter:
         return tail
 
     def _weight_texts(self, weights: np.ndarray) -> np.ndarray:
-        whole = np.floor(weights)
-        integral = whole == weights
-        if integral.all():
-            return self.integral_weights[whole.astype(np.int64)]
+        # A weight equal to the double nearest k/100 prints as k/100 with trailing zeros
+        # dropped: that is repr's shortest round-trip form (without repr's ".0").
+        hundredths = np.rint(weights * 100)
+        exact = hundredths / 100 == weights
+        table = self.hundredths_texts()
+        if exact.all():
+            return table[hundredths.astype(np.int64)]
         texts = np.empty(len(weights), dtype=object)
-        texts[integral] = self.integral_weights[whole[integral].astype(np.int64)]
-        texts[~integral] = [repr(w).encode() for w in weights[~integral].tolist()]
+        texts[exact] = table[hundredths[exact].astype(np.int64)]
+        texts[~exact] = [repr(w).encode() for w in weights[~exact].tolist()]
         return texts
+
+    def hundredths_texts(self) -> np.ndarray:
+        """Return the text of every weight k/100 lb, k = 0 .. 100,000, as bytes."""
+        if self._hundredths_texts is None:
+            limit = int(mlib.MAX_WEIGHT_LBS) * 100
+            texts = [
+                f"{pounds}.{cents:02d}".rstrip("0").rstrip(".").encode()
+                for pounds in range(int(mlib.MAX_WEIGHT_LBS) + 1)
+                for cents in range(100)
+            ]
+            self._hundredths_texts = np.array(texts[: limit + 1], dtype=object)
+        return self._hundredths_texts
 
 
 # ------------------------------------------------------------------- the command line

@@ -348,3 +348,13 @@ def test_an_output_folder_that_does_not_exist_is_one_line(score, tmp_path):
     assert code == 1 and rows == []
     assert stderr.startswith(f"Error: Cannot write {missing}: No such file or directory")
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_weight_texts_are_the_shortest_exact_form(predictor):
+    import numpy as np
+
+    formatter = batch.ChunkFormatter(predictor)
+    weights = np.array([k / 100 for k in range(1, 100_001)] + [0.001, 180.125, 1 / 3, 999.999])
+    texts = [text.decode() for text in formatter._weight_texts(weights)]
+    expected = [str(int(w)) if w.is_integer() else repr(w) for w in weights.tolist()]
+    assert texts == expected
