@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Measure batch scoring end to end: a generated CSV through the real ``cli.py --input``.
 
-Usage: ``.venv/bin/python bench/batch_csv.py [--rows 10000000] [--runs 3] [--json]``.
+Usage: ``.venv/bin/python bench/batch_csv.py [--rows 10000000] [--runs 3] [--messy] [--json]``.
 The CSV (weights like the training data's, a tenth with half pounds, and one blank or
-text line per million rows so the rejects path runs too) is written to a temporary
-folder and removed afterwards. Each run is a fresh ``cli.py`` process; its wall time
+text line per million rows so the rejects path runs too; ``--messy`` for two-decimal
+weights and a bad line per thousand) is written to a temporary folder and removed
+afterwards. Each run is a fresh ``cli.py`` process; its wall time
 and peak resident memory (from ``os.wait4``, so it is that process's alone) are reported
 with min / median / max. Targets: <= 15 s and <= 400 MB for 10,000,000 rows. Exits
 non-zero only if a run fails or its output is wrong, never because the machine is slow.
@@ -31,26 +32,35 @@ BAD_EVERY_ROWS = 1_000_000
 EXIT_SOME_REJECTED = 3  # batch.EXIT_SOME_REJECTED; not imported, to keep pandas out of here
 
 
-def write_weights_csv(path: Path, rows: int, seed: int = 0) -> int:
-    """Write *rows* data lines of weights to *path*; return how many are meant to be rejected."""
+def write_weights_csv(path: Path, rows: int, *, messy: bool = False, seed: int = 0) -> int:
+    """Write *rows* data lines of weights to *path*; return how many are meant to be rejected.
+
+    Clean: whole pounds like the training data's, a tenth with half a pound, one blank or
+    text line per million. Messy: every weight with two decimals and one bad line per
+    thousand, so every chunk takes the slower path for text.
+    """
     rng = np.random.default_rng(seed)
-    # Every text a line can have: whole pounds 0-1000, then the same plus half a pound.
-    texts = np.array(
-        [f"{lbs}\n" for lbs in range(1001)] + [f"{lbs}.5\n" for lbs in range(1001)], dtype=object
-    )
+    # Every text a line can have, indexed by hundredths of a pound.
+    texts = np.array([f"{k / 100:.2f}\n" for k in range(100_001)], dtype=object)
+    texts[::100] = [f"{k}\n" for k in range(1001)]
+    texts[50::100] = [f"{k}.5\n" for k in range(1000)]
     bad_lines = np.array(["\n", "unknown\n"], dtype=object)
+    bad_every = 1_000 if messy else BAD_EVERY_ROWS
     rejected = 0
     block = 1_000_000
     with open(path, "w", encoding="ascii") as stream:
         stream.write("Weight\n")
         for start in range(0, rows, block):
             size = min(block, rows - start)
-            pounds = np.clip(np.rint(rng.normal(201.7, 21.0, size)), 120, 320).astype(np.int64)
-            halves = rng.random(size) < 0.1
-            lines = texts[pounds + 1001 * halves]
-            # One bad line per BAD_EVERY_ROWS rows, alternating blank and text.
-            for offset in range(-start % BAD_EVERY_ROWS, size, BAD_EVERY_ROWS):
-                lines[offset] = bad_lines[((start + offset) // BAD_EVERY_ROWS) % 2]
+            pounds = np.clip(rng.normal(201.7, 21.0, size), 120, 320)
+            if messy:
+                hundredths = np.rint(pounds * 100).astype(np.int64)
+            else:
+                hundredths = np.rint(pounds).astype(np.int64) * 100 + 50 * (rng.random(size) < 0.1)
+            lines = texts[hundredths]
+            # One bad line per bad_every rows, alternating blank and text.
+            for offset in range(-start % bad_every, size, bad_every):
+                lines[offset] = bad_lines[((start + offset) // bad_every) % 2]
                 rejected += 1
             stream.write("".join(lines.tolist()))
     return rejected
@@ -105,6 +115,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000, help="data rows to generate")
     parser.add_argument("--runs", type=int, default=3, help="end-to-end runs to time")
     parser.add_argument("--chunk-rows", type=int, help="passed to cli.py --chunk-rows")
+    parser.add_argument(
+        "--messy", action="store_true", help="two-decimal weights, a bad line per thousand"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     extra = ["--chunk-rows", str(args.chunk_rows)] if args.chunk_rows else []
@@ -112,7 +125,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as folder:
         source = Path(folder) / "weights.csv"
         started = time.perf_counter()
-        bad = write_weights_csv(source, args.rows)
+        bad = write_weights_csv(source, args.rows, messy=args.messy)
         generate_seconds = time.perf_counter() - started
         output, rejects = Path(folder) / "predictions.csv", Path(folder) / "rejects.csv"
         runs = []
@@ -131,6 +144,7 @@ def main() -> int:
     cpu = summarise([run["cpu_seconds"] for run in runs])
     report = {
         "rows": args.rows,
+        "messy": args.messy,
         "rejected_rows": bad,
         "runs": args.runs,
         "input_mb": round(input_mb, 1),
@@ -148,7 +162,8 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(
-        f"Batch scoring: {args.rows:,} rows ({input_mb:.0f} MB in, {output_mb:.0f} MB out, "
+        f"Batch scoring: {args.rows:,} {'messy ' if args.messy else ''}rows "
+        f"({input_mb:.0f} MB in, {output_mb:.0f} MB out, "
         f"{bad} rejected) through cli.py --input, {args.runs} runs; "
         f"{os.cpu_count()} CPUs, load average {report['load_average_1min']:.1f}"
     )
@@ -159,7 +174,7 @@ def main() -> int:
     print(f"{'peak RSS MB':<14}" + "".join(f"{rss[k]:>9.0f}" for k in ("min", "median", "max"))
           + f"  <= {TARGET_RSS_MB:g} MB")  # fmt: skip
     print(f"{'rows/s':<14}{report['rows_per_second_median']:>27,.0f}  (at the median)")
-    verdict = "meets" if report["meets_targets"] else "MISSES"
+    verdict = "meet" if report["meets_targets"] else "MISS"
     print(f"Median wall time and max RSS {verdict} the targets.")
     return 0
 
