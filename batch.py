@@ -179,9 +179,9 @@ def parse_weights(
 ) -> tuple[np.ndarray, list[Reject]]:
     """Return the weights (NaN where rejected) and a Reject for every rejected cell.
 
-    pandas hands back numbers when every cell of the chunk parsed as one. Otherwise
-    (text or blank lines somewhere in the chunk) ``pandas.to_numeric`` reads the cells
-    in bulk. Either way, only the cells that fail the bulk check go one by one through
+    pandas hands back numbers when every cell of the chunk parsed as one (blank cells
+    are NaN). Otherwise (text somewhere in the chunk) ``pandas.to_numeric`` reads the
+    cells in bulk; both read a number exactly as ``float()`` does. Either way, only the cells that fail the bulk check go one by one through
     ``float()`` and ``mlib.validate_weight``, which say why (or rescue what Python reads
     but pandas does not, such as "1_000").
     """
