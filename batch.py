@@ -181,9 +181,10 @@ def parse_weights(
 
     pandas hands back numbers when every cell of the chunk parsed as one (blank cells
     are NaN). Otherwise (text somewhere in the chunk) ``pandas.to_numeric`` reads the
-    cells in bulk; both read a number exactly as ``float()`` does. Either way, only the cells that fail the bulk check go one by one through
-    ``float()`` and ``mlib.validate_weight``, which say why (or rescue what Python reads
-    but pandas does not, such as "1_000").
+    cells in bulk; both agree with ``float()`` (a test checks). Either way, only the
+    cells that fail the bulk check go one by one through ``float()`` and
+    ``mlib.validate_weight``, which say why (or rescue what Python reads but pandas
+    does not, such as "1_000").
     """
     if cells.dtype.kind in "iuf":
         weights = cells.astype(np.float64)

@@ -358,3 +358,21 @@ def test_weight_texts_are_the_shortest_exact_form(predictor):
     texts = [text.decode() for text in formatter._weight_texts(weights)]
     expected = [str(int(w)) if w.is_integer() else repr(w) for w in weights.tolist()]
     assert texts == expected
+
+
+def test_both_parsing_paths_read_numbers_exactly_as_float_does():
+    import numpy as np
+    import pandas as pd
+
+    values = np.random.default_rng(7).uniform(0, 1000, 3000).tolist()
+    texts = (
+        [repr(v) for v in values] + [f"{v:.20f}" for v in values] + [f"{v:.25e}" for v in values]
+    )
+    texts += ["1000.0000000000001", "1000.00000000000005", "1000.00000000000006", "5e-324"]
+    expected = np.array([float(text) for text in texts])
+    for extra in ([], ["abc"]):  # all numbers: pandas' C parser; with text: to_numeric
+        frame = pd.read_csv(io.StringIO("Weight\n" + "\n".join(texts + extra) + "\n"))
+        weights, _rejects = batch.parse_weights(frame["Weight"].to_numpy(), "Weight", 2)
+        valid = (expected > 0) & (expected <= 1000)
+        assert np.array_equal(weights[: len(texts)][valid], expected[valid])
+        assert np.isnan(weights[: len(texts)][~valid]).all()
