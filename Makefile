@@ -59,6 +59,7 @@ predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 
 bench: install ## Measure throughput, latency, start-up and memory; print the figures
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/batch_csv.py
 
 # ------------------------------------------------------------ container and delivery
 IMAGE ?= mlb-height:latest
