@@ -6,6 +6,8 @@ Every timeout here is deliberate; the README's "Operations" section explains the
 import os
 import tempfile
 
+import request_log
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Load the model once in the master; workers share its memory pages after fork.
@@ -19,11 +21,16 @@ keepalive = 5
 # Recycle workers now and then (jittered so they never restart together) to bound memory growth.
 max_requests = 50_000
 max_requests_jitter = 5_000
+# The app writes one JSON line per request itself (with the model version and request id),
+# so gunicorn's own access log would only repeat it.
 accesslog = None
 # One server per machine is not a given (tests start several): no shared control socket.
 control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+# gunicorn's messages and the app's request lines alike: one JSON object per line on stderr.
+logconfig_dict = request_log.logging_config(loglevel.upper())
+request_log.skip_unused_record_fields()
 
 # prometheus_client picks its multi-process mode when it is imported, so the folder
 # must be known before the app is: set it here, in the master, before preloading.
@@ -38,6 +45,27 @@ def on_starting(server):
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.unlink(os.path.join(folder, name))
+
+
+def when_ready(server):
+    """Make SIGHUP reload the model in every worker, instead of re-forking from the old one.
+
+    gunicorn's own SIGHUP re-reads this file and forks new workers from the master's
+    preloaded app, which still holds the old model. Instead the master loads, verifies
+    and probes MODEL_PATH, and bumps the reload generation the workers share.
+    """
+    if server.cfg.preload_app:
+        server.handle_hup = lambda: _reload_model(server)
+
+
+def _reload_model(server):
+    import app as service
+
+    outcome = service.reload_model(server.app.wsgi())
+    if outcome.accepted:
+        server.log.info("SIGHUP: now serving model %s", outcome.model_version)
+    else:
+        server.log.error("SIGHUP: model refused, still serving %s", outcome.model_version)
 
 
 def child_exit(server, worker):
