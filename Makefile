@@ -11,7 +11,7 @@ PORT ?= 8080
 WEIGHT ?= 200
 PREDICT_URL ?= http://localhost:$(PORT)/predict
 
-.PHONY: help install data test lint format run serve retrain predict bench
+.PHONY: help install data test lint format run serve retrain predict bench test-reliability
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -58,3 +58,6 @@ predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 
 bench: install data ## Measure throughput, latency, start-up and memory; print the figures
 	$(BIN)/python bench/run.py
+
+test-reliability: install data ## Run the reliability suite: fuzz, load, reload, crash, stop, faults (~3 min)
+	$(BIN)/python -m pytest -m reliability -s tests/reliability

@@ -9,7 +9,9 @@ from payload import MAX_BATCH_WEIGHTS
 
 _WEIGHT = {
     "type": "number",
-    "exclusiveMinimum": 0,
+    # OpenAPI 3.0 takes JSON Schema draft 4's form: a boolean beside "minimum".
+    "minimum": 0,
+    "exclusiveMinimum": True,
     "maximum": mlib.MAX_WEIGHT_LBS,
     "description": "A player's weight in pounds.",
 }
