@@ -39,11 +39,16 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
-    """Start each run with no samples left over from an earlier one."""
+    """Start each run with no samples left over from an earlier one.
+
+    The master's own files are kept: the app was preloaded before this hook runs, and
+    the master counts what it does too (reloads on SIGHUP, refusals).
+    """
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
+    own = f"_{os.getpid()}.db"
     for name in os.listdir(folder):
-        if name.endswith(".db"):
+        if name.endswith(".db") and not name.endswith(own):
             os.unlink(os.path.join(folder, name))
 
 
