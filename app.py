@@ -7,7 +7,6 @@ Flask's own server for development, never with the debugger.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -33,14 +32,13 @@ SERVED = "served"  # what this process serves: generation, drift window
 # Refresh the drift gauge every this many weights: PSI costs a few microseconds.
 DRIFT_GAUGE_EVERY = 64
 
-requests_log = logging.getLogger(request_log.REQUEST_LOGGER)
-
 
 class Served:
     """This process's view of the model: the reload generation it has and its drift window."""
 
     def __init__(self, predictor: mlib.Predictor, generation: int) -> None:
         self.generation = generation
+        self.low_lbs, self.high_lbs = predictor.weight_range_lbs
         self.drift = DriftWindow(predictor.metadata["weight_histogram"])
         self.weights_since_gauge = 0
 
@@ -117,15 +115,15 @@ def predict() -> Response:
     document = payload.decode(request.get_data(cache=False))
     predictor = _predictor()
     body = payload.predict(predictor, document)
-    _observe_inputs(app, predictor, document["Weight"], body)
+    _observe_inputs(app, document["Weight"], body)
     return json_response(body)
 
 
-def _observe_inputs(app: Flask, predictor: mlib.Predictor, weight: Any, body: dict) -> None:
+def _observe_inputs(app: Flask, weight: Any, body: dict) -> None:
     # Only answered (validated) weights reach here, so every one is a finite number.
     recorder = app.extensions[METRICS]
     served = app.extensions[SERVED]
-    low, high = predictor.weight_range_lbs
+    low, high = served.low_lbs, served.high_lbs
     if "prediction" in body:
         weights = (float(weight),)
         recorder.observe_prediction(weights[0], body["prediction"]["height_inches"], low, high)
@@ -298,12 +296,7 @@ def _finish_response(response: Response) -> Response:
     status = response.status_code
     method = req.method
     app.extensions[METRICS].observe_request(method, route, status, elapsed)
-    # One line per request; the body (a batch may hold 10,000 weights) is never logged.
-    if requests_log.isEnabledFor(logging.INFO):
-        fields = {"method": method, "path": req.path, "status": status,
-                  "latency_ms": round(elapsed * 1000, 3), "model_version": version,
-                  "request_id": request_id}  # fmt: skip
-        requests_log.info("request", extra={"fields": fields})
+    request_log.REQUESTS.write(method, req.path, status, elapsed, version, request_id)
     return response
 
 

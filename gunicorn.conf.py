@@ -3,8 +3,11 @@
 Every timeout here is deliberate; the README's "Operations" section explains them.
 """
 
+import gc
 import os
 import tempfile
+
+from gunicorn.glogging import Logger
 
 import request_log
 
@@ -28,9 +31,24 @@ accesslog = None
 control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-# gunicorn's messages and the app's request lines alike: one JSON object per line on stderr.
-logconfig_dict = request_log.logging_config(loglevel.upper())
-request_log.skip_unused_record_fields()
+
+
+class JsonLogger(Logger):
+    """gunicorn's messages and the app's request lines alike: one JSON object per line.
+
+    A logger class rather than ``logconfig_dict``: with any logging config set, gunicorn
+    formats an access-log line for every request even when nothing prints it, which
+    costs more than the app's own JSON line.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(request_log.JsonFormatter())
+        request_log.configure(cfg.loglevel.upper())
+
+
+logger_class = JsonLogger
 
 # prometheus_client picks its multi-process mode when it is imported, so the folder
 # must be known before the app is: set it here, in the master, before preloading.
@@ -61,6 +79,9 @@ def when_ready(server):
     """
     if server.cfg.preload_app:
         server.handle_hup = lambda: _reload_model(server)
+    # Move everything preloaded out of the garbage collector's sight: the workers' collections
+    # then scan only what requests allocate, and never touch (copy) the shared pages.
+    gc.freeze()
 
 
 def _reload_model(server):

@@ -1,7 +1,11 @@
 """Structured logs: one JSON object per line, and the request id that ties them together.
 
-Nothing here configures logging on import: the entry points (``gunicorn.conf.py`` and
-``python app.py``) call ``configure`` or name ``JsonFormatter`` in their logging config.
+Service events (model reloads, refusals, gunicorn's messages) go through the logging
+module with ``JsonFormatter``. The line written for every request goes through
+``RequestLog`` instead, in the same JSON shape: the logging machinery (a record, a
+handler lookup, locks, a formatter) costs several times the line itself, and this is
+the hot path. Nothing is configured on import: the entry points (``gunicorn.conf.py``'s
+logger class and ``python app.py``) call ``configure``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import json
 import logging
 import os
 import sys
+import time
+from json.encoder import encode_basestring_ascii as _quote
+from typing import TextIO
 
 REQUEST_LOGGER = "app.requests"
 SERVICE_LOGGER = "app.service"
@@ -62,36 +69,49 @@ def skip_unused_record_fields() -> None:
     logging.logMultiprocessing = False
 
 
-def configure(level: str | int = "INFO") -> None:
-    """Send this service's logs to stderr as JSON lines (call once, from an entry point)."""
+class RequestLog:
+    """Write one JSON line per request to a stream; silent until ``configure`` enables it."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO | None = None
+        self._second = -1
+        self._second_text = ""
+
+    def write(self, method: str, path: str, status: int, seconds: float, model_version: str,
+              request_id: str) -> None:  # fmt: skip
+        """Write the request's line: never its body (a batch may carry 10,000 weights)."""
+        stream = self.stream
+        if stream is None:
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # formatting a date costs more than the rest of the line
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stream.write(
+            f'{{"ts": "{self._second_text}.{int((now - second) * 1000):03d}+00:00", '
+            f'"level": "info", "logger": "{REQUEST_LOGGER}", "message": "request", '
+            f'"method": {_quote(method)}, "path": {_quote(path)}, "status": {status}, '
+            f'"latency_ms": {seconds * 1000:.3f}, "model_version": {_quote(model_version)}, '
+            f'"request_id": {_quote(request_id)}}}\n'
+        )
+
+
+REQUESTS = RequestLog()
+
+
+def configure(level: str | int = "INFO", stream: TextIO | None = None) -> None:
+    """Send this service's logs to *stream* (stderr) as JSON lines; call from an entry point."""
+    stream = stream or sys.stderr
     skip_unused_record_fields()
-    handler = logging.StreamHandler(sys.stderr)
+    level_number = logging.getLevelName(level) if isinstance(level, str) else level
+    REQUESTS.stream = stream if level_number <= logging.INFO else None
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("app")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-
-
-def logging_config(level: str = "INFO") -> dict:
-    """Return a ``logging.config.dictConfig`` dict: gunicorn's and the app's logs as JSON."""
-    json_stderr = {
-        "class": "logging.StreamHandler",
-        "formatter": "json",
-        "stream": "ext://sys.stderr",
-    }
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"json": json_stderr},
-        "root": {"level": level, "handlers": ["json"]},
-        "loggers": {
-            "gunicorn.error": {"level": level, "handlers": ["json"], "propagate": False},
-            "gunicorn.access": {"level": level, "handlers": [], "propagate": False},
-            "app": {"level": level, "handlers": ["json"], "propagate": False},
-        },
-    }
 
 
 def request_id(header: str | None) -> str:

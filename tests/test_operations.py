@@ -3,6 +3,7 @@ model reload, and the bearer tokens."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -47,20 +48,42 @@ def test_an_unsafe_request_id_is_replaced(client, bad):
     assert response.headers["X-Request-ID"] != bad and len(response.headers["X-Request-ID"]) == 32
 
 
-def test_one_json_log_line_per_request_without_the_payload(client, caplog):
-    caplog.set_level(logging.INFO, logger=request_log.REQUEST_LOGGER)
+def test_one_json_log_line_per_request_without_the_payload(client, monkeypatch):
+    lines = io.StringIO()
+    monkeypatch.setattr(request_log.REQUESTS, "stream", lines)
     client.post("/predict", json={"Weight": [181.5, 203.25, 244.75]},
                 headers={"X-Request-ID": "batch-1"})  # fmt: skip
-    records = [r for r in caplog.records if r.name == request_log.REQUEST_LOGGER]
-    assert len(records) == 1
-    line = request_log.JsonFormatter().format(records[0])
-    assert "\n" not in line
-    fields = json.loads(line)
-    assert {k: fields[k] for k in ("method", "path", "status", "request_id")} == {
+    text = lines.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    fields = json.loads(text)
+    assert {k: fields[k] for k in ("method", "path", "status", "request_id", "logger")} == {
         "method": "POST", "path": "/predict", "status": 200, "request_id": "batch-1",
+        "logger": request_log.REQUEST_LOGGER,
     }  # fmt: skip
     assert fields["latency_ms"] > 0 and fields["model_version"] and fields["level"] == "info"
-    assert "181.5" not in line and "203.25" not in line and "244.75" not in line
+    assert fields["ts"].endswith("+00:00") and len(fields["ts"]) == 29
+    assert "181.5" not in text and "203.25" not in text and "244.75" not in text
+
+
+def test_a_strange_path_still_makes_valid_json(client, monkeypatch):
+    lines = io.StringIO()
+    monkeypatch.setattr(request_log.REQUESTS, "stream", lines)
+    client.get('/no"where\\é')
+    assert json.loads(lines.getvalue())["path"] == '/no"where\\é'
+
+
+def test_configure_sends_json_lines_to_the_stream_at_info_only(monkeypatch):
+    monkeypatch.setattr(request_log.REQUESTS, "stream", None)
+    buffer = io.StringIO()
+    request_log.configure("WARNING", stream=buffer)
+    assert request_log.REQUESTS.stream is None
+    request_log.configure("INFO", stream=buffer)
+    logging.getLogger(request_log.SERVICE_LOGGER).info("hello", extra={"fields": {"a": 1}})
+    line = json.loads(buffer.getvalue())
+    assert line["message"] == "hello" and line["a"] == 1 and line["logger"] == "app.service"
+    logging.getLogger("app").handlers.clear()
+    logging.getLogger("app").propagate = True
+    logging.getLogger("app").setLevel(logging.NOTSET)
 
 
 def test_importing_the_modules_sets_up_no_logging():
