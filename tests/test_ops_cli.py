@@ -37,7 +37,7 @@ def scripted_server():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.hits, server.script = 0, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/predict"
     yield server
