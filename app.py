@@ -253,7 +253,7 @@ def _catch_up(app: Flask, generation: int) -> None:
     """Load the model another process reloaded; keep the current one if it is refused."""
     current = app.extensions[PREDICTOR]
     try:
-        candidate = model_reload.load_verified(app.config["MODEL_PATH"])
+        candidate = app.extensions[RELOAD].load_generation(generation)
         served = _served(candidate, generation)
     except mlib.MlibError as exc:
         model_reload.log_refusal(app.config["MODEL_PATH"], current, exc)

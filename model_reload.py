@@ -9,11 +9,21 @@ swaps its own model and bumps the generation. Every other worker compares the sh
 generation with its own before each request (one read of shared memory) and, when
 it lags, loads, verifies and probes the model itself. A model that fails is refused:
 the process keeps serving the model it has, logs the refusal and counts it.
+
+The reloading process first copies the model pair into a snapshot folder named after
+the new generation, and verifies the copy: workers load that snapshot, never
+``MODEL_PATH`` itself, so a worker that catches up late (it was idle, or was forked
+later) still gets exactly the model that was accepted, even if the files at
+``MODEL_PATH`` have changed since.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from multiprocessing import Lock
 from multiprocessing.sharedctypes import RawValue
@@ -25,6 +35,9 @@ from request_log import SERVICE_LOGGER
 log = logging.getLogger(SERVICE_LOGGER)
 # A reload takes milliseconds; a lock held longer belongs to a process that died holding it.
 LOCK_TIMEOUT_SECONDS = 10.0
+# Snapshots kept: the newest, and two before it for workers still loading those.
+KEEP_SNAPSHOTS = 3
+SNAPSHOT_MODEL = "model.joblib"
 
 
 class ReloadBusy(Exception):
@@ -49,6 +62,10 @@ class ReloadState:
         # An 8-byte aligned integer: workers read it without a lock, writers hold the lock.
         self._generation = RawValue("Q", 0)
         self._lock = Lock()
+        self.snapshots = Path(tempfile.mkdtemp(prefix="model-reloads-"))
+        owner = os.getpid()
+        # Forked workers run exit handlers too: only the process that made the folder removes it.
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(self.snapshots, True))
 
     @property
     def generation(self) -> int:
@@ -56,7 +73,7 @@ class ReloadState:
         return self._generation.value
 
     def reload(self, model_path: Path | str, current: mlib.Predictor):
-        """Load, verify and probe *model_path*; return (predictor to serve, Outcome).
+        """Snapshot, verify and probe *model_path*; return (predictor to serve, Outcome).
 
         On refusal the predictor returned is *current*. Raises ``ReloadBusy`` when another
         reload has held the lock too long.
@@ -64,16 +81,18 @@ class ReloadState:
         if not self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
             raise ReloadBusy("Another model reload is in progress: try again in a moment.")
         try:
-            generation = self._generation.value
+            generation = self._generation.value + 1
+            folder = self.snapshots / str(generation)
             try:
-                candidate = load_verified(model_path)
+                candidate = load_verified(_snapshot(model_path, folder))
             except mlib.MlibError as exc:
+                shutil.rmtree(folder, ignore_errors=True)
                 log_refusal(model_path, current, exc)
                 return current, Outcome(
-                    False, current.version, current.version, generation, str(exc)
+                    False, current.version, current.version, generation - 1, str(exc)
                 )
-            generation += 1
             self._generation.value = generation
+            shutil.rmtree(self.snapshots / str(generation - KEEP_SNAPSHOTS), ignore_errors=True)
         finally:
             self._lock.release()
         log.info(
@@ -82,6 +101,23 @@ class ReloadState:
                               "previous_version": current.version, "generation": generation}},
         )  # fmt: skip
         return candidate, Outcome(True, candidate.version, current.version, generation)
+
+    def load_generation(self, generation: int) -> mlib.Predictor:
+        """Load, verify and probe the model accepted as *generation* (its snapshot)."""
+        return load_verified(self.snapshots / str(generation) / SNAPSHOT_MODEL)
+
+
+def _snapshot(model_path: Path | str, folder: Path) -> Path:
+    """Copy the model pair at *model_path* into *folder*; return the copy's model path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / SNAPSHOT_MODEL
+    try:
+        shutil.copyfile(mlib.metadata_path(model_path), mlib.metadata_path(target))
+        shutil.copyfile(model_path, target)
+    except OSError:
+        load_verified(model_path)  # raises the ModelError that names what is wrong
+        raise mlib.ModelError(f"Model {model_path} could not be read: retrain.") from None
+    return target
 
 
 def load_verified(model_path: Path | str) -> mlib.Predictor:

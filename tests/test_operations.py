@@ -245,16 +245,37 @@ def test_a_worker_follows_a_reload_done_by_another_process(admin_app):
     assert client.post("/predict", json={"Weight": 200}).headers["X-Model-Version"] == new
 
 
-def test_a_worker_keeps_its_model_when_the_followed_reload_is_bad(admin_app):
+def test_a_late_worker_gets_the_accepted_model_even_if_the_file_changed_since(admin_app):
+    app, client, model_file = admin_app
+    new = retrain_into(model_file, alpha=50.0)
+    app.extensions[RELOAD].reload(model_file, app.extensions["mlib"])
+    model_file.write_bytes(b"tampered after the reload was accepted")
+    assert client.post("/predict", json={"Weight": 200}).headers["X-Model-Version"] == new
+
+
+def test_a_worker_keeps_its_model_when_the_snapshot_it_follows_is_bad(admin_app):
     app, client, model_file = admin_app
     old = app.extensions["mlib"]
     retrain_into(model_file, alpha=50.0)
-    app.extensions[RELOAD].reload(model_file, old)
-    model_file.write_bytes(b"tampered after the check")
+    state = app.extensions[RELOAD]
+    state.reload(model_file, old)
+    (state.snapshots / "1" / "model.joblib").write_bytes(b"corrupted on disk")
     for _ in range(3):  # refused once, then no longer retried on every request
         answer = client.post("/predict", json={"Weight": 200})
         assert answer.status_code == 200 and answer.headers["X-Model-Version"] == old.version
     assert metric(client, "model_reload_refusals_total") == 1
+
+
+def test_reload_keeps_only_the_latest_snapshots(admin_app):
+    app, _, model_file = admin_app
+    state = app.extensions[RELOAD]
+    for _ in range(5):
+        state.reload(model_file, app.extensions["mlib"])
+    assert sorted(p.name for p in state.snapshots.iterdir()) == ["3", "4", "5"]
+    model_file.unlink()
+    _, outcome = state.reload(model_file, app.extensions["mlib"])
+    assert not outcome.accepted and "missing" in outcome.reason
+    assert sorted(p.name for p in state.snapshots.iterdir()) == ["3", "4", "5"]
 
 
 def test_the_reload_generation_is_shared_with_forked_processes(admin_app):
