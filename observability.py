@@ -126,8 +126,8 @@ class ServiceMetrics:
                            high: float) -> None:  # fmt: skip
         """Record one answered weight, its height, and whether it lay outside [low, high]."""
         self.predictions.inc()
-        self.input_weight.observe(weight_lbs)
-        self.predicted_height.observe(height_inches)
+        observe_one(self.input_weight, weight_lbs)
+        observe_one(self.predicted_height, height_inches)
         if weight_lbs < low:
             self._below.inc()
         elif weight_lbs > high:
@@ -153,6 +153,16 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def observe_one(histogram: Histogram, value: float) -> None:
+    """Observe *value* as ``histogram.observe`` does, finding its bucket by bisection.
+
+    ``observe`` walks the buckets one by one; this is the per-request path. Like
+    ``observe_many`` it reads prometheus_client's private bucket attributes.
+    """
+    histogram._sum.inc(value)
+    histogram._buckets[bisect.bisect_left(histogram._upper_bounds, value)].inc(1)
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:

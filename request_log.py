@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
+import random
 import sys
 import time
 from json.encoder import encode_basestring_ascii as _quote
@@ -118,4 +118,5 @@ def request_id(header: str | None) -> str:
     """Return the client's ``X-Request-ID`` when it is short and plain, else a new one."""
     if header and len(header) <= MAX_REQUEST_ID and _REQUEST_ID_CHARS.issuperset(header):
         return header
-    return os.urandom(16).hex()
+    # Unique, not secret: the random module (reseeded in each forked worker) needs no syscall.
+    return f"{random.getrandbits(128):032x}"

@@ -16,7 +16,7 @@ import mlib
 import request_log
 from app import RELOAD, create_app
 from drift import MIN_WEIGHTS_FOR_VERDICT, DriftWindow
-from observability import observe_many
+from observability import observe_many, observe_one
 
 
 def metric(client, line_start: str) -> float:
@@ -118,14 +118,16 @@ def test_a_rejected_batch_counts_no_inputs(client):
     assert metric(client, "model_input_weight_pounds_count") == 0
 
 
-def test_observe_many_matches_observe_one_by_one():
+def test_observe_one_and_many_match_histogram_observe():
     values = [0.5, 100, 149.9, 150, 150.1, 200, 290, 999, 1000, 1e6]
     one, many = CollectorRegistry(), CollectorRegistry()
     buckets = (100, 150, 290, 1000)
     by_one = Histogram("h", "h", buckets=buckets, registry=one)
     by_many = Histogram("h", "h", buckets=buckets, registry=many)
+    by_bisect = Histogram("h", "h", buckets=buckets, registry=(bisected := CollectorRegistry()))
     for value in values:
         by_one.observe(value)
+        observe_one(by_bisect, value)
     observe_many(by_many, values)
 
     def samples(registry):
@@ -134,7 +136,7 @@ def test_observe_many_matches_observe_one_by_one():
         return [(s.name, s.labels, s.value) for s in metric_family.samples
                 if not s.name.endswith("_created")]  # fmt: skip
 
-    assert samples(one) == samples(many)
+    assert samples(one) == samples(many) == samples(bisected)
     assert samples(one)[-1] == ("h_sum", {}, sum(values))
 
 
