@@ -11,7 +11,7 @@ PORT ?= 8080
 WEIGHT ?= 200
 PREDICT_URL ?= http://localhost:$(PORT)/predict
 
-.PHONY: help install data test lint format run serve retrain predict bench
+.PHONY: help install data test lint format run serve retrain predict bench test-reliability
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -100,3 +100,6 @@ lambda-package: ## Put the Lambda package (handler, mlib, model pair) in LAMBDA_
 	rm -rf "$(LAMBDA_DIR)"
 	mkdir -p "$(LAMBDA_DIR)"
 	cp $(LAMBDA_FILES) "$(LAMBDA_DIR)/"
+
+test-reliability: install data ## Run the reliability suite: fuzz, load, reload, crash, stop, faults (~3 min)
+	$(BIN)/python -m pytest -m reliability -s tests/reliability

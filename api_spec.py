@@ -9,7 +9,9 @@ from payload import MAX_BATCH_WEIGHTS
 
 _WEIGHT = {
     "type": "number",
-    "exclusiveMinimum": 0,
+    # OpenAPI 3.0 takes JSON Schema draft 4's form: a boolean beside "minimum".
+    "minimum": 0,
+    "exclusiveMinimum": True,
     "maximum": mlib.MAX_WEIGHT_LBS,
     "description": "A player's weight in pounds.",
 }
@@ -54,10 +56,10 @@ def _page_responses() -> dict:
     }
 
 
-def openapi_document(model_version: str) -> dict[str, Any]:
-    """Return the OpenAPI document describing this service for *model_version*."""
+def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, Any]:
+    """Return the OpenAPI document for *model_version*; *admin* adds the admin routes."""
     json_object = {"type": "object", "additionalProperties": True}
-    return {
+    document = {
         "openapi": "3.0.3",
         "info": {
             "title": "MLB height from weight",
@@ -98,6 +100,10 @@ def openapi_document(model_version: str) -> dict[str, Any]:
                         ),
                         "400": _error("Malformed or invalid input.", 'Missing key "Weight".'),
                         "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
+                        "401": _error(
+                            "API_TOKEN is set and the Bearer token is missing or wrong.",
+                            "Send Authorization: Bearer <API_TOKEN> to call /predict.",
+                        ),
                     },
                 }
             },
@@ -160,6 +166,19 @@ def openapi_document(model_version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/drift": {
+                "get": {
+                    "summary": "Input drift of the answering worker: PSI of its recent "
+                    "weights against the training ones (ok < 0.1 <= warn < 0.25 <= alert)",
+                    "responses": {
+                        "200": _json_response(
+                            "Drift report.",
+                            {"$ref": "#/components/schemas/Drift"},
+                            {"psi": 0.012, "verdict": "ok", "window_size": 1000},
+                        )
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -204,6 +223,42 @@ def openapi_document(model_version: str) -> dict[str, Any]:
                     },
                 },
                 "Error": _ERROR,
+                "Drift": _DRIFT,
             }
         },
     }
+    if admin:
+        document["paths"]["/admin/reload"] = _ADMIN_RELOAD
+    return document
+
+
+_DRIFT = {
+    "type": "object",
+    "required": ["psi", "verdict", "window_size", "window_capacity"],
+    "properties": {
+        "psi": {"type": "number", "minimum": 0},
+        "verdict": {"type": "string", "enum": ["ok", "warn", "alert"]},
+        "window_size": {"type": "integer", "minimum": 0},
+        "window_capacity": {"type": "integer", "minimum": 1},
+        "enough_data": {"type": "boolean"},
+        "model_version": {"type": "string"},
+        "worker_pid": {"type": "integer"},
+    },
+}
+_ADMIN_RELOAD = {
+    "post": {
+        "summary": "Load MODEL_PATH again: verify it, probe it, then swap it in every worker",
+        "description": "Exists only when ADMIN_TOKEN is set; requires "
+        "Authorization: Bearer <ADMIN_TOKEN>. A refused model leaves the old one serving.",
+        "responses": {
+            "200": _json_response(
+                "Reloaded.",
+                {"type": "object", "required": ["status", "model_version"]},
+                {"status": "reloaded", "model_version": "62d988d3b1d2"},
+            ),
+            "401": _error("Missing or wrong Bearer token.", "Send Authorization: Bearer ..."),
+            "409": _error("Model refused; the previous one keeps serving.", "Model refused."),
+            "503": _error("Another reload is in progress.", "Try again in a moment."),
+        },
+    }
+}

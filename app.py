@@ -16,13 +16,31 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 import api_spec
+import auth
 import mlib
+import model_reload
 import page
 import payload
+import request_log
+from drift import DriftWindow
 from observability import ServiceMetrics
 
 PREDICTOR = "mlib"
 METRICS = "metrics"
+RELOAD = "reload"  # the reload generation shared by every worker
+SERVED = "served"  # what this process serves: generation, drift window
+# Refresh the drift gauge every this many weights: PSI costs a few microseconds.
+DRIFT_GAUGE_EVERY = 64
+
+
+class Served:
+    """This process's view of the model: the reload generation it has and its drift window."""
+
+    def __init__(self, predictor: mlib.Predictor, generation: int) -> None:
+        self.generation = generation
+        self.low_lbs, self.high_lbs = predictor.weight_range_lbs
+        self.drift = DriftWindow(predictor.metadata["weight_histogram"])
+        self.weights_since_gauge = 0
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -31,6 +49,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         MODEL_PATH=str(mlib.model_path()),  # honours the MODEL_PATH environment variable
         MAX_CONTENT_LENGTH=payload.MAX_BODY_BYTES,
+        # Unset or empty: /predict is open and the admin routes do not exist (404).
+        API_TOKEN=os.environ.get("API_TOKEN") or None,
+        ADMIN_TOKEN=os.environ.get("ADMIN_TOKEN") or None,
     )
     if config:
         app.config.update(config)
@@ -38,6 +59,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     predictor.probe()
     app.extensions[PREDICTOR] = predictor
     app.extensions[METRICS] = ServiceMetrics()
+    # Created before gunicorn forks (preload_app), so every worker shares it.
+    app.extensions[RELOAD] = model_reload.ReloadState()
+    app.extensions[SERVED] = _served(predictor, 0)
     app.json.sort_keys = False
 
     app.before_request(_start_timer)
@@ -52,7 +76,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/model", view_func=model_metadata)
     app.add_url_rule("/metrics", view_func=metrics)
     app.add_url_rule("/openapi.json", view_func=openapi)
+    app.add_url_rule("/drift", view_func=drift)
+    if app.config["ADMIN_TOKEN"]:
+        app.add_url_rule("/admin/reload", view_func=admin_reload, methods=["POST"])
     return app
+
+
+def _served(predictor: mlib.Predictor, generation: int) -> Served:
+    try:
+        return Served(predictor, generation)
+    except (KeyError, TypeError) as exc:
+        raise mlib.ModelError(
+            f"model.json lacks a usable weight_histogram ({exc}): retrain."
+        ) from None
 
 
 def _predictor() -> mlib.Predictor:
@@ -72,10 +108,34 @@ def json_response(body: Any, status: int = 200) -> Response:
 def predict() -> Response:
     """Predict heights for ``{"Weight": w}`` or ``{"Weight": [w, ...]}``, with or without a
     ``Content-Type`` header (the cookbook's curl sends none)."""
+    app = current_app._get_current_object()
+    token = app.config["API_TOKEN"]
+    if token and not auth.bearer_matches(request.headers.get("Authorization"), token):
+        return _unauthorized("Send Authorization: Bearer <API_TOKEN> to call /predict.")
     document = payload.decode(request.get_data(cache=False))
-    body = payload.predict(_predictor(), document)
-    current_app.extensions[METRICS].predictions.inc(payload.weights_in(body))
+    predictor = _predictor()
+    body = payload.predict(predictor, document)
+    _observe_inputs(app, document["Weight"], body)
     return json_response(body)
+
+
+def _observe_inputs(app: Flask, weight: Any, body: dict) -> None:
+    # Only answered (validated) weights reach here, so every one is a finite number.
+    recorder = app.extensions[METRICS]
+    served = app.extensions[SERVED]
+    low, high = served.low_lbs, served.high_lbs
+    if "prediction" in body:
+        weights = (float(weight),)
+        recorder.observe_prediction(weights[0], body["prediction"]["height_inches"], low, high)
+    else:
+        weights = [float(w) for w in weight]
+        heights = [p["height_inches"] for p in body["predictions"]]
+        recorder.observe_predictions(weights, heights, low, high)
+    served.drift.add(weights)
+    served.weights_since_gauge += len(weights)
+    if served.weights_since_gauge >= DRIFT_GAUGE_EVERY:
+        served.weights_since_gauge = 0
+        recorder.drift_psi.set(served.drift.psi())
 
 
 def health() -> Response:
@@ -110,7 +170,85 @@ def metrics() -> Response:
 
 def openapi() -> Response:
     """Return the OpenAPI 3 document of every route."""
-    return json_response(api_spec.openapi_document(_predictor().version))
+    admin = bool(current_app.config["ADMIN_TOKEN"])
+    return json_response(api_spec.openapi_document(_predictor().version, admin=admin))
+
+
+def drift() -> Response:
+    """Return this worker's input drift: PSI of recent weights against the training ones."""
+    app = current_app
+    window = app.extensions[SERVED].drift
+    report = window.report()
+    app.extensions[METRICS].drift_psi.set(report["psi"])
+    return json_response({"model_version": _predictor().version, "worker_pid": os.getpid(),
+                          **report})  # fmt: skip
+
+
+def admin_reload() -> Response:
+    """Load MODEL_PATH again; swap it in every worker if it verifies and passes the probe."""
+    app = current_app
+    if not auth.bearer_matches(request.headers.get("Authorization"), app.config["ADMIN_TOKEN"]):
+        return _unauthorized("Send Authorization: Bearer <ADMIN_TOKEN> to reload the model.")
+    try:
+        outcome = reload_model(app)
+    except model_reload.ReloadBusy as exc:
+        response = json_response({"error": str(exc)}, 503)
+        response.headers["Retry-After"] = "1"
+        return response
+    body = {
+        "model_version": outcome.model_version,
+        "previous_model_version": outcome.previous_version,
+        "generation": outcome.generation,
+    }
+    if not outcome.accepted:
+        # 409: the request was fine; the model file on the server is what is wrong.
+        message = f"Model refused, still serving {outcome.model_version}: {outcome.reason}"
+        return json_response({"error": message, **body}, 409)
+    return json_response({"status": "reloaded", **body})
+
+
+def reload_model(app: Flask) -> model_reload.Outcome:
+    """Reload MODEL_PATH into *app* and tell every other worker to follow; return the Outcome.
+
+    Called by the admin route in a worker and by gunicorn's master on SIGHUP.
+    """
+    candidate, outcome = app.extensions[RELOAD].reload(
+        app.config["MODEL_PATH"], app.extensions[PREDICTOR]
+    )
+    recorder = app.extensions[METRICS]
+    if outcome.accepted:
+        _swap(app, candidate, outcome.generation)
+        recorder.reloads.inc()
+    else:
+        recorder.reload_refusals.inc()
+    return outcome
+
+
+def _swap(app: Flask, predictor: mlib.Predictor, generation: int) -> None:
+    # One assignment each: a request sees the old model or the new one, never half of each.
+    app.extensions[SERVED] = _served(predictor, generation)
+    app.extensions[PREDICTOR] = predictor
+
+
+def _catch_up(app: Flask, generation: int) -> None:
+    """Load the model another process reloaded; keep the current one if it is refused."""
+    current = app.extensions[PREDICTOR]
+    try:
+        candidate = app.extensions[RELOAD].load_generation(generation)
+        served = _served(candidate, generation)
+    except mlib.MlibError as exc:
+        model_reload.log_refusal(app.config["MODEL_PATH"], current, exc)
+        app.extensions[METRICS].reload_refusals.inc()
+        app.extensions[SERVED].generation = generation  # refuse once, not on every request
+        return
+    app.extensions[SERVED] = served
+    app.extensions[PREDICTOR] = candidate
+
+
+def _unauthorized(message: str) -> Response:
+    response = json_response({"error": message}, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 # -------------------------------------------------------------- request plumbing
@@ -118,15 +256,28 @@ def openapi() -> Response:
 
 def _start_timer() -> None:
     g.started = time.perf_counter()
+    app = current_app._get_current_object()
+    generation = app.extensions[RELOAD].generation  # one read of shared memory
+    if generation != app.extensions[SERVED].generation:
+        _catch_up(app, generation)
 
 
 def _finish_response(response: Response) -> Response:
-    app = current_app
-    response.headers["X-Model-Version"] = app.extensions[PREDICTOR].version
-    rule = request.url_rule
-    route = rule.rule if rule is not None else "unmatched"  # bounded label values
+    # Each use of a proxy (current_app, request) costs a context lookup: resolve them once.
+    app = current_app._get_current_object()
+    req = request._get_current_object()
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    app.extensions[METRICS].observe_request(request.method, route, response.status_code, elapsed)
+    version = app.extensions[PREDICTOR].version
+    request_id = request_log.request_id(req.headers.get("X-Request-ID"))
+    headers = response.headers
+    headers["X-Model-Version"] = version
+    headers["X-Request-ID"] = request_id
+    rule = req.url_rule
+    route = rule.rule if rule is not None else "unmatched"  # bounded label values
+    status = response.status_code
+    method = req.method
+    app.extensions[METRICS].observe_request(method, route, status, elapsed)
+    request_log.REQUESTS.write(method, req.path, status, elapsed, version, request_id)
     return response
 
 
@@ -175,6 +326,7 @@ def main() -> None:
         sys.exit(f"Error: PORT must be a number, got {os.environ.get('PORT')!r}.")
     except mlib.MlibError as exc:
         sys.exit(f"Error: {exc}")
+    request_log.configure(os.environ.get("LOG_LEVEL", "INFO").upper())
     application.run(host=host, port=port, debug=False, use_reloader=False)
 
 

@@ -3,8 +3,13 @@
 Every timeout here is deliberate; the README's "Operations" section explains them.
 """
 
+import gc
 import os
 import tempfile
+
+from gunicorn.glogging import Logger
+
+import request_log
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -19,11 +24,31 @@ keepalive = 5
 # Recycle workers now and then (jittered so they never restart together) to bound memory growth.
 max_requests = 50_000
 max_requests_jitter = 5_000
+# The app writes one JSON line per request itself (with the model version and request id),
+# so gunicorn's own access log would only repeat it.
 accesslog = None
 # One server per machine is not a given (tests start several): no shared control socket.
 control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+class JsonLogger(Logger):
+    """gunicorn's messages and the app's request lines alike: one JSON object per line.
+
+    A logger class rather than ``logconfig_dict``: with any logging config set, gunicorn
+    formats an access-log line for every request even when nothing prints it, which
+    costs more than the app's own JSON line.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(request_log.JsonFormatter())
+        request_log.configure(cfg.loglevel.upper())
+
+
+logger_class = JsonLogger
 
 # prometheus_client picks its multi-process mode when it is imported, so the folder
 # must be known before the app is: set it here, in the master, before preloading.
@@ -32,12 +57,41 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
-    """Start each run with no samples left over from an earlier one."""
+    """Start each run with no samples left over from an earlier one.
+
+    The master's own files are kept: the app was preloaded before this hook runs, and
+    the master counts what it does too (reloads on SIGHUP, refusals).
+    """
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
+    own = f"_{os.getpid()}.db"
     for name in os.listdir(folder):
-        if name.endswith(".db"):
+        if name.endswith(".db") and not name.endswith(own):
             os.unlink(os.path.join(folder, name))
+
+
+def when_ready(server):
+    """Make SIGHUP reload the model in every worker, instead of re-forking from the old one.
+
+    gunicorn's own SIGHUP re-reads this file and forks new workers from the master's
+    preloaded app, which still holds the old model. Instead the master loads, verifies
+    and probes MODEL_PATH, and bumps the reload generation the workers share.
+    """
+    if server.cfg.preload_app:
+        server.handle_hup = lambda: _reload_model(server)
+    # Move everything preloaded out of the garbage collector's sight: the workers' collections
+    # then scan only what requests allocate, and never touch (copy) the shared pages.
+    gc.freeze()
+
+
+def _reload_model(server):
+    import app as service
+
+    outcome = service.reload_model(server.app.wsgi())
+    if outcome.accepted:
+        server.log.info("SIGHUP: now serving model %s", outcome.model_version)
+    else:
+        server.log.error("SIGHUP: model refused, still serving %s", outcome.model_version)
 
 
 def child_exit(server, worker):
