@@ -124,7 +124,7 @@ def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, An
                 "post": {
                     "summary": "The page's form without JavaScript: the page with the answer",
                     "requestBody": {
-                        "required": True,
+                        "required": False,  # an empty form renders the page without an answer
                         "content": {
                             "application/x-www-form-urlencoded": {
                                 "schema": {
