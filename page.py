@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 import mlib
 import payload
@@ -28,6 +28,7 @@ _PREDICTOR = "mlib"
 _METRICS = "metrics"
 
 # Only the page's own files: no inline script, style or event handler, no other origin.
+# app.RequestPlumbing sends it (and nosniff) with every response.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
@@ -85,14 +86,6 @@ def home() -> tuple[str, int]:
         predict_url=request.host_url + "predict",
     )
     return page, status
-
-
-@blueprint.after_app_request
-def add_security_headers(response: Response) -> Response:
-    """Send the strict Content-Security-Policy (and no MIME sniffing) with every response."""
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
 
 
 def model_facts(metadata: Mapping[str, Any]) -> dict[str, Any]:
