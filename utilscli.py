@@ -20,6 +20,27 @@ from cli import WEIGHT, echo_prediction
 DEFAULT_HOST = "http://localhost:8080/predict"
 
 
+def host_option(help_text: str):
+    """Return the ``--host`` option every command that calls a deployment shares."""
+    return click.option(
+        "--host",
+        default=lambda: os.environ.get("PREDICT_URL", DEFAULT_HOST),
+        show_default=f"PREDICT_URL or {DEFAULT_HOST}",
+        help=help_text,
+    )
+
+
+def timeout_option(seconds: float, help_text: str):
+    """Return a ``--timeout`` option in seconds, *seconds* by default."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=seconds,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @click.group()
 @click.version_option(mlib.__version__)
 def cli() -> None:
@@ -196,19 +217,8 @@ def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     required=True,
     help="Weight in pounds; repeat it to send a batch.",
 )
-@click.option(
-    "--host",
-    default=lambda: os.environ.get("PREDICT_URL", DEFAULT_HOST),
-    show_default=f"PREDICT_URL or {DEFAULT_HOST}",
-    help="Full URL of a deployed /predict endpoint.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the endpoint.",
-)
+@host_option("Full URL of a deployed /predict endpoint.")
+@timeout_option(10.0, "Seconds to wait for the endpoint.")
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),
@@ -289,19 +299,8 @@ def service_root(url: str) -> str:
 
 
 @cli.command("health")
-@click.option(
-    "--host",
-    default=lambda: os.environ.get("PREDICT_URL", DEFAULT_HOST),
-    show_default=f"PREDICT_URL or {DEFAULT_HOST}",
-    help="Base URL of a deployment (a .../predict URL works too).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="Seconds to wait for each answer.",
-)
+@host_option("Base URL of a deployment (a .../predict URL works too).")
+@timeout_option(5.0, "Seconds to wait for each answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def health(host: str, timeout: float, as_json: bool) -> None:
     """Check a deployment's liveness, readiness and model version; exit 0 only when ready."""
@@ -332,12 +331,7 @@ def health(host: str, timeout: float, as_json: bool) -> None:
 
 
 @cli.command("loadtest")
-@click.option(
-    "--host",
-    default=lambda: os.environ.get("PREDICT_URL", DEFAULT_HOST),
-    show_default=f"PREDICT_URL or {DEFAULT_HOST}",
-    help="Full URL of the /predict endpoint to load.",
-)
+@host_option("Full URL of the /predict endpoint to load.")
 @click.option(
     "--seconds",
     type=click.FloatRange(0, 300, min_open=True),
