@@ -219,9 +219,11 @@ class Registry:
                 # Record the outgoing model before the swap, so a crash cannot forget it.
                 history["stack"] = stack
                 self._write_history(history)
-            self._serve(entry)
+            swapped = self._serve(entry)
             if not stack or stack[-1]["version"] != entry.version:
                 stack.append({"version": entry.version, "promoted_at": _now()})
+            elif not swapped:
+                return entry  # already served and on top: nothing happened, nothing to record
             history["stack"] = stack
             history["events"].append({"event": reason, "version": entry.version, "at": _now()})
             self._write_history(history)
@@ -249,13 +251,14 @@ class Registry:
 
     # ---------------------------------------------------------------- internals
 
-    def _serve(self, entry: Entry) -> None:
+    def _serve(self, entry: Entry) -> bool:
+        """Make *entry* the served pair; return False when it already was, byte for byte."""
         # Verify the entry before it is served: entries are immutable, an edit is tampering.
         mlib.verify_model_file(entry.model_file, entry.metadata)
         target_model, target_meta = self.served_model, mlib.metadata_path(self.served_model)
         source_meta = mlib.metadata_path(entry.model_file)
         if _same_bytes(entry.model_file, target_model) and _same_bytes(source_meta, target_meta):
-            return
+            return False
         target_model.parent.mkdir(parents=True, exist_ok=True)
         staged_model = mlib._temporary_beside(target_model)
         staged_meta = mlib._temporary_beside(target_meta)
@@ -270,6 +273,7 @@ class Registry:
             staged_meta.unlink(missing_ok=True)
         mlib._fsync_dir(target_model.parent)
         mlib.forget_loaded_models()
+        return True
 
     def _stack_with_served(self, history: dict[str, Any]) -> list[dict[str, Any]]:
         stack = list(history["stack"])

@@ -92,6 +92,15 @@ def test_promote_and_rollback_swap_the_served_pair(store, two_versions):
     assert served_files(store) == entry_files(store, a)
 
 
+def test_promoting_the_served_version_again_changes_no_file(store, two_versions):
+    # `make retrain` on unchanged data must leave a clean git tree (promotions.json is committed).
+    _template, _a, b = two_versions
+    store.promote(b)
+    files = {p: p.read_bytes() for p in store.root.parent.rglob("*") if p.is_file()}
+    store.promote(b)
+    assert {p: p.read_bytes() for p in store.root.parent.rglob("*") if p.is_file()} == files
+
+
 def test_promotion_refuses_a_tampered_entry(store, two_versions):
     _template, a, b = two_versions
     (store.root / b / "model.joblib").write_bytes(b"not the model that was registered")
