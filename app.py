@@ -42,6 +42,26 @@ class Served:
         self.drift = DriftWindow(predictor.metadata["weight_histogram"])
         self.weights_since_gauge = 0
 
+    def observe(self, recorder: ServiceMetrics, weight: Any, body: dict) -> None:
+        """Record answered weights and heights in the ML metrics and the drift window.
+
+        *weight* is the request's ``Weight`` and *body* the answer: every weight in it
+        was validated, so each is a finite number.
+        """
+        low, high = self.low_lbs, self.high_lbs
+        if "prediction" in body:
+            weights = (float(weight),)
+            recorder.observe_prediction(weights[0], body["prediction"]["height_inches"], low, high)
+        else:
+            weights = [float(w) for w in weight]
+            heights = [p["height_inches"] for p in body["predictions"]]
+            recorder.observe_predictions(weights, heights, low, high)
+        self.drift.add(weights)
+        self.weights_since_gauge += len(weights)
+        if self.weights_since_gauge >= DRIFT_GAUGE_EVERY:
+            self.weights_since_gauge = 0
+            recorder.drift_psi.set(self.drift.psi())
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then the environment, then *config*; load the model once."""
@@ -114,27 +134,8 @@ def predict() -> Response:
     document = payload.decode(request.get_data(cache=False))
     predictor = _predictor()
     body = payload.predict(predictor, document)
-    _observe_inputs(app, document["Weight"], body)
+    app.extensions[SERVED].observe(app.extensions[METRICS], document["Weight"], body)
     return json_response(body)
-
-
-def _observe_inputs(app: Flask, weight: Any, body: dict) -> None:
-    # Only answered (validated) weights reach here, so every one is a finite number.
-    recorder = app.extensions[METRICS]
-    served = app.extensions[SERVED]
-    low, high = served.low_lbs, served.high_lbs
-    if "prediction" in body:
-        weights = (float(weight),)
-        recorder.observe_prediction(weights[0], body["prediction"]["height_inches"], low, high)
-    else:
-        weights = [float(w) for w in weight]
-        heights = [p["height_inches"] for p in body["predictions"]]
-        recorder.observe_predictions(weights, heights, low, high)
-    served.drift.add(weights)
-    served.weights_since_gauge += len(weights)
-    if served.weights_since_gauge >= DRIFT_GAUGE_EVERY:
-        served.weights_since_gauge = 0
-        recorder.drift_psi.set(served.drift.psi())
 
 
 def health() -> Response:

@@ -26,6 +26,7 @@ blueprint = Blueprint("page", __name__)
 # The app keeps the model and the metrics under these keys (see app.py).
 _PREDICTOR = "mlib"
 _METRICS = "metrics"
+_SERVED = "served"
 
 # Only the page's own files: no inline script, style or event handler, no other origin.
 # app.RequestPlumbing sends it (and nosniff) with every response.
@@ -69,11 +70,15 @@ def home() -> tuple[str, int]:
     if weight_text is not None:
         try:
             document = payload.decode(request_body(weight_text))
-            prediction = payload.predict(predictor, document)["prediction"]
+            body = payload.predict(predictor, document)
         except payload.PayloadError as exc:
             error, status = str(exc), exc.status
         else:
-            current_app.extensions[_METRICS].predictions.inc()
+            # A prediction made for the page counts in the ML metrics and drift like any other.
+            current_app.extensions[_SERVED].observe(
+                current_app.extensions[_METRICS], document["Weight"], body
+            )
+            prediction = body["prediction"]
             marker = chart.marker(float(document["Weight"]), prediction)
     page = render_template(
         "home.html",

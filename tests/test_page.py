@@ -192,3 +192,18 @@ def test_a_number_too_long_to_read_is_a_400_not_a_500(client):
     response = client.post("/predict", data='{"Weight": ' + "1" * 5000 + "}")
     assert response.status_code == 400
     assert "too many digits" in response.get_json()["error"]
+
+
+def test_a_page_prediction_counts_in_the_ml_metrics_and_drift(client):
+    def sample(text: str, name: str) -> float:
+        line = next(line for line in text.splitlines() if line.startswith(name + " "))
+        return float(line.split()[-1])
+
+    before = client.get("/metrics").get_data(as_text=True)
+    drift_before = client.get("/drift").get_json()["window_size"]
+    assert client.get("/?weight=200").status_code == 200
+    after = client.get("/metrics").get_data(as_text=True)
+    for name in ("predictions_total", "model_input_weight_pounds_count",
+                 "model_predicted_height_inches_count"):  # fmt: skip
+        assert sample(after, name) == sample(before, name) + 1, name
+    assert client.get("/drift").get_json()["window_size"] == drift_before + 1
