@@ -94,6 +94,45 @@ def _reload_model(server):
         server.log.error("SIGHUP: model refused, still serving %s", outcome.model_version)
 
 
+def worker_exit(server, worker):
+    """Answer the connections already waiting in the listen queue, then let go of the socket.
+
+    The kernel completes TCP handshakes before any worker calls accept(), and when the
+    last process closes the listening socket it resets whatever is still queued: clients
+    that had sent a whole request. So a stopping worker first takes every queued
+    connection (accept() until the queue is empty), closes its listening socket, and
+    only then answers the ones it took. New connections are refused from then on,
+    which a client can retry elsewhere; none that the kernel accepted is reset.
+    """
+    handle = getattr(worker, "handle", None)  # the sync worker's "serve one connection"
+    if handle is None:
+        return
+    taken = []
+    for listener in worker.sockets:
+        bound = _BoundAddress(listener.getsockname())
+        while True:
+            try:
+                client, address = listener.accept()  # non-blocking: the workers set it so
+            except OSError:  # EAGAIN: the queue is empty
+                break
+            taken.append((bound, client, address))
+        listener.close()
+    for bound, client, address in taken:
+        client.setblocking(True)
+        client.settimeout(5)  # a client that connected but never sends cannot hold the exit
+        handle(bound, client, address)
+
+
+class _BoundAddress:
+    """All the sync worker reads of a listener while it answers: the address it was bound to."""
+
+    def __init__(self, address):
+        self.address = address
+
+    def getsockname(self):
+        return self.address
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges so /metrics stays true across restarts."""
     from prometheus_client import multiprocess

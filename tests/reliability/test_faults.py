@@ -65,10 +65,10 @@ def test_sigterm_drains_in_flight_requests(trained_model, tmp_path):
     # the client got answers to. Afterwards new connections are refused.
     assert len(served) == len(result.latencies_s)
     assert result.failures["refused"] > 0
-    # The only other failure allowed: a connection still waiting in the kernel's accept
-    # queue when the last worker closed the socket is reset before any worker read it;
-    # each client connection can be caught there at most once.
-    assert set(broken) <= {"reset"} and broken.get("reset", 0) <= CONNECTIONS, broken
+    # Not even a connection still waiting in the kernel's accept queue is reset: each
+    # stopping worker takes the queued ones before it closes the socket (worker_exit in
+    # gunicorn.conf.py). Refusals after that are what a client can retry elsewhere.
+    assert not broken, broken
 
 
 def _break(model_file, fault: str):
