@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import lifecycle
 import mlib
+import modelcard
 import registry
 from utilscli import cli
 
@@ -335,3 +336,11 @@ def test_many_distinct_training_weights_are_stored_as_quantiles():
     ecdf = mlib._weight_ecdf(weights)
     assert not ecdf["exact"] and len(ecdf["values"]) == mlib.ECDF_MAX_POINTS + 1
     assert lifecycle.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
+
+
+def test_the_committed_model_card_describes_the_committed_model():
+    # MODEL_CARD.md is committed beside the served model: retraining without
+    # `python utilscli.py card` would leave it describing another model.
+    committed = mlib.DEFAULT_MODEL_PATH.parent / "MODEL_CARD.md"
+    expected = modelcard.render_card(mlib.verified_metadata(mlib.DEFAULT_MODEL_PATH))
+    assert committed.read_text(encoding="utf-8") == expected
