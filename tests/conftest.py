@@ -43,6 +43,32 @@ def model_copy(tmp_path, trained_model) -> Path:
     return tmp_path / trained_model.name
 
 
+def break_model(model_file: Path, fault: str) -> Path:
+    """Damage the model pair at *model_file* as *fault* says; return the path to load."""
+    metadata_file = mlib.metadata_path(model_file)
+    if fault in ("missing", "directory"):
+        model_file.unlink()
+        if fault == "directory":
+            model_file.mkdir()
+    elif fault == "empty":
+        model_file.write_bytes(b"")
+    elif fault == "truncated":
+        model_file.write_bytes(model_file.read_bytes()[:100])
+    elif fault == "tampered":
+        model_file.write_bytes(b"\x80\x04tampered")
+    elif fault == "metadata missing":
+        metadata_file.unlink()
+    elif fault == "metadata truncated":
+        metadata_file.write_text(metadata_file.read_text()[:50])
+    elif fault == "metadata empty":
+        metadata_file.write_text("")
+    elif fault == "path is a folder":
+        return model_file.parent
+    else:
+        raise ValueError(f"unknown fault {fault!r}")
+    return model_file
+
+
 @pytest.fixture
 def app(trained_model):
     return create_app({"MODEL_PATH": str(trained_model), "TESTING": True})

@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import break_model
 
 import mlib
 
@@ -181,21 +182,12 @@ def test_installed_version_reads_the_wheel_metadata():
     assert mlib.installed_version("no-such-distribution") is None
 
 
-@pytest.mark.parametrize("fault", ["missing", "directory", "empty", "truncated", "no metadata"])
+@pytest.mark.parametrize(
+    "fault", ["missing", "directory", "empty", "truncated", "metadata missing"]
+)
 def test_broken_model_files_are_one_line_errors(model_copy, fault):
-    if fault == "missing":
-        model_copy.unlink()
-    elif fault == "directory":
-        model_copy.unlink()
-        model_copy.mkdir()
-    elif fault == "empty":
-        model_copy.write_bytes(b"")
-    elif fault == "truncated":
-        model_copy.write_bytes(model_copy.read_bytes()[:100])
-    else:
-        mlib.metadata_path(model_copy).unlink()
     with pytest.raises(mlib.ModelError) as caught:
-        mlib.load_predictor(model_copy)
+        mlib.load_predictor(break_model(model_copy, fault))
     assert "\n" not in str(caught.value)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import requests
-from conftest import ROOT, free_port, server_env
+from conftest import ROOT, break_model, free_port, server_env
 from test_cli import run_script
 
 
@@ -76,16 +76,7 @@ def test_utilscli_predict_against_a_dead_host():
 @pytest.mark.parametrize("fault", ["missing", "directory", "empty", "truncated", "tampered"])
 @pytest.mark.parametrize("server", ["gunicorn", "flask"])
 def test_servers_refuse_a_broken_model_at_start(model_copy, fault, server):
-    if fault in ("missing", "directory"):
-        model_copy.unlink()
-        if fault == "directory":
-            model_copy.mkdir()
-    elif fault == "empty":
-        model_copy.write_bytes(b"")
-    elif fault == "truncated":
-        model_copy.write_bytes(model_copy.read_bytes()[:200])
-    else:
-        model_copy.write_bytes(b"\x80\x04tampered")
+    break_model(model_copy, fault)
     port = free_port()
     command = (
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",

@@ -9,11 +9,10 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, free_port, server_env
+from conftest import ROOT, break_model, free_port, server_env
 from harness import Background, report, served_requests, server, workers
 
 import loadgen
-import mlib
 
 pytestmark = pytest.mark.reliability
 GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py's graceful_timeout
@@ -71,35 +70,13 @@ def test_sigterm_drains_in_flight_requests(trained_model, tmp_path):
     assert not broken, broken
 
 
-def _break(model_file, fault: str):
-    metadata_file = mlib.metadata_path(model_file)
-    if fault == "missing":
-        model_file.unlink()
-    elif fault == "directory":
-        model_file.unlink()
-        model_file.mkdir()
-    elif fault == "empty":
-        model_file.write_bytes(b"")
-    elif fault == "truncated":
-        model_file.write_bytes(model_file.read_bytes()[:100])
-    elif fault == "metadata missing":
-        metadata_file.unlink()
-    elif fault == "metadata truncated":
-        metadata_file.write_text(metadata_file.read_text()[:50])
-    elif fault == "metadata empty":
-        metadata_file.write_text("")
-    elif fault == "path is a folder":
-        return model_file.parent
-    return model_file
-
-
 FAULTS = ["missing", "directory", "empty", "truncated", "metadata missing",
           "metadata truncated", "metadata empty", "path is a folder"]  # fmt: skip
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_broken_model_path_is_refused_at_start_in_one_line(model_copy, fault):
-    model_path = _break(model_copy, fault)
+    model_path = break_model(model_copy, fault)
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b",
                f"127.0.0.1:{port}", "app:app"]  # fmt: skip
