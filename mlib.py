@@ -781,6 +781,7 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str)
     destination = Path(model_file)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged_model = _temporary_beside(destination)
+    staged_meta = _temporary_beside(metadata_path(destination))
     try:
         joblib.dump(estimator, staged_model)
         digest = sha256_file(staged_model)
@@ -791,19 +792,26 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str)
             **metadata,
         }
         text = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
-        staged_meta = _temporary_beside(metadata_path(destination))
-        try:
-            _write_synced(staged_meta, text.encode("utf-8"))
-            _fsync_file(staged_model)
-            os.replace(staged_model, destination)
-            os.replace(staged_meta, metadata_path(destination))
-        finally:
-            staged_meta.unlink(missing_ok=True)
+        _write_synced(staged_meta, text.encode("utf-8"))
+        _fsync_file(staged_model)
+        install_pair(staged_model, staged_meta, destination)
     finally:
         staged_model.unlink(missing_ok=True)
-    _fsync_dir(destination.parent)
-    _default_predictors.pop(destination, None)
+        staged_meta.unlink(missing_ok=True)
     return metadata
+
+
+def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> None:
+    """Rename a synced, staged joblib file and its metadata into place as *model_file*'s pair.
+
+    The joblib file goes first and ``model.json`` last: a crash in between leaves the
+    new joblib beside the old metadata, which readers refuse (or recover from the
+    registry), never a half-written file. The staged files must lie beside *model_file*.
+    """
+    os.replace(staged_model, model_file)
+    os.replace(staged_meta, metadata_path(model_file))
+    _fsync_dir(Path(model_file).parent)
+    forget_loaded_models()
 
 
 def _temporary_beside(path: Path) -> Path:

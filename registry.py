@@ -266,13 +266,10 @@ class Registry:
             _copy_synced(entry.model_file, staged_model)
             _copy_synced(source_meta, staged_meta)
             # Joblib first: in between, the registry lets readers recover the new pair.
-            os.replace(staged_model, target_model)
-            os.replace(staged_meta, target_meta)
+            mlib.install_pair(staged_model, staged_meta, target_model)
         finally:
             staged_model.unlink(missing_ok=True)
             staged_meta.unlink(missing_ok=True)
-        mlib._fsync_dir(target_model.parent)
-        mlib.forget_loaded_models()
         return True
 
     def _stack_with_served(self, history: dict[str, Any]) -> list[dict[str, Any]]:
