@@ -87,7 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(payload.PayloadError, _payload_error)
 
-    app.register_blueprint(page.blueprint)  # GET and POST /, and the CSP header
+    app.register_blueprint(page.blueprint)  # GET and POST /
     app.add_url_rule("/predict", view_func=predict, methods=["POST"])
     app.add_url_rule("/health", view_func=health)
     app.add_url_rule("/ready", view_func=ready)
