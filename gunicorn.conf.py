@@ -102,7 +102,8 @@ def worker_exit(server, worker):
     that had sent a whole request. So a stopping worker first takes every queued
     connection (accept() until the queue is empty), closes its listening socket, and
     only then answers the ones it took. New connections are refused from then on,
-    which a client can retry elsewhere; none that the kernel accepted is reset.
+    which a client can retry elsewhere. Only a connection that lands between the last
+    worker's final accept() and its close() can still be reset.
     """
     handle = getattr(worker, "handle", None)  # the sync worker's "serve one connection"
     if handle is None:
