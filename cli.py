@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Predict an MLB player's height from weight on this machine: ``python cli.py --weight 180``.
+"""Predict on this machine: ``python cli.py --weight 180``, or any model's row with ``--set``.
 
-``python cli.py --input weights.csv --output predictions.csv`` scores a whole CSV (see batch.py).
+``python cli.py --set Weight=200 --set Position=Catcher --json`` predicts one row of any
+model (``--model`` or ``MODEL_PATH`` names it); ``python cli.py --input rows.csv --output
+predictions.csv`` scores a whole CSV whose columns are the model's features.
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ from pathlib import Path
 
 import click
 
-import mlib
+import cookbook
+from cookbook.core.errors import InvalidInput, ModelError
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import NumberFeature
+from cookbook.lifecycle.artifacts import load_predictor
+
+TALL_INCHES = 72
+WEIGHT_FEATURE = "Weight"  # the feature --weight sets: the cookbook's own
 
 
-class WeightType(click.ParamType):
-    """A weight in pounds, validated exactly as the HTTP API validates it."""
+class NumberText(click.ParamType):
+    """A number typed on the command line; the model's schema judges its range."""
 
-    name = "pounds"
+    name = "number"
 
     def convert(self, value, param, ctx):
         if isinstance(value, float):
@@ -26,15 +35,40 @@ class WeightType(click.ParamType):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of pounds.", param, ctx)
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+NUMBER = NumberText()
+
+
+def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
+    """Return ``--set NAME=VALUE`` options as a dict, or raise a usage error."""
+    row = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE.", param_hint="--set")
+        row[name.strip()] = value
+    return row
+
+
+def typed_row(predictor: Predictor, texts: dict[str, str]) -> dict[str, object]:
+    """Return the row with each number feature's text read as a number (others as typed)."""
+    row: dict[str, object] = {}
+    for name, text in texts.items():
         try:
-            return mlib.validate_weight(number, name="weight")
-        except mlib.InvalidWeight as exc:
-            self.fail(str(exc), param, ctx)
-
-
-WEIGHT = WeightType()
-TALL_INCHES = 72
+            feature = predictor.schema.feature(name)
+        except KeyError:
+            known = ", ".join(predictor.schema.feature_names)
+            raise click.BadParameter(
+                f"{name} is not a feature of this model (its features: {known}).",
+                param_hint="--set",
+            ) from None
+        row[name] = NUMBER.convert(text, None, None) if isinstance(feature, NumberFeature) else text
+    return row
 
 
 def echo_prediction(result: dict, as_json: bool = False) -> None:
@@ -42,16 +76,26 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    # Judge the height the reader sees (whole inches), so "6 foot, 0 inches" is never green.
-    shown_inches = math.floor(result["height_inches"] + 0.5)
-    colour = "green" if shown_inches > TALL_INCHES else "red"
-    click.secho(result["height_human_readable"], bg=colour, fg="white")
+    if "height_human_readable" in result:
+        # Judge the height the reader sees (whole inches), so "6 foot, 0 inches" is never green.
+        shown_inches = math.floor(result["height_inches"] + 0.5)
+        colour = "green" if shown_inches > TALL_INCHES else "red"
+        click.secho(result["height_human_readable"], bg=colour, fg="white")
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in result.items() if k != "warning"))
     if "warning" in result:
         click.secho(f"Warning: {result['warning']}", fg="yellow", err=True)
 
 
 @click.command()
-@click.option("--weight", type=WEIGHT, help="Weight of an MLB player in pounds (asked if missing).")
+@click.option("--weight", type=NUMBER, help="Weight of an MLB player in pounds (asked if missing).")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A feature's value, for any model; repeat it for each feature.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
 @click.option(
     "--model",
@@ -63,7 +107,7 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
     "--input",
     "input_path",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    help="CSV of weights to score in bulk ('-' for stdin) instead of one --weight.",
+    help="CSV of rows to score in bulk ('-' for stdin); its columns are the model's features.",
 )
 @click.option(
     "--output",
@@ -75,9 +119,8 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
 )
 @click.option(
     "--column",
-    default=mlib.FEATURE,
-    show_default=True,
-    help="Name of --input's column that holds the weights in pounds.",
+    help="--input's column that holds the feature, for a model of one feature "
+    "[default: the feature's name].",
 )
 @click.option(
     "--rejects",
@@ -92,16 +135,17 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
     show_default=True,
     help="Rows of --input read and scored at a time (memory is proportional to it).",
 )
-@click.version_option(mlib.__version__)
+@click.version_option(cookbook.__version__)
 @click.pass_context
 def predictcli(
     ctx: click.Context,
     weight: float | None,
+    assignments: tuple[str, ...],
     as_json: bool,
     model_file: Path | None,
     input_path: str | None,
     output_path: str,
-    column: str,
+    column: str | None,
     rejects_path: str | None,
     chunk_rows: int,
 ) -> None:
@@ -109,36 +153,53 @@ def predictcli(
 
     With --input, exits 0 when every row was scored and 3 when some rows were rejected.
     """
-    check_batch_options(ctx, weight, as_json, input_path)
+    check_batch_options(ctx, weight, assignments, as_json, input_path)
+    texts = parse_assignments(assignments)
     try:
-        predictor = mlib.load_predictor(model_file)
-    except mlib.ModelError as exc:
+        predictor = load_predictor(model_file)
+    except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     if input_path is not None:
-        import batch  # numpy and pandas: only a batch run pays for them
+        from cookbook.cli.batch_run import run  # numpy and pandas: only a batch run pays
 
-        ctx.exit(
-            batch.run(
-                predictor,
-                input_path,
-                output_path,
-                column=column,
-                rejects_path=rejects_path,
-                chunk_rows=chunk_rows,
-            )
+        ctx.exit(run(predictor, input_path, output_path, columns=input_columns(predictor, column),
+                     rejects_path=rejects_path, chunk_rows=chunk_rows))  # fmt: skip
+    row = typed_row(predictor, texts)
+    if weight is not None:
+        row[WEIGHT_FEATURE] = weight
+    elif not row and predictor.schema.feature_names == (WEIGHT_FEATURE,):
+        row[WEIGHT_FEATURE] = click.prompt("MLB Player Weight", type=NUMBER)
+    try:
+        result = predictor.prediction(row)
+    except InvalidInput as exc:
+        hint = "--weight" if weight is not None or not texts else "--set"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    echo_prediction(result, as_json)
+
+
+def input_columns(predictor: Predictor, column: str | None) -> dict[str, str] | None:
+    """Return which --input column holds which feature (``--column`` renames the only one)."""
+    if column is None:
+        return None
+    names = predictor.schema.feature_names
+    if len(names) != 1:
+        raise click.UsageError(
+            "--column is for a model of one feature: name the columns as the features."
         )
-    if weight is None:
-        weight = click.prompt("MLB Player Weight", type=WEIGHT)
-    echo_prediction(predictor.prediction(weight), as_json)
+    return {names[0]: column}
 
 
 def check_batch_options(
-    ctx: click.Context, weight: float | None, as_json: bool, input_path: str | None
+    ctx: click.Context,
+    weight: float | None,
+    assignments: tuple[str, ...],
+    as_json: bool,
+    input_path: str | None,
 ) -> None:
     """Refuse option mixes that mean nothing: --weight or --json with --input, and vice versa."""
     if input_path is not None:
-        if weight is not None:
-            raise click.UsageError("Give either --weight or --input, not both.", ctx)
+        if weight is not None or assignments:
+            raise click.UsageError("Give either --weight/--set or --input, not both.", ctx)
         if as_json:
             raise click.UsageError("--json is for a single --weight; --input writes CSV.", ctx)
         return

@@ -9,7 +9,7 @@ import tempfile
 
 from gunicorn.glogging import Logger
 
-import request_log
+from cookbook.web import request_log
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -11,11 +11,19 @@ from pathlib import Path
 
 import click
 
-import lifecycle
-import mlib
-import modelcard
-import registry
-from cli import WEIGHT, echo_prediction
+import cookbook
+from cli import NUMBER, echo_prediction
+from cookbook.cli.errors import one_line_errors
+from cookbook.cli.tables import fmt as _fmt
+from cookbook.cli.tables import render_table
+from cookbook.core.files import write_bytes_atomic
+from cookbook.core.loading import verified_metadata
+from cookbook.core.psi import PSI_ALERT, PSI_WARN
+from cookbook.core.settings import data_path, model_path
+from cookbook.lifecycle import drift as offline_drift
+from cookbook.lifecycle import evaluation, gate, modelcard, registry
+from cookbook.lifecycle.column_info import DEFAULT_MODEL
+from cookbook.lifecycle.training import parse_columns, spec_for
 
 DEFAULT_HOST = "http://localhost:8080/predict"
 
@@ -42,7 +50,7 @@ def timeout_option(seconds: float, help_text: str):
 
 
 @click.group()
-@click.version_option(mlib.__version__)
+@click.version_option(cookbook.__version__)
 def cli() -> None:
     """Machine Learning Utility Belt."""
 
@@ -58,7 +66,7 @@ def cli() -> None:
 @click.option(
     "--model-name",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: str(mlib.model_path()),
+    default=lambda: str(model_path()),
     show_default="MODEL_PATH or model.joblib beside this script",
     help="Where to write the model; model.json is written beside it.",
 )
@@ -66,10 +74,28 @@ def cli() -> None:
     "--data",
     "data_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=lambda: str(mlib.data_path()),
+    default=lambda: str(data_path()),
     show_default="DATA_PATH or htwtmlb.csv beside this script",
-    help="Training CSV with Weight and Height columns.",
+    help="Training CSV with the target and feature columns.",
 )
+@click.option(
+    "--target",
+    default=DEFAULT_MODEL["target"],
+    show_default=True,
+    help="Column to predict (numeric).",
+)
+@click.option(
+    "--features",
+    default=",".join(DEFAULT_MODEL["features"]),
+    show_default=True,
+    help="Comma-separated numeric feature columns.",
+)
+@click.option(
+    "--categorical",
+    default="",
+    help="Comma-separated categorical feature columns (one-hot encoded).",
+)
+@click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
 @click.option(
     "--golden",
     "golden_file",
@@ -81,7 +107,7 @@ def cli() -> None:
 @click.option(
     "--tolerance",
     type=click.FloatRange(0, 1),
-    default=lifecycle.DEFAULT_TOLERANCE,
+    default=gate.DEFAULT_TOLERANCE,
     show_default=True,
     help="Largest allowed drop in R² (absolute) against the served model, on either set.",
 )
@@ -93,23 +119,27 @@ def retrain(
     tsize: float,
     model_name: Path,
     data_file: Path,
+    target: str,
+    features: str,
+    categorical: str,
+    model_name_text: str | None,
     golden_file: Path | None,
     tolerance: float,
     force: bool,
     as_json: bool,
 ) -> None:
     """Retrain, compare with the served model, and promote the new model if it is not worse."""
-    try:
-        result = lifecycle.retrain(
+    spec = spec_for(target, parse_columns(features), parse_columns(categorical), model_name_text)
+    with one_line_errors():
+        result = gate.retrain(
             data_file,
             model_name.resolve(),
+            spec=spec,
             test_size=tsize,
             tolerance=tolerance,
             golden_file=golden_file,
             force=force,
         )
-    except mlib.MlibError as exc:
-        raise click.ClickException(str(exc)) from None
     metrics = result.metrics
     if as_json:
         click.echo(
@@ -132,8 +162,9 @@ def retrain(
     click.echo(f"Model file:    {model_name}")
     click.echo(f"Held-out rows: {metrics['rows']}")
     click.echo(f"R²:            {metrics['r2']:.4f}")
-    click.echo(f"RMSE:          {metrics['rmse']:.3f} in")
-    click.echo(f"MAE:           {metrics['mae']:.3f} in")
+    unit = " in" if spec.target == DEFAULT_MODEL["target"] else ""
+    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit}")
+    click.echo(f"MAE:           {metrics['mae']:.3f}{unit}")
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
     if result.served_version is not None:
@@ -156,13 +187,7 @@ def retrain(
     )
 
 
-def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def comparison_table(comparisons: list[lifecycle.Comparison]) -> str:
+def comparison_table(comparisons: list[gate.Comparison]) -> str:
     """Return the candidate-versus-served comparison as an aligned text table."""
     header = (
         "rows",
@@ -196,23 +221,10 @@ def comparison_table(comparisons: list[lifecycle.Comparison]) -> str:
     return render_table(header, body)
 
 
-def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """Return *rows* under *header*, columns padded; the first column left-aligned."""
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    lines = []
-    for row in (header, *rows):
-        cells = [
-            str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 @cli.command("predict")
 @click.option(
     "--weight",
-    type=WEIGHT,
+    type=NUMBER,
     multiple=True,
     required=True,
     help="Weight in pounds; repeat it to send a batch.",
@@ -346,13 +358,13 @@ def health(host: str, timeout: float, as_json: bool) -> None:
     show_default=True,
     help="Connections sending requests at once (one thread each), at most 256.",
 )
-@click.option("--weight", type=WEIGHT, default=200.0, show_default=True, help="Weight sent.")
+@click.option("--weight", type=NUMBER, default=200.0, show_default=True, help="Weight sent.")
 @click.option("--token", envvar="API_TOKEN", help="Bearer token for /predict (or API_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def loadtest(host: str, seconds: float, concurrency: int, weight: float, token: str | None,
              as_json: bool) -> None:  # fmt: skip
     """Load an endpoint for a bounded time; print requests, failures, req/s and latency."""
-    import loadgen
+    from cookbook.cli import loadgen
 
     body = json.dumps({"Weight": weight}).encode()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -397,9 +409,10 @@ def models_list(as_json: bool) -> None:
     """List every registered version, oldest first; * marks the served one."""
     store = registry.Registry()
     try:
-        entries = store.listing()
-        history = store.history()
-    except (mlib.MlibError, OSError) as exc:
+        with one_line_errors():
+            entries = store.listing()
+            history = store.history()
+    except OSError as exc:
         raise click.ClickException(str(exc)) from None
     served = history[-1] if history else None
     if as_json:
@@ -443,10 +456,8 @@ def models_list(as_json: bool) -> None:
 def models_promote(version: str) -> None:
     """Serve VERSION (or a unique prefix of it, at least 4 characters)."""
     store = registry.Registry()
-    try:
+    with one_line_errors():
         entry = store.promote(version)
-    except mlib.MlibError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"Promoted {entry.version}: {store.served_model} now serves it.")
 
 
@@ -454,10 +465,8 @@ def models_promote(version: str) -> None:
 def models_rollback() -> None:
     """Serve the previously promoted version again."""
     store = registry.Registry()
-    try:
+    with one_line_errors():
         entry = store.rollback()
-    except mlib.MlibError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"Rolled back: {store.served_model} serves {entry.version} again.")
 
 
@@ -470,22 +479,20 @@ LABELLED_CSV = click.Path(exists=True, dir_okay=False, path_type=Path)
     "data_file",
     type=LABELLED_CSV,
     required=True,
-    help="Labelled CSV with Weight and Height (and optionally Position) columns.",
+    help="Labelled CSV with the model's feature and target columns (and optionally Position).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_file: Path, as_json: bool) -> None:
     """Print the served model's R², RMSE and MAE on labelled data, overall and by Position."""
-    try:
-        report = lifecycle.evaluate(mlib.model_path(), data_file)
-    except mlib.MlibError as exc:
-        raise click.ClickException(str(exc)) from None
+    with one_line_errors():
+        report = evaluation.evaluate(model_path(), data_file)
     if as_json:
         click.echo(json.dumps(report))
         return
     click.echo(f"Model {report['model_version']} on {data_file}")
-    skipped = report["rows_missing_values"] + report["rows_invalid_weight"]
+    skipped = report["rows_missing_values"] + report["rows_invalid"]
     if skipped:
-        click.echo(f"Skipped {skipped} row(s): missing values or weight outside (0, 1000] lb.")
+        click.echo(f"Skipped {skipped} row(s): missing values or values the model refuses.")
     groups = [("all", report["overall"])] + sorted((report["by_position"] or {}).items())
     rows = [
         (name, str(m["rows"]), _fmt(m["r2"], 4), _fmt(m["rmse"], 3), _fmt(m["mae"], 3))
@@ -493,7 +500,7 @@ def evaluate(data_file: Path, as_json: bool) -> None:
     ]
     click.echo(
         render_table(
-            ("Position" if report["by_position"] else "rows", "n", "R²", "RMSE (in)", "MAE (in)"),
+            ("Position" if report["by_position"] else "rows", "n", "R²", "RMSE", "MAE"),
             rows,
         )
     )
@@ -514,46 +521,55 @@ DRIFT_EXIT_CODES = {"ok": 0, "warn": 1, "alert": 2}
     "data_file",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="CSV whose weights to compare with the training weights.",
+    help="CSV whose inputs to compare with the training data (columns: the features).",
 )
-@click.option("--column", default=mlib.FEATURE, show_default=True, help="Column of weights.")
+@click.option(
+    "--column",
+    default=None,
+    help="Column holding the feature, for a model of one feature [default: its name].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def drift(ctx: click.Context, data_file: Path, column: str, as_json: bool) -> None:
-    """Compare a file's weights with the training weights: PSI (sets the exit code) and KS.
+def drift(ctx: click.Context, data_file: Path, column: str | None, as_json: bool) -> None:
+    """Compare a file's inputs with the training data, feature by feature: PSI and KS.
 
-    Exit codes: 0 ok (PSI < 0.1), 1 warn (PSI < 0.25), 2 alert, 3 the check could not run.
+    The worst feature's PSI sets the exit code: 0 ok (PSI < 0.1), 1 warn (PSI < 0.25),
+    2 alert, 3 the check could not run.
     """
-    try:
-        report = lifecycle.drift(mlib.model_path(), data_file, column)
-    except mlib.MlibError as exc:
-        raise DriftCheckFailed(str(exc)) from None
+    with one_line_errors(DriftCheckFailed):
+        served = model_path()
+        columns = None
+        if column is not None:
+            names = verified_metadata(served)["schema"]["features"]
+            if len(names) != 1:
+                raise DriftCheckFailed("--column is for a model of one feature.")
+            columns = {names[0]["name"]: column}
+        report = offline_drift.drift(served, data_file, columns)
     if as_json:
         click.echo(json.dumps(report))
-    else:
-        click.echo(
-            f"Model {report['model_version']}: {report['rows']} weights from {data_file}"
-            + (f" ({report['rows_rejected']} rejected)" if report["rows_rejected"] else "")
-        )
+        ctx.exit(DRIFT_EXIT_CODES[report["verdict"]])
+    click.echo(f"Model {report['model_version']}: {data_file}")
+    for feature in report["features"]:
+        rejected = f", {feature['rows_rejected']} rejected" if feature["rows_rejected"] else ""
+        click.echo(f"\n{feature['feature']} ({feature['rows']} values{rejected})")
         rows = [
             (
-                f"{b['low']:g}-{b['high']:g}",
+                str(b["category"]) if "category" in b else f"{b['low']:g}-{b['high']:g}",
                 f"{b['expected_share']:.1%}",
                 f"{b['actual_share']:.1%}",
             )
-            for b in report["bins"]
+            for b in feature["bins"]
         ]
-        click.echo(render_table(("weight (lb)", "training", "this file"), rows))
-        click.echo(
-            f"PSI: {report['psi']:.4f} ({report['verdict']}; warn at "
-            f"{mlib.PSI_WARN:g}, alert at {mlib.PSI_ALERT:g})"
-        )
-        if report["ks"] is None:
-            click.echo("KS:  n/a (this model.json lacks weight_ecdf: retrain to record it)")
-        else:
+        click.echo(render_table(("bin", "training", "this file"), rows))
+        click.echo(f"PSI: {feature['psi']:.4f} ({feature['verdict']})")
+        if feature["ks"] is not None:
             click.echo(
-                f"KS:  {report['ks']:.4f} (5% critical value {report['ks_critical_5pct']:.4f})"
+                f"KS:  {feature['ks']:.4f} (5% critical value {feature['ks_critical_5pct']:.4f})"
             )
+    click.echo(
+        f"\nVerdict: {report['verdict']} (worst feature {report['worst_feature']}, PSI "
+        f"{report['psi']:.4f}; warn at {PSI_WARN:g}, alert at {PSI_ALERT:g})"
+    )
     ctx.exit(DRIFT_EXIT_CODES[report["verdict"]])
 
 
@@ -566,17 +582,15 @@ def drift(ctx: click.Context, data_file: Path, column: str, as_json: bool) -> No
 )
 def card(output: Path | None) -> None:
     """Write a Markdown model card for the served model."""
-    served = mlib.model_path()
-    try:
-        text = modelcard.render_card(mlib.verified_metadata(served))
-    except mlib.MlibError as exc:
-        raise click.ClickException(str(exc)) from None
+    served = model_path()
+    with one_line_errors():
+        text = modelcard.render_card(verified_metadata(served))
     if output is not None and str(output) == "-":
         click.echo(text, nl=False)
         return
     target = output if output is not None else served.parent / "MODEL_CARD.md"
     try:
-        mlib.write_bytes_atomic(target, text.encode("utf-8"))
+        write_bytes_atomic(target, text.encode("utf-8"))
     except OSError as exc:
         raise click.ClickException(f"Cannot write {target}: {exc.strerror}") from None
     click.echo(f"Wrote the model card to {target}")

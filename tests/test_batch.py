@@ -12,11 +12,11 @@ import stat
 import subprocess
 import sys
 
+from cookbook.lifecycle import batch
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-import batch
 import mlib
 from cli import predictcli
 

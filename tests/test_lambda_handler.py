@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cookbook.web import lambda_handler
 import pytest
 import yaml
 from conftest import ROOT
 from test_app import BAD_BODIES
 
-import lambda_handler
 import mlib
 
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -172,7 +172,7 @@ try:
     sys.exit("numpy is importable: the check proves nothing")
 except ImportError:
     pass
-import lambda_handler
+from cookbook.web import lambda_handler
 for path in sys.argv[1:]:
     with open(path) as f:
         print(json.dumps(lambda_handler.handler(json.load(f), None)))

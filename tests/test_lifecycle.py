@@ -10,15 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cookbook.lifecycle import drift as offline_drift
+from cookbook.lifecycle import gate
+from cookbook.lifecycle import modelcard
 import numpy as np
 import pandas as pd
 import pytest
+from cookbook.lifecycle import registry
 from click.testing import CliRunner
 
-import lifecycle
 import mlib
-import modelcard
-import registry
 from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ def shuffled_csv(tmp_path_factory, data_file) -> Path:
 @pytest.fixture(scope="module")
 def served_template(tmp_path_factory, data_file) -> Path:
     folder = tmp_path_factory.mktemp("served")
-    result = lifecycle.retrain(data_file, folder / "model.joblib")
+    result = gate.retrain(data_file, folder / "model.joblib")
     assert result.promoted and result.served_version is None
     return folder
 
@@ -93,7 +94,7 @@ def test_json_report_of_a_rejected_candidate(served, shuffled_csv):
     assert report["promoted"] is False
     held_out, golden = report["comparisons"]
     assert held_out["passed"] and not golden["passed"]
-    assert golden["r2_change"] < -lifecycle.DEFAULT_TOLERANCE
+    assert golden["r2_change"] < -gate.DEFAULT_TOLERANCE
     assert golden["candidate"]["rows"] == golden["served"]["rows"] == 104
 
 
@@ -263,13 +264,13 @@ def brute_force_ks(reference: list[float], sample: list[float]) -> float:
 
 
 def test_ks_statistic_matches_its_definition():
-    assert lifecycle.ks_statistic([1, 2, 3], [1, 1, 1], [2, 2, 4]) == pytest.approx(1 / 3)
+    assert offline_drift.ks_statistic([1, 2, 3], [1, 1, 1], [2, 2, 4]) == pytest.approx(1 / 3)
     rng = random.Random(3)
     for _ in range(20):
         reference = [rng.choice(range(150, 200)) for _ in range(rng.randint(1, 60))]
         sample = [rng.choice(range(140, 210)) for _ in range(rng.randint(1, 60))]
         values, counts = np.unique(reference, return_counts=True)
-        assert lifecycle.ks_statistic(values, counts, sample) == pytest.approx(
+        assert offline_drift.ks_statistic(values, counts, sample) == pytest.approx(
             brute_force_ks(reference, sample)
         )
 
@@ -335,7 +336,7 @@ def test_many_distinct_training_weights_are_stored_as_quantiles():
     weights = np.random.default_rng(5).normal(200, 20, 5000)
     ecdf = mlib._weight_ecdf(weights)
     assert not ecdf["exact"] and len(ecdf["values"]) == mlib.ECDF_MAX_POINTS + 1
-    assert lifecycle.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
+    assert offline_drift.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
 
 
 def test_the_committed_model_card_describes_the_committed_model():

@@ -8,15 +8,19 @@ import json
 import logging
 import os
 
+from cookbook.web import auth
 import pytest
+from cookbook.web import request_log
+from cookbook.web.metrics import observe_many, observe_one
 from prometheus_client import CollectorRegistry, Histogram
 
-import auth
 import mlib
-import request_log
-from app import RELOAD, create_app
-from drift import MIN_WEIGHTS_FOR_VERDICT, DriftWindow
-from observability import observe_many, observe_one
+from app import create_app
+from cookbook.core.loading import schema_of
+from cookbook.core.psi import PSI_ALERT
+from cookbook.core.settings import PROJECT_ROOT
+from cookbook.web.online_drift import MIN_ROWS_FOR_VERDICT, DriftWindow
+from cookbook.web.served import service_state
 
 
 def metric(client, line_start: str) -> float:
@@ -94,7 +98,7 @@ def test_importing_the_modules_sets_up_no_logging():
         "import logging, app, request_log, model_reload, drift, loadgen; "
         "assert not logging.getLogger().handlers; assert not logging.getLogger('app').handlers"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=mlib.HERE)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
 
 
 # ------------------------------------------------------------------------- metrics
@@ -108,8 +112,8 @@ def test_ml_metrics_follow_the_inputs(client):
     assert metric(client, 'model_input_weight_pounds_bucket{le="100.0"}') == 1
     assert metric(client, 'model_input_weight_pounds_bucket{le="210.0"}') == 3
     assert metric(client, "model_predicted_height_inches_count") == 4
-    assert metric(client, 'model_input_out_of_range_total{side="below"}') == 1
-    assert metric(client, 'model_input_out_of_range_total{side="above"}') == 1
+    assert metric(client, 'model_input_out_of_range_total{feature="Weight",side="below"}') == 1
+    assert metric(client, 'model_input_out_of_range_total{feature="Weight",side="above"}') == 1
     assert metric(client, "predictions_total") == 4
 
 
@@ -144,30 +148,31 @@ def test_observe_one_and_many_match_histogram_observe():
 
 
 def test_drift_window_is_bounded_and_reads_the_training_histogram(trained_model):
-    histogram = mlib.read_metadata(trained_model)["weight_histogram"]
-    window = DriftWindow(histogram, capacity=50)
+    feature = schema_of(mlib.read_metadata(trained_model)).features[0]
+    histogram = feature.histogram
+    window = DriftWindow(feature, capacity=50)
     window.add([200.0] * 80)
     assert len(window) == 50 and sum(window.counts) == 50
     # A window shaped like the training data does not drift; a shifted one alerts.
-    like_training = DriftWindow(histogram, capacity=sum(histogram["counts"]))
+    like_training = DriftWindow(feature, capacity=sum(histogram["counts"]))
     edges = histogram["edges"]
     for count, low, high in zip(histogram["counts"], edges, edges[1:], strict=False):
         like_training.add([(low + high) / 2] * count)
     assert like_training.psi() == pytest.approx(0.0, abs=1e-9)
     assert like_training.report()["verdict"] == "ok"
-    shifted = DriftWindow(histogram)
+    shifted = DriftWindow(feature)
     shifted.add([270.0] * 500)
-    assert shifted.report()["verdict"] == "alert" and shifted.psi() > mlib.PSI_ALERT
+    assert shifted.report()["verdict"] == "alert" and shifted.psi() > PSI_ALERT
 
 
 def test_drift_route_reports_this_worker(client):
     assert client.get("/drift").get_json()["window_size"] == 0
-    client.post("/predict", json={"Weight": [285] * MIN_WEIGHTS_FOR_VERDICT})
+    client.post("/predict", json={"Weight": [285] * MIN_ROWS_FOR_VERDICT})
     report = client.get("/drift").get_json()
-    assert report["window_size"] == MIN_WEIGHTS_FOR_VERDICT and report["enough_data"]
+    assert report["window_size"] == MIN_ROWS_FOR_VERDICT and report["enough_data"]
     assert report["verdict"] == "alert" and report["psi"] > 0.25
     assert report["worker_pid"] == os.getpid()
-    assert metric(client, "model_input_drift_psi") == pytest.approx(report["psi"], rel=1e-6)
+    assert metric(client, 'model_input_drift_psi{feature="Weight"}') == pytest.approx(report["psi"], rel=1e-6)
 
 
 # ------------------------------------------------------------------- model reload
@@ -240,26 +245,26 @@ def test_admin_reload_refuses_a_model_that_fails_its_probe(admin_app):
 def test_a_worker_follows_a_reload_done_by_another_process(admin_app):
     # What another worker (or the master on SIGHUP) does: verify, bump the shared generation.
     app, client, model_file = admin_app
-    old = app.extensions["mlib"]
+    old = service_state(app).served.predictor
     new = retrain_into(model_file, alpha=50.0)
-    _, outcome = app.extensions[RELOAD].reload(model_file, old)
-    assert outcome.accepted and app.extensions["mlib"] is old  # this "worker" has not swapped
+    _, outcome = service_state(app).reload.reload(model_file, old)
+    assert outcome.accepted and service_state(app).served.predictor is old  # this "worker" has not swapped
     assert client.post("/predict", json={"Weight": 200}).headers["X-Model-Version"] == new
 
 
 def test_a_late_worker_gets_the_accepted_model_even_if_the_file_changed_since(admin_app):
     app, client, model_file = admin_app
     new = retrain_into(model_file, alpha=50.0)
-    app.extensions[RELOAD].reload(model_file, app.extensions["mlib"])
+    service_state(app).reload.reload(model_file, service_state(app).served.predictor)
     model_file.write_bytes(b"tampered after the reload was accepted")
     assert client.post("/predict", json={"Weight": 200}).headers["X-Model-Version"] == new
 
 
 def test_a_worker_keeps_its_model_when_the_snapshot_it_follows_is_bad(admin_app):
     app, client, model_file = admin_app
-    old = app.extensions["mlib"]
+    old = service_state(app).served.predictor
     retrain_into(model_file, alpha=50.0)
-    state = app.extensions[RELOAD]
+    state = service_state(app).reload
     state.reload(model_file, old)
     (state.snapshots / "1" / "model.joblib").write_bytes(b"corrupted on disk")
     for _ in range(3):  # refused once, then no longer retried on every request
@@ -270,22 +275,22 @@ def test_a_worker_keeps_its_model_when_the_snapshot_it_follows_is_bad(admin_app)
 
 def test_reload_keeps_only_the_latest_snapshots(admin_app):
     app, _, model_file = admin_app
-    state = app.extensions[RELOAD]
+    state = service_state(app).reload
     for _ in range(5):
-        state.reload(model_file, app.extensions["mlib"])
+        state.reload(model_file, service_state(app).served.predictor)
     assert sorted(p.name for p in state.snapshots.iterdir()) == ["3", "4", "5"]
     model_file.unlink()
-    _, outcome = state.reload(model_file, app.extensions["mlib"])
+    _, outcome = state.reload(model_file, service_state(app).served.predictor)
     assert not outcome.accepted and "missing" in outcome.reason
     assert sorted(p.name for p in state.snapshots.iterdir()) == ["3", "4", "5"]
 
 
 def test_the_reload_generation_is_shared_with_forked_processes(admin_app):
     app, _, model_file = admin_app
-    state = app.extensions[RELOAD]
+    state = service_state(app).reload
     pid = os.fork()
     if pid == 0:  # the child plays a worker that reloads
-        _, outcome = state.reload(model_file, app.extensions["mlib"])
+        _, outcome = state.reload(model_file, service_state(app).served.predictor)
         os._exit(0 if outcome.accepted else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -7,11 +7,10 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cookbook.cli import loadgen
 import pytest
 from conftest import free_port
 from test_cli import run_script
-
-import loadgen
 
 ANSWER = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
 

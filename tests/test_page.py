@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+from cookbook.web import page
 import pytest
 from markupsafe import escape
 
 import mlib
-import page
 
 
 class _Elements(HTMLParser):

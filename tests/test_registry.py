@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cookbook.lifecycle import drift as offline_drift
+from cookbook.lifecycle import gate
 import pytest
+from cookbook.lifecycle import registry
 from click.testing import CliRunner
 
-import lifecycle
 import mlib
-import registry
 from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def two_versions(tmp_path_factory, data_file) -> tuple[Path, str, str]:
     """A served model A and a registered, unpromoted model B, built once per module."""
     folder = tmp_path_factory.mktemp("registry-template")
     served = folder / "model.joblib"
-    first = lifecycle.retrain(data_file, served, test_size=0.1)
+    first = gate.retrain(data_file, served, test_size=0.1)
     store = registry.Registry(served)
     with store.staging() as staged:
         mlib.train(data_file, staged / "model.joblib", test_size=0.3)
@@ -71,7 +72,7 @@ def test_every_training_run_is_an_immutable_traceable_entry(store, two_versions,
 def test_retraining_the_same_data_keeps_the_existing_entry(store, two_versions, data_file):
     _template, a, _b = two_versions
     before = entry_files(store, a)
-    result = lifecycle.retrain(data_file, store.served_model, test_size=0.1)
+    result = gate.retrain(data_file, store.served_model, test_size=0.1)
     assert result.entry.version == a and entry_files(store, a) == before
     assert sorted(p.name for p in store.root.iterdir() if not p.name.startswith(".")) == sorted(
         [a, two_versions[2], "golden.json", "promotions.json"]
@@ -208,7 +209,7 @@ def test_a_crash_at_any_rename_serves_the_old_or_the_new_model(
 
 CRASHING_PROMOTE = """
 import os, sys
-import registry
+from cookbook.lifecycle import registry
 real, calls = os.replace, []
 def crashing(*args, **kwargs):
     calls.append(args)

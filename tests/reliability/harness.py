@@ -11,10 +11,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from cookbook.cli import loadgen
 import requests
 from conftest import start_gunicorn, stop
 
-import loadgen
 import mlib
 
 

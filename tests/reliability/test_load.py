@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from cookbook.cli import loadgen
 import pytest
 from harness import metric, report, served_requests, server
-
-import loadgen
 
 pytestmark = pytest.mark.reliability
 SECONDS = 60

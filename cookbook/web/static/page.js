@@ -1,11 +1,11 @@
-// Ask POST /predict for each weight typed and show its answer without reloading the page.
+// Ask POST /predict for each row typed and show its answer without reloading the page.
 // The model lives only in the service: this file sends what was typed and draws the answer.
 "use strict";
 
 (() => {
   const form = document.getElementById("predict-form");
-  const input = document.getElementById("weight");
-  const error = document.getElementById("weight-error");
+  const fields = Array.from(form.querySelectorAll("[data-feature]"));
+  const error = form.querySelector(".error");
   const answer = document.getElementById("answer");
   const chart = document.getElementById("chart");
   const marker = document.getElementById("prediction");
@@ -15,9 +15,14 @@
   const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
   let latest = 0; // answers can arrive out of order: only the newest request's answer counts
 
-  function requestBody(text) {
-    const trimmed = text.trim();
-    return JSON_NUMBER.test(trimmed) ? `{"Weight": ${trimmed}}` : JSON.stringify({ Weight: trimmed });
+  // The same body as page.request_body: numbers as typed, everything else as a string.
+  function requestBody() {
+    const parts = fields.map((field) => {
+      const text = field.value.trim();
+      const asNumber = field.dataset.kind === "number" && JSON_NUMBER.test(text);
+      return `${JSON.stringify(field.dataset.feature)}: ${asNumber ? text : JSON.stringify(text)}`;
+    });
+    return `{${parts.join(", ")}}`;
   }
 
   // Map a value onto the chart's pixels the way page.Scale does, clamping it to the axis.
@@ -29,43 +34,49 @@
   function showError(message) {
     error.textContent = message;
     error.hidden = false;
-    input.setAttribute("aria-invalid", "true");
+    fields.forEach((field) => field.setAttribute("aria-invalid", "true"));
     answer.hidden = true;
-    marker.classList.add("is-empty");
+    if (marker) marker.classList.add("is-empty");
   }
 
-  function showPrediction(weightLbs, prediction) {
+  function showAnswer(prediction) {
     error.hidden = true;
     error.textContent = "";
-    input.removeAttribute("aria-invalid");
-    document.getElementById("answer-human").textContent = prediction.height_human_readable;
-    document.getElementById("answer-inches").textContent = prediction.height_inches;
+    fields.forEach((field) => field.removeAttribute("aria-invalid"));
+    const value = document.getElementById("answer-value");
+    if (value) {
+      value.textContent = prediction[value.dataset.field];
+    } else {
+      document.getElementById("answer-human").textContent = prediction.height_human_readable;
+      document.getElementById("answer-inches").textContent = prediction.height_inches;
+    }
     const warning = document.getElementById("answer-warning");
     warning.textContent = prediction.warning || "";
     warning.hidden = !prediction.warning;
     answer.hidden = false;
+  }
 
+  function movePoint(x, shown) {
     const d = chart.dataset;
     const [xLow, xHigh, yLow, yHigh] = [d.xLow, d.xHigh, d.yLow, d.yHigh].map(Number);
     const [left, right, top, bottom] = [d.left, d.right, d.top, d.bottom].map(Number);
-    const height = prediction.height_inches;
-    const cx = scale(weightLbs, xLow, xHigh, left, right);
-    const cy = scale(height, yLow, yHigh, bottom, top);
+    const cx = scale(x, xLow, xHigh, left, right);
+    const cy = scale(shown, yLow, yHigh, bottom, top);
     const rightHalf = cx > (left + right) / 2;
     point.setAttribute("cx", cx);
     point.setAttribute("cy", cy);
     label.setAttribute("x", rightHalf ? cx - 10 : cx + 10);
     label.setAttribute("y", cy < top + 20 ? cy + 20 : cy - 10);
     label.setAttribute("text-anchor", rightHalf ? "end" : "start");
-    label.textContent = `${weightLbs} lb → ${height.toFixed(1)} in`;
-    const onChart = weightLbs >= xLow && weightLbs <= xHigh && height >= yLow && height <= yHigh;
+    label.textContent = `${x}${d.xUnit} → ${shown.toFixed(1)}${d.yUnit}`;
+    const onChart = x >= xLow && x <= xHigh && shown >= yLow && shown <= yHigh;
     marker.classList.toggle("off-chart", !onChart);
     marker.classList.remove("is-empty");
   }
 
-  async function predict(text) {
+  async function predict() {
     const request = ++latest;
-    const body = requestBody(text);
+    const body = requestBody();
     let response, answerBody;
     try {
       response = await fetch(form.dataset.predictUrl, {
@@ -83,13 +94,19 @@
       showError(answerBody.error || `The service answered HTTP ${response.status}.`);
       return;
     }
-    showPrediction(JSON.parse(body).Weight, answerBody.prediction);
+    const prediction = answerBody.prediction;
+    showAnswer(prediction);
+    if (chart) {
+      const shown = prediction.height_inches ?? prediction[document.getElementById("answer-value").dataset.field];
+      movePoint(JSON.parse(body)[fields[0].dataset.feature], shown);
+    }
     // Reloading or sharing the address shows the same answer, rendered by the server.
-    history.replaceState(null, "", `?weight=${encodeURIComponent(text.trim())}`);
+    const query = fields.map((f) => `${f.name}=${encodeURIComponent(f.value.trim())}`).join("&");
+    history.replaceState(null, "", `?${query}`);
   }
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    predict(input.value);
+    predict();
   });
 })();

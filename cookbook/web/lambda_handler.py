@@ -1,4 +1,4 @@
-"""Answer AWS Lambda invocations with the height model: a thin adapter over mlib and payload.
+"""Answer AWS Lambda invocations with the model: a thin adapter over the core and payload.
 
 Two kinds of event arrive:
 
@@ -20,9 +20,11 @@ import json
 import logging
 from typing import Any
 
-import api_spec
-import mlib
-import payload
+from cookbook.core.errors import MlibError
+from cookbook.core.loading import folded_predictor, verified_metadata
+from cookbook.core.prediction import Predictor
+from cookbook.core.settings import model_path
+from cookbook.web import openapi, payload
 
 LOGGER = logging.getLogger(__name__)
 
@@ -64,16 +66,34 @@ def is_http_event(event: Any) -> bool:
 def _answer_direct(event: Any) -> dict[str, Any]:
     predictor = _predictor_or_raise()
     try:
-        document = payload.decode(event) if isinstance(event, str | bytes) else event
-        return payload.predict(predictor, document)
+        example = predictor.schema.example_text()
+        document = payload.decode(event, example) if isinstance(event, str | bytes) else event
+        return payload.predict(predictor, document)[0]
     except payload.PayloadError as exc:
         return {"error": str(exc)}
 
 
-def _predictor_or_raise() -> mlib.Predictor:
+_loaded: list[Predictor] = []
+
+
+def default_predictor() -> Predictor:
+    """Return the packaged model's Predictor, verified and loaded once per warm container.
+
+    Only folded models are served here: the package carries no scikit-learn.
+    """
+    if not _loaded:
+        path = model_path()
+        predictor = folded_predictor(verified_metadata(path), path)
+        if predictor is None:
+            raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
+        _loaded.append(predictor)
+    return _loaded[0]
+
+
+def _predictor_or_raise() -> Predictor:
     try:
-        return mlib.default_predictor()
-    except mlib.MlibError as exc:
+        return default_predictor()
+    except MlibError as exc:
         LOGGER.error("model unavailable: %s", exc)
         raise ModelUnavailable(str(exc)) from None
 
@@ -86,8 +106,8 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
     if path == "/health" and method == "GET":
         return _response(200, {"status": "ok"})  # alive, whatever the model's state
     try:
-        predictor = mlib.default_predictor()  # verified and loaded once per warm container
-    except mlib.MlibError as exc:
+        predictor = default_predictor()  # verified and loaded once per warm container
+    except MlibError as exc:
         LOGGER.error("model unavailable: %s", exc)
         return _response(503, {"error": str(exc)})
     version = predictor.version
@@ -101,17 +121,17 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
     if path == "/ready":
         try:
             height = predictor.probe()
-        except mlib.MlibError as exc:
+        except MlibError as exc:
             return _response(503, {"error": str(exc)}, version)
         body = {"status": "ready", "model_version": version, "probe_height_inches": height}
         return _response(200, body, version)
     if path == "/model":
         return _response(200, dict(predictor.metadata), version)
     if path == "/openapi.json":
-        return _response(200, _lambda_openapi(version), version)
+        return _response(200, _lambda_openapi(predictor), version)
     try:
-        document = payload.decode(_body_bytes(event))
-        return _response(200, payload.predict(predictor, document), version)
+        body, _rows, _values = payload.answer_body(predictor, _body_bytes(event))
+        return _response(200, body, version)
     except payload.PayloadError as exc:
         return _response(exc.status, {"error": str(exc)}, version)
 
@@ -137,12 +157,12 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise payload.PayloadError(
-            "Request body is marked base64 but is not valid base64: " + payload.EXAMPLE + "."
+            "Request body is marked base64 but is not valid base64: send it as JSON text."
         ) from None
 
 
-def _lambda_openapi(version: str) -> dict[str, Any]:
-    document = api_spec.openapi_document(version)
+def _lambda_openapi(predictor: Predictor) -> dict[str, Any]:
+    document = openapi.document(predictor.schema, predictor.version)
     document["paths"] = {p: ops for p, ops in document["paths"].items() if p in ROUTES}
     return document
 

@@ -1,17 +1,12 @@
 """Keep every trained model as an immutable version, and promote, list and roll them back.
 
-Layout, beside the served model (``model.joblib`` here, or what ``MODEL_PATH`` names)::
-
-    model.joblib, model.json      the served pair: a byte copy of the promoted entry
-    models/<version>/model.joblib one immutable entry per trained model; the version is
-    models/<version>/model.json   the first 12 hex digits of the joblib file's sha256
-    models/promotions.json        the promotion stack (for rollback) and an event log
-    models/golden.json            the pinned golden evaluation set (see lifecycle.py)
+The folders are ``cookbook.core.layout``'s: one ``models/<version>/`` entry per trained
+model beside the served pair, and ``models/promotions.json`` for the promotion stack.
 
 Promotion copies the entry's two files beside the served pair and renames the joblib
 into place, then the json. A crash between the renames leaves the new joblib beside
-the old json; ``mlib.verified_metadata`` recognises the joblib's sha256 in the
-registry and serves the new model whole, so a reader sees the old pair or the new one.
+the old json; ``verified_metadata`` recognises the joblib's sha256 in the registry and
+serves the new model whole, so a reader sees the old pair or the new one.
 """
 
 from __future__ import annotations
@@ -29,16 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlib
+import cookbook
+from cookbook.core.errors import MlibError, ModelError
+from cookbook.core.files import copy_synced, fsync_dir, temporary_beside, write_json_atomic
+from cookbook.core.layout import (
+    ENTRY_MODEL,
+    HISTORY_FILE,
+    LOCK_FILE,
+    metadata_path,
+    registry_root,
+)
+from cookbook.core.loading import read_metadata, verified_metadata, verify_model_file
+from cookbook.core.settings import PROJECT_ROOT, model_path
+from cookbook.lifecycle.artifacts import install_pair
 
-HERE = Path(__file__).resolve().parent
-ENTRY_MODEL = "model.joblib"
-HISTORY_FILE = "promotions.json"
-LOCK_FILE = ".lock"
 MIN_PREFIX = 4
 
 
-class RegistryError(mlib.MlibError):
+class RegistryError(MlibError):
     """A registry operation that cannot be done: unknown version, nothing to roll back to."""
 
 
@@ -67,20 +70,28 @@ class Entry:
 
 
 def code_version() -> dict[str, Any]:
-    """Return the code's version: mlib's, and the git commit (and whether it is dirty)."""
-    version: dict[str, Any] = {"mlib": mlib.__version__, "git_commit": None, "git_dirty": None}
+    """Return the code's version: the package's, and the git commit (and whether it is dirty)."""
+    version: dict[str, Any] = {
+        "cookbook": cookbook.__version__,
+        "git_commit": None,
+        "git_dirty": None,
+    }
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         if commit.returncode != 0:
             return version
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=HERE, capture_output=True, text=True, timeout=10,
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return version  # no git here (a container, an sdist): the mlib version still says much
+        return version  # no git here (a container, an sdist): the package version still says much
     version["git_commit"] = commit.stdout.strip()
     version["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
     return version
@@ -94,8 +105,8 @@ class Registry:
     """The model registry that belongs to one served model file."""
 
     def __init__(self, served_model: Path | str | None = None) -> None:
-        self.served_model = Path(served_model) if served_model else mlib.model_path()
-        self.root = self.served_model.parent / mlib.REGISTRY_DIRNAME
+        self.served_model = Path(served_model) if served_model else model_path()
+        self.root = registry_root(self.served_model)
 
     # ------------------------------------------------------------------ reading
 
@@ -108,8 +119,8 @@ class Registry:
             if folder.name.startswith(".") or not (folder / ENTRY_MODEL).is_file():
                 continue
             try:
-                metadata = mlib.read_metadata(folder / ENTRY_MODEL)
-            except mlib.ModelError:
+                metadata = read_metadata(folder / ENTRY_MODEL)
+            except ModelError:
                 continue  # not an entry (a stray folder); `promote` would refuse it anyway
             found.append(Entry(folder.name, folder, metadata))
         return sorted(found, key=lambda entry: (entry.created_at, entry.version))
@@ -142,8 +153,8 @@ class Registry:
         if not self.served_model.exists():
             return None
         try:
-            return mlib.verified_metadata(self.served_model)
-        except mlib.ModelError:
+            return verified_metadata(self.served_model)
+        except ModelError:
             return None
 
     def served_version(self) -> str | None:
@@ -171,7 +182,7 @@ class Registry:
         *staged_model*'s folder must hold only that pair and live inside the registry
         root, so the rename that publishes it is one atomic step.
         """
-        metadata = mlib.verified_metadata(staged_model)
+        metadata = verified_metadata(staged_model)
         version = metadata["model_version"]
         folder = self.root / version
         if not (folder / ENTRY_MODEL).exists():
@@ -180,9 +191,9 @@ class Registry:
             except OSError:
                 if not (folder / ENTRY_MODEL).exists():
                     raise
-            mlib._fsync_dir(self.root)
+            fsync_dir(self.root)
         shutil.rmtree(staged_model.parent, ignore_errors=True)
-        return Entry(version, folder, mlib.read_metadata(folder / ENTRY_MODEL))
+        return Entry(version, folder, read_metadata(folder / ENTRY_MODEL))
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -204,7 +215,7 @@ class Registry:
         if not (folder / ENTRY_MODEL).exists():
             with self.staging() as staged:
                 shutil.copyfile(self.served_model, staged / ENTRY_MODEL)
-                _write_json(mlib.metadata_path(staged / ENTRY_MODEL), metadata)
+                write_json_atomic(metadata_path(staged / ENTRY_MODEL), metadata)
                 return self.register(staged / ENTRY_MODEL)
         return self.entry(metadata["model_version"])
 
@@ -254,19 +265,19 @@ class Registry:
     def _serve(self, entry: Entry) -> bool:
         """Make *entry* the served pair; return False when it already was, byte for byte."""
         # Verify the entry before it is served: entries are immutable, an edit is tampering.
-        mlib.verify_model_file(entry.model_file, entry.metadata)
-        target_model, target_meta = self.served_model, mlib.metadata_path(self.served_model)
-        source_meta = mlib.metadata_path(entry.model_file)
+        verify_model_file(entry.model_file, entry.metadata)
+        target_model, target_meta = self.served_model, metadata_path(self.served_model)
+        source_meta = metadata_path(entry.model_file)
         if _same_bytes(entry.model_file, target_model) and _same_bytes(source_meta, target_meta):
             return False
         target_model.parent.mkdir(parents=True, exist_ok=True)
-        staged_model = mlib._temporary_beside(target_model)
-        staged_meta = mlib._temporary_beside(target_meta)
+        staged_model = temporary_beside(target_model)
+        staged_meta = temporary_beside(target_meta)
         try:
-            _copy_synced(entry.model_file, staged_model)
-            _copy_synced(source_meta, staged_meta)
+            copy_synced(entry.model_file, staged_model)
+            copy_synced(source_meta, staged_meta)
             # Joblib first: in between, the registry lets readers recover the new pair.
-            mlib.install_pair(staged_model, staged_meta, target_model)
+            install_pair(staged_model, staged_meta, target_model)
         finally:
             staged_model.unlink(missing_ok=True)
             staged_meta.unlink(missing_ok=True)
@@ -293,7 +304,7 @@ class Registry:
 
     def _write_history(self, history: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(self.root / HISTORY_FILE, history)
+        write_json_atomic(self.root / HISTORY_FILE, history)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -312,12 +323,3 @@ def _same_bytes(left: Path, right: Path) -> bool:
         return left.read_bytes() == right.read_bytes()
     except OSError:
         return False
-
-
-def _copy_synced(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
-    mlib._fsync_file(target)
-
-
-def _write_json(path: Path, document: Any) -> None:
-    mlib.write_bytes_atomic(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))

@@ -1,17 +1,19 @@
-"""Score a CSV of weights in constant memory: ``python cli.py --input weights.csv``.
+"""Score a CSV of feature values in constant memory: ``python cli.py --input rows.csv``.
 
-Imported by ``cli.py`` only when ``--input`` is given, so a single prediction never
-pays for numpy and pandas. The math is ``mlib.Predictor.predict_heights``; a weight
-is accepted exactly when ``mlib.validate_weight`` would accept the number that
-Python's ``float()`` reads from the cell (0 < weight <= 1000 lb, finite).
+Imported only when ``--input`` is given, so a single prediction never pays for numpy and
+pandas. The columns are the model's features (other columns are ignored); a value is
+accepted exactly when the schema's validation would accept the number that Python's
+``float()`` reads from the cell, or the category as written.
 
-Output: a CSV with the header ``<column>,height_inches,height_human_readable,extrapolation``
-and one row per accepted input row, in input order. The weight is written as read
-(``180`` for ``180`` or ``180.0``, shortest round-trip form otherwise), ``height_inches``
-and ``height_human_readable`` are what the API answers for that weight, and
-``extrapolation`` is ``true`` where the API would add its out-of-training-range warning.
+Output: a CSV with the header ``<features...>,<answer fields...>,extrapolation`` and one
+row per accepted input row, in input order; the answer fields are what the API answers
+for that row, and ``extrapolation`` is ``true`` where the API would add its
+out-of-training-range warning. For a model of one number feature answering heights
+(the committed model) the value is written as read (``180`` for ``180`` or ``180.0``),
+through a fast path of lookup tables.
 
-Rejected rows (blank lines, empty cells, text, NaN, infinities, weights out of range)
+Rejected rows (blank lines, empty cells, text, NaN, infinities, values out of bounds,
+unknown categories)
 never stop the run: each is reported with its line number (the header is line 1) and
 the reason. Line numbers count physical lines, so they are off by one per quoted
 field that spans lines before them.
@@ -25,17 +27,21 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import click
 import numpy as np
 import pandas as pd
 
-import mlib
+from cookbook.core.answers import height_human
+from cookbook.core.errors import InvalidInput
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, NumberFeature, Schema
+from cookbook.core.validation import validate_category, validate_number
+from cookbook.lifecycle.vectorized import accepted_numbers, predict_frame
 
 STDIO = "-"
 DEFAULT_CHUNK_ROWS = 200_000
@@ -57,7 +63,7 @@ class Reject:
     line: int
     value: str
     reason: str
-    kind: str  # "empty", "not a number", "not finite" or "out of range", for the summary
+    kind: str  # "empty", "not a number", "not finite", "out of range" or "unknown category"
 
 
 @dataclass
@@ -79,38 +85,65 @@ class BatchReport:
 
 
 def score_csv(
-    predictor: mlib.Predictor,
+    predictor: Predictor,
     source: BinaryIO,
     sink: BinaryIO,
     *,
-    column: str = mlib.FEATURE,
+    columns: Mapping[str, str] | None = None,
     on_rejects: Callable[[list[Reject]], None] = lambda rejects: None,
     on_progress: Callable[[int], None] = lambda rows: None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> BatchReport:
     """Stream the CSV in *source* to predictions in *sink*, chunk by chunk; return the counts.
 
-    Raise ``BatchError`` (before writing anything) if *source* has no *column*.
+    *columns* maps a feature to the input column that holds it (default: its own name).
+    Raise ``BatchError`` (before writing anything) if *source* lacks one of them.
     """
+    schema = predictor.schema
+    inputs = {f.name: (columns or {}).get(f.name, f.name) for f in schema.features}
     names = read_header(source)
-    require_column(names, column)
-    formatter = ChunkFormatter(predictor)
+    require_columns(names, list(inputs.values()), single=len(inputs) == 1)
+    formatter = (
+        ChunkFormatter(predictor) if ChunkFormatter.applies(schema) else TableFormatter(predictor)
+    )
     report = BatchReport()
-    sink.write(csv_line([column, "height_inches", "height_human_readable", "extrapolation"]))
+    sink.write(csv_line([*inputs.values(), *schema.answer_fields(), "extrapolation"]))
     first_line = 2  # the header is line 1
-    for cells in read_chunks(source, names, column, chunk_rows):
-        weights, rejects = parse_weights(cells, column, first_line)
-        accepted = ~np.isnan(weights)
-        scored = weights[accepted]
-        if len(scored):
-            sink.write(formatter.format(scored))
-        report.scored += len(scored)
+    for chunk in read_chunks(source, names, list(dict.fromkeys(inputs.values())), chunk_rows):
+        values, rejects = parse_chunk(schema, inputs, chunk, first_line)
+        rows = len(chunk)
+        accepted = np.ones(rows, dtype=bool)
+        for reject in rejects:
+            accepted[reject.line - first_line] = False
+        if accepted.any():
+            sink.write(
+                formatter.format({name: column[accepted] for name, column in values.items()})
+            )
+        report.scored += int(accepted.sum())
         if rejects:
             report.add_rejects(rejects)
             on_rejects(rejects)
-        first_line += len(cells)
-        on_progress(len(cells))
+        first_line += rows
+        on_progress(rows)
     return report
+
+
+def parse_chunk(
+    schema: Schema, inputs: Mapping[str, str], chunk: pd.DataFrame, first_line: int
+) -> tuple[dict[str, np.ndarray], list[Reject]]:
+    """Return each feature's parsed values and one Reject per rejected row (its first problem)."""
+    values: dict[str, np.ndarray] = {}
+    by_line: dict[int, Reject] = {}
+    for feature in schema.features:
+        column = inputs[feature.name]
+        cells = chunk[column].to_numpy()
+        if isinstance(feature, NumberFeature):
+            values[feature.name], rejects = parse_numbers(cells, feature, column, first_line)
+        else:
+            values[feature.name], rejects = parse_categories(cells, feature, column, first_line)
+        for reject in rejects:
+            by_line.setdefault(reject.line, reject)
+    return values, [by_line[line] for line in sorted(by_line)]
 
 
 def read_header(source: BinaryIO) -> list[str]:
@@ -130,21 +163,24 @@ def read_header(source: BinaryIO) -> list[str]:
     return names
 
 
-def require_column(names: list[str], column: str) -> None:
-    """Raise ``BatchError`` unless *column* is one of the header's *names*."""
+def require_columns(names: list[str], columns: list[str], *, single: bool = True) -> None:
+    """Raise ``BatchError`` unless every one of *columns* is among the header's *names*."""
+    wanted = ", ".join(repr(column) for column in columns)
     if not names or names == [""]:
-        raise BatchError(f"Input is empty: expected a header line with a {column!r} column.")
-    if column not in names:
+        raise BatchError(f"Input is empty: expected a header line with a {wanted} column.")
+    missing = [column for column in columns if column not in names]
+    if missing:
         shown = ", ".join(repr(name) for name in names[:20])
+        hint = "choose one with --column" if single else "the model's features are " + wanted
         raise BatchError(
-            f"Input has no column {column!r} (its columns: {shown}); choose one with --column."
+            f"Input has no column {', '.join(map(repr, missing))} (its columns: {shown}); {hint}."
         )
 
 
 def read_chunks(
-    source: BinaryIO, names: list[str], column: str, chunk_rows: int
-) -> Iterator[np.ndarray]:
-    """Yield the *column* cells of *source* (past its header) in chunks, one per line.
+    source: BinaryIO, names: list[str], columns: list[str], chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Yield the *columns* of *source* (past its header) in chunks, one row per line.
 
     Blank lines are kept, as empty cells (NaN), so they are reported and line numbers
     hold; a chunk with blank lines but no text still comes back as numbers, the fast path.
@@ -155,7 +191,7 @@ def read_chunks(
             header=None,
             names=names,
             index_col=False,  # extra fields on a line never shift the columns
-            usecols=[column],
+            usecols=columns,
             chunksize=chunk_rows,
             engine="c",
             skip_blank_lines=False,
@@ -166,7 +202,7 @@ def read_chunks(
         )
         with reader:
             for frame in reader:
-                yield frame[column].to_numpy()
+                yield frame
     except pd.errors.EmptyDataError:
         return  # a header and no rows: nothing to score
     except (pd.errors.ParserError, ValueError) as exc:
@@ -174,16 +210,16 @@ def read_chunks(
         raise BatchError(f"Input is not a readable CSV file: {message}") from None
 
 
-def parse_weights(
-    cells: np.ndarray, column: str, first_line: int
+def parse_numbers(
+    cells: np.ndarray, feature: NumberFeature, column: str, first_line: int
 ) -> tuple[np.ndarray, list[Reject]]:
-    """Return the weights (NaN where rejected) and a Reject for every rejected cell.
+    """Return the numbers (NaN where rejected) and a Reject for every rejected cell.
 
     pandas hands back numbers when every cell of the chunk parsed as one (blank cells
     are NaN). Otherwise (text somewhere in the chunk) ``pandas.to_numeric`` reads the
     cells in bulk; both agree with ``float()`` (a test checks). Either way, only the
     cells that fail the bulk check go one by one through ``float()`` and
-    ``mlib.validate_weight``, which say why (or rescue what Python reads but pandas
+    ``validate_number``, which say why (or rescue what Python reads but pandas
     does not, such as "1_000").
     """
     if cells.dtype.kind in "iuf":
@@ -192,20 +228,21 @@ def parse_weights(
         weights = np.full(len(cells), np.nan)
     else:
         weights = pd.to_numeric(cells, errors="coerce").astype(np.float64, copy=False)
-    # NaN fails both comparisons and inf the second: validate_weight's rule, in bulk.
-    valid = (weights > 0) & (weights <= mlib.MAX_WEIGHT_LBS)
+    valid = accepted_numbers(feature, weights)  # validate_number's rule, in bulk
     if valid.all():
         return weights, []
     rejects = []
     for i in np.flatnonzero(~valid).tolist():
-        weights[i], reject = parse_cell(cells[i], column, first_line + i)
+        weights[i], reject = parse_cell(cells[i], feature, column, first_line + i)
         if reject is not None:
             rejects.append(reject)
     return weights, rejects
 
 
-def parse_cell(cell: object, column: str, line: int) -> tuple[float, Reject | None]:
-    """Return one cell's weight, or NaN and the Reject that says why it is not one."""
+def parse_cell(
+    cell: object, feature: NumberFeature, column: str, line: int
+) -> tuple[float, Reject | None]:
+    """Return one cell's number, or NaN and the Reject that says why it is not one."""
     if isinstance(cell, float) and math.isnan(cell):  # pandas' mark for an empty cell
         cell = ""
     text = str(cell)[:100]
@@ -225,17 +262,32 @@ def parse_cell(cell: object, column: str, line: int) -> tuple[float, Reject | No
             number = float(cell)
         except OverflowError:  # an integer too large for a float
             number = math.inf
-    reject = _number_reject(line, text, number, column)
-    return (math.nan, reject) if reject else (number, None)
-
-
-def _number_reject(line: int, text: str, number: float, column: str) -> Reject | None:
     try:
-        mlib.validate_weight(number, name=column)
-    except mlib.InvalidWeight as exc:
+        return validate_number(feature, number, name=column), None
+    except InvalidInput as exc:
         kind = "out of range" if math.isfinite(number) else "not finite"
-        return Reject(line, text, str(exc).rstrip("."), kind)
-    return None
+        return math.nan, Reject(line, text, str(exc).rstrip("."), kind)
+
+
+def parse_categories(
+    cells: np.ndarray, feature: CategoryFeature, column: str, first_line: int
+) -> tuple[np.ndarray, list[Reject]]:
+    """Return the categories as text (None where rejected) and a Reject for every rejected cell."""
+    texts = np.array([None if isinstance(c, float) else str(c) for c in cells], dtype=object)
+    valid = pd.Series(texts).isin(feature.categories).to_numpy()
+    rejects = []
+    for i in np.flatnonzero(~valid).tolist():
+        text = "" if texts[i] is None else texts[i][:100]
+        if not text.strip():
+            reason, kind = f"{column} is empty (blank line or empty cell)", "empty"
+        else:
+            try:
+                validate_category(feature, texts[i], name=column)
+            except InvalidInput as exc:
+                reason, kind = str(exc).rstrip("."), "unknown category"
+        rejects.append(Reject(first_line + i, text, reason, kind))
+        texts[i] = None
+    return texts, rejects
 
 
 # ------------------------------------------------------------------------ formatting
@@ -251,21 +303,42 @@ def csv_line(fields: list[str]) -> bytes:
 class ChunkFormatter:
     """Turn valid weights into CSV lines fast, with lookup tables instead of per-row formatting.
 
+    For models of one bounded number feature that answer heights (the committed model).
+
     Everything after the weight depends only on the height rounded to a tenth, the height
     rounded to an inch and the extrapolation flag: a few thousand distinct tails, each
     formatted once by the same code the API uses. Weights with at most two decimals
     (nearly all real data) come from a table too; others are written with ``repr``.
     """
 
-    def __init__(self, predictor: mlib.Predictor) -> None:
+    # The weights' text table covers 0 .. this many hundredths.
+    MAX_TABLE_VALUE = 100_000
+
+    def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
-        self.low_lbs, self.high_lbs = predictor.weight_range_lbs
+        self.feature = feature = predictor.schema.single_number
+        self.low_lbs, self.high_lbs = feature.training_range
+        self.table_limit = int(feature.bounds.maximum)
         self.tails: dict[int, bytes] = {}
         self._hundredths_texts: np.ndarray | None = None  # built on first use
 
-    def format(self, weights: np.ndarray) -> bytes:
-        """Return the CSV lines for *weights* (all valid), in order, as UTF-8 bytes."""
-        heights = self.predictor.predict_heights(weights)
+    @classmethod
+    def applies(cls, schema: Schema) -> bool:
+        """Return whether *schema*'s model can take this fast path."""
+        feature = schema.single_number
+        return (
+            feature is not None
+            and schema.answer_format == HEIGHT_ANSWER
+            and feature.bounds.minimum is not None
+            and feature.bounds.minimum >= 0
+            and feature.bounds.maximum is not None
+            and feature.bounds.maximum <= cls.MAX_TABLE_VALUE
+        )
+
+    def format(self, values: Mapping[str, np.ndarray]) -> bytes:
+        """Return the CSV lines for the valid weights in *values*, in order, as UTF-8 bytes."""
+        weights = values[self.feature.name]
+        heights = predict_frame(self.predictor, values)
         keys = self._tail_keys(weights, heights)
         # A dense table over this chunk's few distinct keys: cheaper than np.unique's sort.
         low = int(keys.min())
@@ -280,8 +353,8 @@ class ChunkFormatter:
         return b"".join(pieces.tolist())
 
     def _tail_keys(self, weights: np.ndarray, heights: np.ndarray) -> np.ndarray:
-        tenths = np.floor(heights * 10 + 0.5)  # mlib.round_tenth's rounding, bit for bit
-        inches = np.floor(heights + 0.5)  # mlib.height_human's rounding, bit for bit
+        tenths = np.floor(heights * 10 + 0.5)  # round_tenth's rounding, bit for bit
+        inches = np.floor(heights + 0.5)  # height_human's rounding, bit for bit
         # The whole inch is within one of the tenth's own inch, so it fits in 2 bits.
         inch_offset = inches - np.floor(tenths / 10 + 0.5) + 1
         outside = (weights < self.low_lbs) | (weights > self.high_lbs)
@@ -293,7 +366,7 @@ class ChunkFormatter:
             rest, outside = divmod(key, 2)
             tenths, inch_offset = divmod(rest, 4)
             inches = math.floor(tenths / 10 + 0.5) + inch_offset - 1
-            human = mlib.height_human(inches)  # an exact whole inch rounds to itself
+            human = height_human(inches)  # an exact whole inch rounds to itself
             flag = "true" if outside else "false"
             tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'.encode()
         return tail
@@ -312,62 +385,16 @@ class ChunkFormatter:
         return texts
 
     def hundredths_texts(self) -> np.ndarray:
-        """Return the text of every weight k/100 lb, k = 0 .. 100,000, as bytes."""
+        """Return the text of every weight k/100, k = 0 .. 100 × the feature's maximum, as bytes."""
         if self._hundredths_texts is None:
-            limit = int(mlib.MAX_WEIGHT_LBS) * 100
+            limit = self.table_limit * 100
             texts = [
                 f"{pounds}.{cents:02d}".rstrip("0").rstrip(".").encode()
-                for pounds in range(int(mlib.MAX_WEIGHT_LBS) + 1)
+                for pounds in range(self.table_limit + 1)
                 for cents in range(100)
             ]
             self._hundredths_texts = np.array(texts[: limit + 1], dtype=object)
         return self._hundredths_texts
-
-
-# ------------------------------------------------------------------- the command line
-
-
-def run(
-    predictor: mlib.Predictor,
-    input_path: str,
-    output_path: str,
-    *,
-    column: str,
-    rejects_path: str | None,
-    chunk_rows: int,
-) -> int:
-    """Score *input_path* into *output_path* for ``cli.py --input``; return the exit code.
-
-    Files are written beside their destination and renamed into place at the end, so a
-    failed run leaves no partial output. Raise ``click.ClickException`` on a fatal error.
-    """
-    try:
-        with (
-            open_input(input_path) as (source, size_bytes),
-            atomic_output(output_path) as sink,
-            rejects_writer(rejects_path) as on_rejects,
-            progress(size_bytes, source) as on_progress,
-        ):
-            report = score_csv(
-                predictor,
-                source,
-                sink,
-                column=column,
-                on_rejects=on_rejects,
-                on_progress=on_progress,
-                chunk_rows=chunk_rows,
-            )
-    except BatchError as exc:
-        raise click.ClickException(str(exc)) from None
-    except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as cat does, and keep Python's
-        # own flush at exit from failing on the closed pipe too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    except OSError as exc:
-        raise click.ClickException(f"{exc.filename or 'I/O'}: {exc.strerror or exc}") from None
-    echo_summary(report, rejects_path)
-    return EXIT_SOME_REJECTED if report.rejected else 0
 
 
 @contextmanager
@@ -412,62 +439,27 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
         Path(staged).unlink(missing_ok=True)
 
 
-@contextmanager
-def rejects_writer(path: str | None) -> Iterator[Callable[[list[Reject]], None]]:
-    """Yield a callback that records rejects in *path* (CSV) or, without one, on stderr."""
-    if path is None:
-        # On a terminal, clear the progress bar's line first; it redraws on the next chunk.
-        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+class TableFormatter:
+    """Turn valid rows of any model into CSV lines: the input values, the answer, the flag."""
 
-        def to_stderr(rejects: list[Reject]) -> None:
-            sys.stderr.write(clear + "".join(f"line {r.line}: {r.reason}\n" for r in rejects))
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.schema = predictor.schema
 
-        yield to_stderr
-        return
-    with atomic_output(path) as sink:
-        sink.write(csv_line(list(REJECTS_HEADER)))
-
-        def to_file(rejects: list[Reject]) -> None:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerows((r.line, r.value, r.reason) for r in rejects)
-            sink.write(buffer.getvalue().encode("utf-8"))
-
-        yield to_file
-
-
-@contextmanager
-def progress(size_bytes: int | None, source: BinaryIO) -> Iterator[Callable[[int], None]]:
-    """Yield a callback that moves a progress bar on stderr, shown only on a terminal."""
-    if not sys.stderr.isatty():
-        yield lambda rows: None
-        return
-    rows_done = 0
-    if size_bytes:
-        with click.progressbar(length=size_bytes, label="Scoring", file=sys.stderr) as bar:
-
-            def by_bytes(rows: int) -> None:
-                # pandas reads ahead, so the file position runs slightly ahead of the rows.
-                bar.update(min(source.tell(), size_bytes) - bar.pos)
-
-            yield by_bytes
-        return
-
-    def by_rows(rows: int) -> None:
-        nonlocal rows_done
-        rows_done += rows
-        click.echo(f"\rScoring: {rows_done:,} rows", file=sys.stderr, nl=False)
-
-    yield by_rows
-    click.echo("", file=sys.stderr)
-
-
-def echo_summary(report: BatchReport, rejects_path: str | None) -> None:
-    """Tell stderr how many rows were scored and rejected, and why."""
-    rows = "row" if report.scored == 1 else "rows"
-    line = f"Scored {report.scored:,} {rows}, rejected {report.rejected:,}"
-    if report.rejected:
-        kinds = ", ".join(f"{kind}: {count:,}" for kind, count in sorted(report.reasons.items()))
-        where = f"listed in {rejects_path}" if rejects_path else "listed above"
-        line += f" ({kinds}; {where})"
-    click.echo(line + ".", err=True)
+    def format(self, values: Mapping[str, np.ndarray]) -> bytes:
+        """Return the CSV lines for valid *values* (one array per feature), in order."""
+        frame = pd.DataFrame(dict(values))
+        predicted = predict_frame(self.predictor, frame)
+        outside = np.zeros(len(frame), dtype=bool)
+        for feature in self.schema.numeric:
+            low, high = feature.training_range
+            column = frame[feature.name].to_numpy(dtype=np.float64)
+            outside |= (column < low) | (column > high)
+        if self.schema.answer_format == HEIGHT_ANSWER:
+            frame["height_inches"] = np.floor(predicted * 10 + 0.5) / 10
+            inches = np.floor(predicted + 0.5).astype(np.int64)
+            frame["height_human_readable"] = [height_human(i) for i in inches.tolist()]
+        else:
+            frame[self.schema.target.name] = np.round(predicted, self.schema.answer_digits)
+        frame["extrapolation"] = np.where(outside, "true", "false")
+        return frame.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")

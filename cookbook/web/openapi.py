@@ -1,32 +1,12 @@
-"""The OpenAPI 3 document served at ``/openapi.json``: every route, with schemas and examples."""
+"""The OpenAPI 3 document served at ``/openapi.json``: every route, from the model's schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import mlib
-from payload import MAX_BATCH_WEIGHTS
+from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, Feature, Schema
+from cookbook.core.validation import MAX_BATCH_ROWS
 
-_WEIGHT = {
-    "type": "number",
-    # OpenAPI 3.0 takes JSON Schema draft 4's form: a boolean beside "minimum".
-    "minimum": 0,
-    "exclusiveMinimum": True,
-    "maximum": mlib.MAX_WEIGHT_LBS,
-    "description": "A player's weight in pounds.",
-}
-_PREDICTION = {
-    "type": "object",
-    "required": ["height_inches", "height_human_readable"],
-    "properties": {
-        "height_inches": {"type": "number", "description": "Predicted height, 0.1 in."},
-        "height_human_readable": {"type": "string", "example": "6 foot, 2 inches"},
-        "warning": {
-            "type": "string",
-            "description": "Present only when the weight lies outside the training range.",
-        },
-    },
-}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -56,49 +36,93 @@ def _page_responses() -> dict:
     }
 
 
-def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, Any]:
-    """Return the OpenAPI document for *model_version*; *admin* adds the admin routes."""
+def value_schema(feature: Feature) -> dict[str, Any]:
+    """Return the JSON schema of one value of *feature*."""
+    if isinstance(feature, CategoryFeature):
+        return {
+            "type": "string",
+            "enum": list(feature.categories),
+            "example": feature.example,
+            "description": feature.description or f"One of the {feature.name} categories.",
+        }
+    value: dict[str, Any] = {"type": "number", "example": feature.example}
+    bounds = feature.bounds
+    # OpenAPI 3.0 takes JSON Schema draft 4's form: a boolean beside "minimum".
+    if bounds.minimum is not None:
+        value["minimum"] = bounds.minimum
+        if bounds.exclusive_minimum:
+            value["exclusiveMinimum"] = True
+    if bounds.maximum is not None:
+        value["maximum"] = bounds.maximum
+        if bounds.exclusive_maximum:
+            value["exclusiveMaximum"] = True
+    low, high = feature.training_range
+    unit = f" {feature.unit}" if feature.unit else ""
+    value["description"] = (
+        f"{feature.description or feature.name} Trained on {low:g}-{high:g}{unit}; "
+        "outside that range the answer carries a warning."
+    ).strip()
+    return value
+
+
+def prediction_schema(schema: Schema) -> dict[str, Any]:
+    """Return the JSON schema of one prediction answer."""
+    if schema.answer_format == HEIGHT_ANSWER:
+        properties: dict[str, Any] = {
+            "height_inches": {"type": "number", "description": "Predicted height, 0.1 in."},
+            "height_human_readable": {"type": "string", "example": "6 foot, 2 inches"},
+        }
+    else:
+        target = schema.target
+        unit = f" ({target.unit})" if target.unit else ""
+        properties = {
+            target.name: {"type": "number", "description": f"Predicted {target.name}{unit}."}
+        }
+    properties["warning"] = {
+        "type": "string",
+        "description": "Present only when a number lies outside its training range.",
+    }
+    return {"type": "object", "required": list(schema.answer_fields()), "properties": properties}
+
+
+def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict[str, Any]:
+    """Return the OpenAPI document for the model; *admin* adds the admin routes."""
     json_object = {"type": "object", "additionalProperties": True}
+    names = schema.feature_names
     document = {
         "openapi": "3.0.3",
         "info": {
-            "title": "MLB height from weight",
+            "title": schema.title or schema.name,
             "version": model_version,
-            "description": "Predicts a Major League Baseball player's height from weight.",
+            "description": schema.description or f"Predicts {schema.target.name}.",
         },
         "paths": {
             "/predict": {
                 "post": {
-                    "summary": "Predict heights from one weight or a batch of weights",
+                    "summary": "Predict for one row, or a batch of rows in columns",
                     "requestBody": {
                         "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/PredictRequest"},
                                 "examples": {
-                                    "single": {"value": {"Weight": 200}},
-                                    "batch": {"value": {"Weight": [180, 200, 250]}},
+                                    "single": {"value": schema.example_row()},
+                                    "batch": {"value": schema.example_batch()},
                                 },
                             }
                         },
                     },
                     "responses": {
                         "200": _json_response(
-                            "Prediction for one weight, or one per weight in order.",
+                            "Prediction for one row, or one per row in order.",
                             {
                                 "oneOf": [
                                     {"$ref": "#/components/schemas/SinglePrediction"},
                                     {"$ref": "#/components/schemas/BatchPrediction"},
                                 ]
                             },
-                            {
-                                "prediction": {
-                                    "height_inches": 73.6,
-                                    "height_human_readable": "6 foot, 2 inches",
-                                }
-                            },
                         ),
-                        "400": _error("Malformed or invalid input.", 'Missing key "Weight".'),
+                        "400": _error("Malformed or invalid input.", f'Missing key "{names[0]}".'),
                         "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
                         "401": _error(
                             "API_TOKEN is set and the Bearer token is missing or wrong.",
@@ -112,12 +136,13 @@ def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, An
                     "summary": "A page to try the model: a form, a chart and how to call the API",
                     "parameters": [
                         {
-                            "name": "weight",
+                            "name": feature.name.lower(),
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "string", "example": "200"},
-                            "description": "A weight in pounds: the page shows its prediction.",
+                            "schema": {"type": "string", "example": str(feature.example)},
+                            "description": f"{feature.name}: the page shows the prediction.",
                         }
+                        for feature in schema.features
                     ],
                     "responses": _page_responses(),
                 },
@@ -129,7 +154,9 @@ def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, An
                             "application/x-www-form-urlencoded": {
                                 "schema": {
                                     "type": "object",
-                                    "properties": {"weight": {"type": "string", "example": "200"}},
+                                    "properties": {
+                                        f.name.lower(): {"type": "string"} for f in schema.features
+                                    },
                                 }
                             }
                         },
@@ -169,7 +196,7 @@ def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, An
             "/drift": {
                 "get": {
                     "summary": "Input drift of the answering worker: PSI of its recent "
-                    "weights against the training ones (ok < 0.1 <= warn < 0.25 <= alert)",
+                    "inputs against the training data, by feature (ok < 0.1 <= warn < 0.25)",
                     "responses": {
                         "200": _json_response(
                             "Drift report.",
@@ -188,25 +215,25 @@ def openapi_document(model_version: str, *, admin: bool = False) -> dict[str, An
         },
         "components": {
             "schemas": {
-                "Weight": _WEIGHT,
                 "PredictRequest": {
                     "type": "object",
-                    "required": ["Weight"],
+                    "required": list(names),
                     "properties": {
-                        "Weight": {
+                        f.name: {
                             "oneOf": [
-                                {"$ref": "#/components/schemas/Weight"},
+                                value_schema(f),
                                 {
                                     "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Weight"},
+                                    "items": value_schema(f),
                                     "minItems": 1,
-                                    "maxItems": MAX_BATCH_WEIGHTS,
+                                    "maxItems": MAX_BATCH_ROWS,
                                 },
                             ]
                         }
+                        for f in schema.features
                     },
                 },
-                "Prediction": _PREDICTION,
+                "Prediction": prediction_schema(schema),
                 "SinglePrediction": {
                     "type": "object",
                     "required": ["prediction"],

@@ -14,7 +14,10 @@ The reloading process first copies the model pair into a snapshot folder named a
 the new generation, and verifies the copy: workers load that snapshot, never
 ``MODEL_PATH`` itself, so a worker that catches up late (it was idle, or was forked
 later) still gets exactly the model that was accepted, even if the files at
-``MODEL_PATH`` have changed since.
+``MODEL_PATH`` have changed since. The snapshot's ``model.json`` is the metadata that
+verified against the joblib file, so a pair recovered from the registry after a
+half-finished promotion (new joblib, old json) snapshots whole, with no registry
+needed beside the copy.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ from multiprocessing import Lock
 from multiprocessing.sharedctypes import RawValue
 from pathlib import Path
 
-import mlib
-from request_log import SERVICE_LOGGER
+from cookbook.core.errors import MlibError, ModelError
+from cookbook.core.files import write_json_atomic
+from cookbook.core.layout import metadata_path
+from cookbook.core.loading import verified_metadata
+from cookbook.core.prediction import Predictor
+from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.web.request_log import SERVICE_LOGGER
 
 log = logging.getLogger(SERVICE_LOGGER)
 # A reload takes milliseconds; a lock held longer belongs to a process that died holding it.
@@ -72,7 +80,7 @@ class ReloadState:
         """Return the number of accepted reloads so far, across every process."""
         return self._generation.value
 
-    def reload(self, model_path: Path | str, current: mlib.Predictor):
+    def reload(self, model_path: Path | str, current: Predictor):
         """Snapshot, verify and probe *model_path*; return (predictor to serve, Outcome).
 
         On refusal the predictor returned is *current*. Raises ``ReloadBusy`` when another
@@ -85,7 +93,7 @@ class ReloadState:
             folder = self.snapshots / str(generation)
             try:
                 candidate = load_verified(_snapshot(model_path, folder))
-            except mlib.MlibError as exc:
+            except MlibError as exc:
                 shutil.rmtree(folder, ignore_errors=True)
                 log_refusal(model_path, current, exc)
                 return current, Outcome(
@@ -102,32 +110,33 @@ class ReloadState:
         )  # fmt: skip
         return candidate, Outcome(True, candidate.version, current.version, generation)
 
-    def load_generation(self, generation: int) -> mlib.Predictor:
+    def load_generation(self, generation: int) -> Predictor:
         """Load, verify and probe the model accepted as *generation* (its snapshot)."""
         return load_verified(self.snapshots / str(generation) / SNAPSHOT_MODEL)
 
 
 def _snapshot(model_path: Path | str, folder: Path) -> Path:
-    """Copy the model pair at *model_path* into *folder*; return the copy's model path."""
+    """Copy the verified model pair at *model_path* into *folder*; return the copy's path."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SNAPSHOT_MODEL
+    metadata = verified_metadata(model_path)  # recovers a half-promoted pair from the registry
     try:
-        shutil.copyfile(mlib.metadata_path(model_path), mlib.metadata_path(target))
         shutil.copyfile(model_path, target)
     except OSError:
-        load_verified(model_path)  # raises the ModelError that names what is wrong
-        raise mlib.ModelError(f"Model {model_path} could not be read: retrain.") from None
+        raise ModelError(f"Model {model_path} could not be read: retrain.") from None
+    # The copy is verified against this metadata on load: a joblib replaced since is refused.
+    write_json_atomic(metadata_path(target), metadata)
     return target
 
 
-def load_verified(model_path: Path | str) -> mlib.Predictor:
+def load_verified(model_path: Path | str) -> Predictor:
     """Return the verified model at *model_path* once its probe prediction succeeds."""
-    predictor = mlib.load_predictor(model_path)
+    predictor = load_predictor(model_path)
     predictor.probe()
     return predictor
 
 
-def log_refusal(model_path: Path | str, current: mlib.Predictor, exc: Exception) -> None:
+def log_refusal(model_path: Path | str, current: Predictor, exc: Exception) -> None:
     """Log that the model at *model_path* was refused and *current* keeps serving."""
     log.error(
         "model reload refused; the previous model keeps serving",

@@ -1,0 +1,1 @@
+"""Support for the command-line entry points ``cli.py`` and ``utilscli.py``."""

@@ -1,0 +1,1 @@
+"""The model core: schema, validation, prediction and verified loading (standard library only)."""

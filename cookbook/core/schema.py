@@ -1,0 +1,336 @@
+"""A model's schema: its features, its target, and how its answers are written.
+
+The schema is data in ``model.json`` (``"schema"``), written at training time from the
+training rows. Everything that depends on the model's inputs reads it from here:
+validation, the prediction answer, the OpenAPI document, drift, metrics, batch scoring,
+the page and the model card. A new model is a new schema, not new code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from cookbook.core.errors import ModelError
+
+NUMBER = "number"
+CATEGORY = "category"
+# Answer formats: a height in inches written as the cookbook does, or the target's value.
+HEIGHT_ANSWER = "height"
+VALUE_ANSWER = "value"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a number feature may take (always finite), beyond which input is refused."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+
+    def contains(self, value: float) -> bool:
+        """Return whether the finite *value* lies within the bounds."""
+        low, high = self.minimum, self.maximum
+        if low is not None and (value <= low if self.exclusive_minimum else value < low):
+            return False
+        return not (
+            high is not None and (value >= high if self.exclusive_maximum else value > high)
+        )
+
+    def describe(self, unit: str | None) -> str:
+        """Return the bounds in words, e.g. "greater than 0 and at most 1000 lb"."""
+        parts = []
+        if self.minimum is not None:
+            word = "greater than" if self.exclusive_minimum else "at least"
+            parts.append(f"{word} {self.minimum:g}")
+        if self.maximum is not None:
+            word = "less than" if self.exclusive_maximum else "at most"
+            parts.append(f"{word} {self.maximum:g}")
+        text = " and ".join(parts)
+        return f"{text} {unit}" if unit and text else text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the bounds as ``model.json`` stores them (only what is set)."""
+        document: dict[str, Any] = {}
+        if self.minimum is not None:
+            document["minimum"] = self.minimum
+            document["exclusive_minimum"] = self.exclusive_minimum
+        if self.maximum is not None:
+            document["maximum"] = self.maximum
+            document["exclusive_maximum"] = self.exclusive_maximum
+        return document
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Bounds:
+        """Return the bounds stored in *document*."""
+        return cls(
+            minimum=_optional_float(document.get("minimum")),
+            maximum=_optional_float(document.get("maximum")),
+            exclusive_minimum=bool(document.get("exclusive_minimum", False)),
+            exclusive_maximum=bool(document.get("exclusive_maximum", False)),
+        )
+
+
+@dataclass(frozen=True)
+class NumberFeature:
+    """A numeric input: its unit, validation bounds, training range and distribution."""
+
+    kind: ClassVar[str] = NUMBER
+
+    name: str
+    training_range: tuple[float, float]
+    histogram: Mapping[str, list]  # "edges" and "counts" of the training values (drift)
+    stats: Mapping[str, Any] = field(default_factory=dict)  # mean, std, min, max, quantiles
+    ecdf: Mapping[str, Any] | None = None  # the training values' ECDF (offline KS)
+    bounds: Bounds = Bounds()
+    unit: str | None = None  # as written after a number: "lb"
+    unit_name: str | None = None  # as written in a sentence: "pounds"
+    description: str = ""
+    example: float = 1.0
+    batch_example: tuple[float, ...] = (1.0, 2.0)
+    metric_buckets: tuple[float, ...] = ()  # Prometheus histogram bounds for inputs
+
+    @property
+    def mean(self) -> float:
+        """Return the training mean (the probe's input)."""
+        return float(self.stats.get("mean", sum(self.training_range) / 2))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the feature as ``model.json`` stores it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "unit": self.unit,
+            "unit_name": self.unit_name,
+            "description": self.description,
+            "bounds": self.bounds.to_dict(),
+            "training_range": list(self.training_range),
+            "example": self.example,
+            "batch_example": list(self.batch_example),
+            "stats": dict(self.stats),
+            "histogram": dict(self.histogram),
+            "ecdf": None if self.ecdf is None else dict(self.ecdf),
+            "metric_buckets": list(self.metric_buckets),
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> NumberFeature:
+        """Return the feature stored in *document*."""
+        low, high = document["training_range"]
+        histogram = document["histogram"]
+        if len(histogram["edges"]) != len(histogram["counts"]) + 1 or not histogram["counts"]:
+            raise ModelError(f"model.json's histogram of {document['name']} is malformed: retrain.")
+        return cls(
+            name=str(document["name"]),
+            training_range=(float(low), float(high)),
+            histogram={"edges": list(histogram["edges"]), "counts": list(histogram["counts"])},
+            stats=document.get("stats") or {},
+            ecdf=document.get("ecdf"),
+            bounds=Bounds.from_dict(document.get("bounds") or {}),
+            unit=document.get("unit"),
+            unit_name=document.get("unit_name"),
+            description=str(document.get("description") or ""),
+            example=float(document.get("example", low)),
+            batch_example=tuple(float(v) for v in document.get("batch_example", (low, high))),
+            metric_buckets=tuple(float(b) for b in document.get("metric_buckets", ())),
+        )
+
+
+@dataclass(frozen=True)
+class CategoryFeature:
+    """A categorical input: the categories seen in training and how often each was seen."""
+
+    kind: ClassVar[str] = CATEGORY
+
+    name: str
+    categories: tuple[str, ...]
+    frequencies: Mapping[str, int]  # training rows per category (drift)
+    description: str = ""
+    example: str = ""
+    batch_example: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the feature as ``model.json`` stores it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "categories": list(self.categories),
+            "frequencies": dict(self.frequencies),
+            "example": self.example,
+            "batch_example": list(self.batch_example),
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> CategoryFeature:
+        """Return the feature stored in *document*."""
+        categories = tuple(str(c) for c in document["categories"])
+        if not categories:
+            raise ModelError(f"model.json lists no categories for {document['name']}: retrain.")
+        return cls(
+            name=str(document["name"]),
+            categories=categories,
+            frequencies={str(k): int(v) for k, v in document.get("frequencies", {}).items()},
+            description=str(document.get("description") or ""),
+            example=str(document.get("example") or categories[0]),
+            batch_example=tuple(str(v) for v in document.get("batch_example", categories[:2])),
+        )
+
+
+Feature = NumberFeature | CategoryFeature
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the model predicts: its name and unit, and the range of its training values."""
+
+    name: str
+    unit: str | None = None
+    unit_name: str | None = None
+    description: str = ""
+    metric_buckets: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the target as ``model.json`` stores it."""
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "unit_name": self.unit_name,
+            "description": self.description,
+            "metric_buckets": list(self.metric_buckets),
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Target:
+        """Return the target stored in *document*."""
+        return cls(
+            name=str(document["name"]),
+            unit=document.get("unit"),
+            unit_name=document.get("unit_name"),
+            description=str(document.get("description") or ""),
+            metric_buckets=tuple(float(b) for b in document.get("metric_buckets", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Everything about a model's inputs and outputs that serving needs."""
+
+    name: str
+    features: tuple[Feature, ...]
+    target: Target
+    answer_format: str = VALUE_ANSWER
+    answer_digits: int = 4  # decimals of a VALUE_ANSWER
+    title: str = ""
+    description: str = ""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Return the features' names, in the order the model takes them."""
+        return tuple(feature.name for feature in self.features)
+
+    @property
+    def numeric(self) -> tuple[NumberFeature, ...]:
+        """Return the number features, in schema order."""
+        return tuple(f for f in self.features if isinstance(f, NumberFeature))
+
+    @property
+    def categorical(self) -> tuple[CategoryFeature, ...]:
+        """Return the category features, in schema order."""
+        return tuple(f for f in self.features if isinstance(f, CategoryFeature))
+
+    @property
+    def single_number(self) -> NumberFeature | None:
+        """Return the only feature when the model takes one number (the chart's case)."""
+        only = self.features[0]
+        return only if len(self.features) == 1 and isinstance(only, NumberFeature) else None
+
+    def feature(self, name: str) -> Feature:
+        """Return the feature called *name*, or raise KeyError."""
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def answer_fields(self) -> tuple[str, ...]:
+        """Return the names of the fields every prediction answer carries."""
+        if self.answer_format == HEIGHT_ANSWER:
+            return ("height_inches", "height_human_readable")
+        return (self.target.name,)
+
+    def example_row(self) -> dict[str, Any]:
+        """Return a valid one-row request body: ``{"Weight": 200}``."""
+        return {feature.name: feature.example for feature in self.features}
+
+    def example_batch(self) -> dict[str, list]:
+        """Return a valid batch request body, in columns: ``{"Weight": [180, 200]}``."""
+        return {feature.name: list(feature.batch_example) for feature in self.features}
+
+    def example_text(self) -> str:
+        """Return how to send a request, for error messages."""
+        return f"send {_compact(self.example_row())} or {_compact(self.example_batch())}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the schema as ``model.json`` stores it."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "features": [feature.to_dict() for feature in self.features],
+            "target": self.target.to_dict(),
+            "answer": {"format": self.answer_format, "digits": self.answer_digits},
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Schema:
+        """Return the schema stored in *document*, or raise ``ModelError``."""
+        try:
+            features = tuple(_feature_from_dict(item) for item in document["features"])
+            if not features:
+                raise ValueError("no features")
+            answer = document.get("answer") or {}
+            schema = cls(
+                name=str(document["name"]),
+                features=features,
+                target=Target.from_dict(document["target"]),
+                answer_format=str(answer.get("format", VALUE_ANSWER)),
+                answer_digits=int(answer.get("digits", 4)),
+                title=str(document.get("title") or ""),
+                description=str(document.get("description") or ""),
+            )
+        except ModelError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model.json's schema is malformed ({exc!r}): retrain.") from None
+        if schema.answer_format not in (HEIGHT_ANSWER, VALUE_ANSWER):
+            raise ModelError(f"model.json's answer format {schema.answer_format!r} is unknown.")
+        return schema
+
+
+def _feature_from_dict(document: Mapping[str, Any]) -> Feature:
+    kind = document.get("kind")
+    if kind == NUMBER:
+        return NumberFeature.from_dict(document)
+    if kind == CATEGORY:
+        return CategoryFeature.from_dict(document)
+    raise ModelError(f"model.json's feature {document.get('name')!r} has unknown kind {kind!r}.")
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _compact(document: Mapping[str, Any]) -> str:
+    # {"Weight": 200} as people type it: integral floats without ".0".
+    def tidy(value: Any) -> Any:
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            return int(value)
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            return [tidy(v) for v in value]
+        return value
+
+    return json.dumps({key: tidy(value) for key, value in document.items()})

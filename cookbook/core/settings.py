@@ -1,0 +1,26 @@
+"""Where the project's files are, and the environment variables that move them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "model.joblib"
+DEFAULT_DATA_PATH = PROJECT_ROOT / "htwtmlb.csv"
+
+
+def model_path() -> Path:
+    """Return the served model's path: ``MODEL_PATH`` if set, else ``model.joblib`` here."""
+    return Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
+
+
+def data_path() -> Path:
+    """Return the training data's path: ``DATA_PATH`` if set, else ``htwtmlb.csv`` here."""
+    return Path(os.environ.get("DATA_PATH") or DEFAULT_DATA_PATH)
+
+
+def project_path(name: Path | str) -> Path:
+    """Return *name* as a path in the project when it is relative, whatever the working folder."""
+    path = Path(name)
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -1,0 +1,1 @@
+"""Training, the registry, the quality gate, evaluation, drift and batch scoring."""

@@ -1,0 +1,133 @@
+"""Save a trained model pair atomically, and load any verified pair as a Predictor.
+
+A folded model is served from its plain numbers (``cookbook.core.loading``); any other
+is unpickled here, and only after its sha256 matched ``model.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cookbook.core.errors import ModelError
+from cookbook.core.files import (
+    fsync_dir,
+    fsync_file,
+    sha256_file,
+    temporary_beside,
+    write_synced,
+)
+from cookbook.core.layout import metadata_path, version_of
+from cookbook.core.loading import folded_predictor, schema_of, verified_metadata
+from cookbook.core.prediction import Predictor, Row
+from cookbook.core.settings import model_path
+
+
+class EstimatorPredictor(Predictor):
+    """A model served by its unpickled estimator's ``predict`` (one that cannot be folded)."""
+
+    def __init__(self, metadata: Mapping[str, Any], path: Path, estimator: Any) -> None:
+        super().__init__(metadata, path, schema_of(metadata))
+        self.estimator = estimator
+
+    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
+        """Return the estimator's predictions for validated rows, in order."""
+        import pandas as pd
+
+        frame = pd.DataFrame(list(rows), columns=list(self.schema.feature_names))
+        return [float(value) for value in self.estimator.predict(frame)]
+
+
+def load_predictor(model_file: Path | str | None = None) -> Predictor:
+    """Verify the model pair at *model_file* (default ``model_path()``) and return a Predictor.
+
+    The joblib file's sha256 is checked against ``model.json`` before anything is
+    unpickled. A model with a folded form predicts from it without unpickling.
+    """
+    path = Path(model_file) if model_file is not None else model_path()
+    metadata = verified_metadata(path)
+    predictor = folded_predictor(metadata, path)
+    if predictor is not None:
+        return predictor
+    return EstimatorPredictor(metadata, path, unpickle_verified(path))
+
+
+def load_estimator(model_file: Path | str | None = None) -> Any:
+    """Return the fitted estimator at *model_file* (default ``model_path()``), verified first."""
+    path = Path(model_file) if model_file is not None else model_path()
+    verified_metadata(path)
+    return unpickle_verified(path)
+
+
+def unpickle_verified(path: Path) -> Any:
+    """Unpickle a joblib file whose sha256 was already verified, or raise ``ModelError``."""
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # a verified file that still fails to load: say so in one line
+        raise ModelError(f"Model file {path} could not be loaded ({exc}): retrain.") from None
+
+
+_loaded: dict[Path, Predictor] = {}
+
+
+def default_predictor() -> Predictor:
+    """Return the Predictor for ``model_path()``, loaded once and reused."""
+    path = model_path()
+    predictor = _loaded.get(path)
+    if predictor is None:
+        predictor = _loaded[path] = load_predictor(path)
+    return predictor
+
+
+def forget_loaded_models() -> None:
+    """Drop the cached default Predictor so the next call loads the model again."""
+    _loaded.clear()
+
+
+def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str) -> dict:
+    """Write *estimator* and its metadata beside it, each atomically; return the metadata.
+
+    The model's version and sha256 are filled in from the bytes written. The joblib
+    file is renamed into place first and ``model.json`` last, so readers that verify
+    the pair see either the old pair or the new one, or refuse a mismatch.
+    """
+    import joblib
+
+    destination = Path(model_file)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged_model = temporary_beside(destination)
+    staged_meta = temporary_beside(metadata_path(destination))
+    try:
+        joblib.dump(estimator, staged_model)
+        digest = sha256_file(staged_model)
+        metadata = {
+            "model_version": version_of(digest),
+            "model_file": destination.name,
+            "model_sha256": digest,
+            **metadata,
+        }
+        write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+        fsync_file(staged_model)
+        install_pair(staged_model, staged_meta, destination)
+    finally:
+        staged_model.unlink(missing_ok=True)
+        staged_meta.unlink(missing_ok=True)
+    return metadata
+
+
+def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> None:
+    """Rename a synced, staged joblib file and its metadata into place as *model_file*'s pair.
+
+    The joblib file goes first and ``model.json`` last: a crash in between leaves the
+    new joblib beside the old metadata, which readers refuse (or recover from the
+    registry), never a half-written file. The staged files must lie beside *model_file*.
+    """
+    os.replace(staged_model, model_file)
+    os.replace(staged_meta, metadata_path(model_file))
+    fsync_dir(Path(model_file).parent)
+    forget_loaded_models()

@@ -1,0 +1,92 @@
+"""Fold a fitted linear model into an intercept, coefficients and category offsets.
+
+The folded form is proven against the estimator's own ``predict`` on a grid of rows
+that spans every number feature's range and every category, to ``FOLD_TOLERANCE``
+relative error; a model that is not linear in its features is simply not folded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cookbook.core.prediction import LinearForm
+from cookbook.core.schema import NumberFeature, Schema
+
+# The folded form must reproduce the estimator to this relative error.
+FOLD_TOLERANCE = 1e-9
+CHECK_ROWS = 2000
+
+
+def feature_grid(feature: NumberFeature) -> tuple[float, float]:
+    """Return the span a number feature is checked over: its bounds, or its training range
+    widened by its own width on each side."""
+    low, high = feature.training_range
+    span = (high - low) or 1.0
+    bounds = feature.bounds
+    grid_low = bounds.minimum if bounds.minimum is not None else low - span
+    grid_high = bounds.maximum if bounds.maximum is not None else high + span
+    if bounds.minimum is not None and bounds.exclusive_minimum:
+        grid_low += min(1.0, (grid_high - grid_low) / 1000)
+    if bounds.maximum is not None and bounds.exclusive_maximum:
+        grid_high -= min(1.0, (grid_high - grid_low) / 1000)
+    return float(grid_low), float(grid_high)
+
+
+def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
+    """Return *estimator*'s folded form if it is linear in *schema*'s features, else None."""
+    import numpy as np
+    import pandas as pd
+
+    names = schema.feature_names
+    grids = {f.name: feature_grid(f) for f in schema.numeric}
+    base: dict[str, Any] = {name: (low + high) / 2 for name, (low, high) in grids.items()}
+    base.update({f.name: f.categories[0] for f in schema.categorical})
+
+    def predict(rows: list[dict[str, Any]]) -> np.ndarray:
+        frame = pd.DataFrame(rows, columns=list(names))
+        return np.asarray(estimator.predict(frame), dtype=np.float64).reshape(-1)
+
+    probes = [dict(base)]
+    for name, (low, high) in grids.items():
+        probes += [{**base, name: low}, {**base, name: high}]
+    for feature in schema.categorical:
+        probes += [{**base, feature.name: category} for category in feature.categories]
+    values = predict(probes).tolist()
+    reference, position = values[0], 1
+    coefficients = {}
+    for name, (low, high) in grids.items():
+        coefficients[name] = (values[position + 1] - values[position]) / (high - low)
+        position += 2
+    offsets = {}
+    for feature in schema.categorical:
+        count = len(feature.categories)
+        offsets[feature.name] = {
+            category: value - reference
+            for category, value in zip(
+                feature.categories, values[position : position + count], strict=True
+            )
+        }
+        position += count
+    intercept = reference - sum(coefficients[name] * base[name] for name in grids)
+
+    # Check the fold on random rows across the whole grid.
+    rng = np.random.default_rng(0)
+    check = pd.DataFrame(
+        {
+            f.name: rng.uniform(*grids[f.name], CHECK_ROWS)
+            if isinstance(f, NumberFeature)
+            else rng.choice(np.array(f.categories, dtype=object), CHECK_ROWS)
+            for f in schema.features
+        },
+        columns=list(names),
+    )
+    expected = np.asarray(estimator.predict(check), dtype=np.float64).reshape(-1)
+    folded = np.full(CHECK_ROWS, intercept)
+    for name, coefficient in coefficients.items():
+        folded += coefficient * check[name].to_numpy(dtype=np.float64)
+    for name, table in offsets.items():
+        folded += check[name].map(table).to_numpy(dtype=np.float64)
+    error = float(np.max(np.abs(folded - expected) / np.maximum(np.abs(expected), 1e-300)))
+    if not np.isfinite(error) or error > FOLD_TOLERANCE:
+        return None
+    return LinearForm(float(intercept), coefficients, offsets, error)

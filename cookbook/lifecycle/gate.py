@@ -1,0 +1,291 @@
+"""Retrain behind a quality gate: register every candidate, promote only one that is not worse.
+
+``retrain`` registers every candidate (``registry.py``) and promotes it only when it is
+not worse than the served model, beyond a tolerance, on two sets of rows: the new
+data's held-out rows, and a pinned golden set. New data with broken labels fits its
+own held-out rows as well as anything can, so only the golden set catches it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cookbook.core.errors import MlibError, ModelError
+from cookbook.core.files import sha256_file, write_json_atomic
+from cookbook.core.layout import GOLDEN_FILE, metadata_path
+from cookbook.core.loading import folded_predictor, read_metadata
+from cookbook.core.prediction import Predictor
+from cookbook.core.settings import data_path
+from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.lifecycle.registry import Entry, Registry, code_version
+from cookbook.lifecycle.scoring import score_predictor
+from cookbook.lifecycle.training import (
+    DEFAULT_TEST_SIZE,
+    RANDOM_STATE,
+    ModelSpec,
+    held_out_rows,
+    load_labelled,
+    train,
+)
+
+GOLDEN_TEST_SIZE = DEFAULT_TEST_SIZE  # the cookbook's split of htwtmlb.csv
+DEFAULT_TOLERANCE = 0.05
+
+
+class GateError(MlibError):
+    """The quality gate cannot run: the golden set is missing or is not the pinned one."""
+
+
+# ------------------------------------------------------------------ golden set
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """Labelled rows every candidate is compared on, with what identifies them."""
+
+    name: str
+    sha256: str
+    frame: Any
+
+
+def rows_sha256(frame: Any, columns: tuple[str, ...]) -> str:
+    """Return the sha256 of a frame's *columns* (the features, then the target), in order."""
+    lines = [",".join(columns)]
+    cells = [
+        frame[c].astype(float).tolist() if frame[c].dtype.kind in "iuf" else frame[c].tolist()
+        for c in columns
+    ]
+    lines += [",".join(repr(value) if isinstance(value, float) else str(value) for value in row)
+              for row in zip(*cells, strict=True)]  # fmt: skip
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def pin_golden(registry: Registry, source: Path, spec: ModelSpec) -> dict[str, Any]:
+    """Pin the held-out rows of *source* as the registry's golden set; return the pin."""
+    frame = held_out_rows(source, spec, test_size=GOLDEN_TEST_SIZE)
+    pin = {
+        "kind": "held_out",
+        "source_file": source.name,
+        "source_sha256": sha256_file(source),
+        "test_size": GOLDEN_TEST_SIZE,
+        "random_state": RANDOM_STATE,
+        "rows": int(len(frame)),
+        "rows_sha256": rows_sha256(frame, spec.columns),
+        "pinned_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(registry.root / GOLDEN_FILE, pin)
+    return pin
+
+
+def load_golden(
+    registry: Registry,
+    golden_file: Path | None = None,
+    source: Path | None = None,
+    spec: ModelSpec = ModelSpec(),
+) -> GoldenSet:
+    """Return the golden set: all rows of *golden_file*, else the registry's pinned rows.
+
+    The pin names the original data by sha256 and the split that held its rows out;
+    the rows are rebuilt from the data file (``DATA_PATH`` or ``htwtmlb.csv``) and
+    their own checksum is checked, so a changed file or split is an error, not a
+    silently different yardstick. Without a pin, the data file's held-out rows are pinned.
+    """
+    if golden_file is not None:
+        frame, _dropped = load_labelled(golden_file, spec, what="Golden set")
+        return GoldenSet(golden_file.name, sha256_file(golden_file), frame)
+    source = Path(source) if source is not None else data_path()
+    pin_path = registry.root / GOLDEN_FILE
+    try:
+        pin = json.loads(pin_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if not source.is_file():
+            raise GateError(
+                f"No golden set is pinned and {source} is missing: run `make data` "
+                "or pass --golden FILE."
+            ) from None
+        pin = pin_golden(registry, source, spec)
+    except (OSError, ValueError) as exc:
+        raise GateError(f"Golden set pin {pin_path} is unreadable ({exc}).") from None
+    if not source.is_file() or sha256_file(source) != pin["source_sha256"]:
+        raise GateError(
+            f"The golden set is the held-out rows of {pin['source_file']} with sha256 "
+            f"{pin['source_sha256'][:12]}, and {source} is missing or different: "
+            "restore it with `make data` or pass --golden FILE."
+        )
+    frame = held_out_rows(
+        source, spec, test_size=pin["test_size"], random_state=pin["random_state"]
+    )
+    if rows_sha256(frame, spec.columns) != pin["rows_sha256"]:
+        raise GateError(
+            f"The held-out rows of {source} no longer match the pinned golden set "
+            "(has the split changed?): pass --golden FILE."
+        )
+    return GoldenSet(f"golden: held-out rows of {pin['source_file']}", pin["rows_sha256"], frame)
+
+
+# ------------------------------------------------------------------- the gate
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and served model scored on the same rows."""
+
+    rows_name: str
+    candidate: dict[str, Any]
+    served: dict[str, Any] | None
+    tolerance: float
+
+    @property
+    def r2_change(self) -> float | None:
+        """Return candidate R² minus served R² (negative: the candidate is worse)."""
+        if self.served is None or self.candidate["r2"] is None or self.served["r2"] is None:
+            return None
+        return self.candidate["r2"] - self.served["r2"]
+
+    @property
+    def passed(self) -> bool:
+        """Return whether the candidate's R² drop, if any, is within the tolerance."""
+        change = self.r2_change
+        # Nothing to compare (no served model, or too few rows for R²) does not block.
+        return change is None or change >= -self.tolerance - 1e-12
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the comparison as plain JSON-able data."""
+        return {
+            "rows": self.rows_name,
+            "candidate": self.candidate,
+            "served": self.served,
+            "r2_change": self.r2_change,
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class RetrainResult:
+    """What ``retrain`` did: the candidate, how it compared, and whether it is now served."""
+
+    entry: Entry
+    metrics: dict[str, Any]
+    served_version: str | None
+    comparisons: list[Comparison]
+    promoted: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Return whether the candidate passed every comparison."""
+        return all(comparison.passed for comparison in self.comparisons)
+
+
+def retrain(
+    data_file: Path,
+    served_model: Path,
+    *,
+    spec: ModelSpec = ModelSpec(),
+    test_size: float = DEFAULT_TEST_SIZE,
+    tolerance: float = DEFAULT_TOLERANCE,
+    golden_file: Path | None = None,
+    force: bool = False,
+) -> RetrainResult:
+    """Train and register a candidate, compare it with the served model, promote if it passes.
+
+    With nothing valid served yet (a first run, or a served pair that no longer
+    loads), there is nothing to compare against: the candidate is promoted. A served
+    model with other features or another target is not comparable: the gate refuses
+    (``--force`` replaces it).
+    """
+    registry = Registry(served_model)
+    notes: list[str] = []
+    served = _served_predictor(served_model, notes)
+    if served is not None and ModelSpec.of_schema(served.schema).columns != spec.columns:
+        if not force:
+            raise GateError(
+                f"{served_model} serves a model of {', '.join(served.schema.feature_names)} -> "
+                f"{served.schema.target.name}, not of {', '.join(spec.all_features)} -> "
+                f"{spec.target}: give another --model-name, or --force to replace it."
+            )
+        notes.append("The served model has other columns: it is replaced, not compared.")
+        served = None
+    golden: GoldenSet | None = None
+    try:
+        golden = load_golden(registry, golden_file, spec=spec)
+    except GateError as exc:
+        if served is not None and not force:
+            raise
+        notes.append(f"Golden set skipped: {exc}")
+    with registry.staging() as staged:
+        report = train(data_file, staged / "model.joblib", spec=spec, test_size=test_size)
+        candidate = load_predictor(report.model_file)
+        held_out = held_out_rows(data_file, spec, test_size=test_size)
+        comparisons = [_compare("new data, held out", held_out, candidate, served, tolerance)]
+        if golden is not None:
+            comparisons.append(_compare(golden.name, golden.frame, candidate, served, tolerance))
+        metadata = dict(report.metadata)
+        metadata["code"] = code_version()
+        if golden is not None:
+            metadata["metrics"] = {
+                **metadata["metrics"],
+                "golden": {**comparisons[-1].candidate, "sha256": golden.sha256},
+            }
+        write_json_atomic(metadata_path(report.model_file), metadata)
+        entry = registry.register(report.model_file)
+    result = RetrainResult(
+        entry=entry,
+        metrics=report.metrics,
+        served_version=None if served is None else served.version,
+        comparisons=comparisons,
+        promoted=False,
+        notes=notes,
+    )
+    if served is None or result.passed or force:
+        reason = "first model" if served is None else ("forced" if not result.passed else "retrain")
+        registry.promote(entry.version, reason=reason)
+        result.promoted = True
+    return result
+
+
+def _served_predictor(served_model: Path, notes: list[str]) -> Predictor | None:
+    if not served_model.exists() and not metadata_path(served_model).exists():
+        notes.append("Nothing is served yet: the candidate is promoted (first version).")
+        return None
+    try:
+        return load_predictor(served_model)
+    except ModelError as exc:
+        folded = _folded_predictor(served_model)
+        if folded is not None:
+            # Typically a library upgrade: the pickle is off limits, but its verified
+            # slope and intercept are plain numbers, so the gate still has its baseline.
+            notes.append(f"The served model is compared through its folded form: {exc}")
+            return folded
+        notes.append(f"The served model cannot be loaded ({exc}); the candidate replaces it.")
+        return None
+
+
+def _folded_predictor(served_model: Path) -> Predictor | None:
+    try:
+        metadata = read_metadata(served_model)
+        if sha256_file(served_model) != metadata["model_sha256"]:
+            return None
+        return folded_predictor(metadata, served_model)
+    except (ModelError, OSError):
+        return None
+
+
+def _compare(
+    rows_name: str,
+    frame: Any,
+    candidate: Predictor,
+    served: Predictor | None,
+    tolerance: float,
+) -> Comparison:
+    return Comparison(
+        rows_name,
+        score_predictor(candidate, frame),
+        None if served is None else score_predictor(served, frame),
+        tolerance,
+    )

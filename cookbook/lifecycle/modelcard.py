@@ -1,0 +1,138 @@
+"""Render a Markdown model card from a served model's verified ``model.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cookbook.core.loading import linear_form_of, schema_of
+from cookbook.core.schema import NumberFeature, Schema
+
+
+def _number(value: Any, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _unit(unit: str | None) -> str:
+    return f" {unit}" if unit else ""
+
+
+def _metrics_rows(metrics: Mapping[str, Any]) -> list[str]:
+    names = {"held_out": "Held-out rows of the training data", "golden": "Golden evaluation set"}
+    rows = []
+    for key, label in names.items():
+        scores = metrics.get(key)
+        if not scores:
+            continue
+        rows.append(
+            f"| {label} | {scores.get('rows', 'n/a')} | {_number(scores.get('r2'), 3)} "
+            f"| {_number(scores.get('rmse'), 2)} | {_number(scores.get('mae'), 2)} |"
+        )
+    return rows
+
+
+def _feature_lines(schema: Schema) -> list[str]:
+    lines = []
+    for feature in schema.features:
+        if isinstance(feature, NumberFeature):
+            low, high = feature.training_range
+            stats, quantiles = feature.stats, feature.stats.get("quantiles", {})
+            unit = _unit(feature.unit)
+            bounds = feature.bounds.describe(feature.unit)
+            lines.append(
+                f"- `{feature.name}` (number{', ' + feature.unit if feature.unit else ''}): "
+                f"trained on {low:g}-{high:g}{unit}, mean {stats.get('mean', 0):.1f}, "
+                f"sd {stats.get('std', 0):.1f}; 5th-95th percentile "
+                f"{quantiles.get('p05', low):g}-{quantiles.get('p95', high):g}{unit}; "
+                f"accepted: finite{', ' + bounds if bounds else ''}"
+            )
+        else:
+            lines.append(
+                f"- `{feature.name}` (category): {', '.join(feature.categories)} "
+                f"({sum(feature.frequencies.values())} training rows)"
+            )
+    return lines
+
+
+def render_card(metadata: Mapping[str, Any]) -> str:
+    """Return the model card for *metadata* as Markdown."""
+    schema = schema_of(metadata)
+    target = schema.target
+    data = metadata.get("data", {})
+    held_out = metadata.get("metrics", {}).get("held_out", {})
+    code = metadata.get("code") or {}
+    linear = linear_form_of(metadata)
+    numbers = [f for f in schema.features if isinstance(f, NumberFeature)]
+    lines = [
+        f"# Model card: {schema.title or schema.name}, version {metadata['model_version']}",
+        "",
+        "## Model",
+        "",
+        f"- Name: `{schema.name}`; version `{metadata['model_version']}` (first 12 hex digits "
+        f"of the sha256 of `{metadata.get('model_file', 'model.joblib')}`)",
+        f"- Trained: {metadata.get('created_at', 'unknown')}",
+        f"- Estimator: {metadata.get('estimator', 'unknown')}",
+        "- Hyper-parameters: "
+        + ", ".join(f"{k}={v}" for k, v in metadata.get("hyperparameters", {}).items()),
+        f"- Predicts `{target.name}`{' in ' + target.unit_name if target.unit_name else ''} "
+        f"from {', '.join(f'`{name}`' for name in schema.feature_names)}",
+    ]
+    if linear is not None:
+        terms = [f"{c:.6f} × {name}" for name, c in linear.coefficients.items()]
+        terms += [f"an offset per {name}" for name in linear.offsets]
+        lines.append(
+            f"- Served as {target.name} = {linear.intercept:.4f} + {' + '.join(terms)} "
+            f"(folded from the estimator, max relative error {linear.max_relative_error:.1e})"
+        )
+    if code.get("git_commit"):
+        dirty = " (with uncommitted changes)" if code.get("git_dirty") else ""
+        package = code.get("cookbook") or code.get("mlib")
+        lines.append(f"- Code: git commit `{code['git_commit'][:12]}`{dirty}, cookbook {package}")
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        f"{schema.description or 'Predicts ' + target.name + '.'} For teaching and "
+        "demonstrating an MLOps workflow",
+        "(training, versioning, serving, monitoring); not for decisions about individual people.",
+        "",
+        "## Features",
+        "",
+        *_feature_lines(schema),
+        "",
+        "## Training data",
+        "",
+        f"- File: `{data.get('file', 'unknown')}`, sha256 `{data.get('sha256', 'unknown')}`",
+        f"- Rows: {data.get('rows', 'n/a')} used ({data.get('rows_dropped', 0)} dropped for "
+        f"missing values); {data.get('rows_train', 'n/a')} to train, "
+        f"{data.get('rows_test', 'n/a')} held out",
+        "",
+        "## Metrics",
+        "",
+        f"| Rows | Count | R² | RMSE{_unit(f'({target.unit})' if target.unit else '')} "
+        f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
+        "|---|---|---|---|---|",
+        *_metrics_rows(metadata.get("metrics", {})),
+        "",
+        "## Limitations",
+        "",
+        f"- R² on held-out rows is about {_number(held_out.get('r2'), 2)} and a typical error "
+        f"is about {_number(held_out.get('mae'), 1)}{_unit(target.unit)}. Use it for "
+        "averages, not for one case.",
+    ]
+    for feature in numbers:
+        low, high = feature.training_range
+        lines.append(
+            f"- {feature.name} outside {low:g}-{high:g}{_unit(feature.unit)} was never seen in "
+            "training: predictions there are extrapolations (the API adds a `warning`)."
+        )
+    lines += [
+        "- The data is a snapshot of one population; check new inputs with `utilscli.py drift`",
+        "  and labelled data with `utilscli.py evaluate` before trusting it on them.",
+        "",
+        "## Library versions",
+        "",
+        *(f"- {name}: {version}" for name, version in metadata.get("libraries", {}).items()),
+        "",
+    ]
+    return "\n".join(lines)

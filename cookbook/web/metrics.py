@@ -1,0 +1,235 @@
+"""Prometheus metrics for the service, correct across gunicorn workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``gunicorn.conf.py`` sets it before the app
+is imported) every worker writes its samples to files in that folder and
+``/metrics`` sums them, so any worker answers for all of them. Without it (``python
+app.py``, tests) each app keeps its own registry, so several apps can live in one
+process.
+
+Beside the HTTP metrics are the model's own, named from its schema: one histogram per
+number feature (``model_input_weight_pounds``) and of the predicted target
+(``model_predicted_height_inches``), category counts, values outside the training
+range and the input drift (PSI) by feature, and accepted and refused model reloads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from cookbook.core.prediction import Row
+from cookbook.core.schema import NumberFeature, Schema
+
+# Loopback requests take well under a millisecond; the top buckets catch stalls.
+LATENCY_BUCKETS_SECONDS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+# Used for a feature or target whose schema names no buckets of its own.
+DEFAULT_VALUE_BUCKETS = (0.01, 0.1, 1, 10, 100, 1000, 10_000)
+
+
+def is_multiprocess() -> bool:
+    """Return whether metrics are shared between processes through files."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class ServiceMetrics:
+    """The service's counters, histograms and gauges, and their Prometheus text rendering."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by method, route and status code.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "predictions_total",
+            "Predictions answered; a batch counts each row.",
+            registry=registry,
+        )
+        self.out_of_range = Counter(
+            "model_input_out_of_range_total",
+            "Inputs outside the training range (predicted by extrapolation), by feature and side.",
+            ["feature", "side"],
+            registry=registry,
+        )
+        self.categories = Counter(
+            "model_input_category_total",
+            "Category inputs answered, by feature and category.",
+            ["feature", "category"],
+            registry=registry,
+        )
+        self.drift_psi = Gauge(
+            "model_input_drift_psi",
+            "Population Stability Index of recent inputs against the training data, by "
+            "feature; the highest among live workers (0.1 warn, 0.25 alert).",
+            ["feature"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "model_reloads_total",
+            "Model reloads accepted (counted once, by the process that verified the model).",
+            registry=registry,
+        )
+        self.reload_refusals = Counter(
+            "model_reload_refusals_total",
+            "Model reloads refused because the model failed verification or its probe; "
+            "the previous model kept serving.",
+            registry=registry,
+        )
+        # labels() takes a lock and builds a key on every call: resolve each child once.
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+        self._histograms: dict[str, Histogram] = {}
+
+    def value_histogram(self, name: str, text: str, buckets: Sequence[float]) -> Histogram:
+        """Return the histogram called *name*, made on first use (a reload may bring it)."""
+        histogram = self._histograms.get(name)
+        if histogram is None:
+            histogram = Histogram(name, text, buckets=tuple(buckets), registry=self.registry)
+            self._histograms[name] = histogram
+        return histogram
+
+    def for_model(self, schema: Schema) -> ModelMetrics:
+        """Return the recorder of *schema*'s model metrics."""
+        return ModelMetrics(self, schema)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and record how long it took."""
+        key = (method, route, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(method, route, status)
+        counter.inc()
+        histogram = self._latency_children.get(route)
+        if histogram is None:
+            histogram = self._latency_children[route] = self.latency.labels(route)
+        histogram.observe(seconds)
+
+    def render(self) -> bytes:
+        """Return every metric in the Prometheus text format, summed over workers."""
+        if is_multiprocess():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def metric_name(name: str, unit_name: str | None) -> str:
+    """Return a Prometheus name part for a column and its unit: ``weight_pounds``."""
+    text = f"{name}_{unit_name}" if unit_name else name
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "value"
+
+
+class ModelMetrics:
+    """Record one model's inputs and answers in the service's metrics, as its schema names them."""
+
+    def __init__(self, metrics: ServiceMetrics, schema: Schema) -> None:
+        self.predictions = metrics.predictions
+        self.numbers = []  # (row index, low, high, histogram, below counter, above counter)
+        self.categories = []  # (row index, {category: counter})
+        for index, feature in enumerate(schema.features):
+            if isinstance(feature, NumberFeature):
+                histogram = metrics.value_histogram(
+                    f"model_input_{metric_name(feature.name, feature.unit_name)}",
+                    f"Values of {feature.name} the model was asked about"
+                    + (f", in {feature.unit_name}." if feature.unit_name else "."),
+                    feature.metric_buckets or DEFAULT_VALUE_BUCKETS,
+                )
+                low, high = feature.training_range
+                self.numbers.append((index, low, high, histogram,
+                                     metrics.out_of_range.labels(feature.name, "below"),
+                                     metrics.out_of_range.labels(feature.name, "above")))  # fmt: skip
+            else:
+                children = {
+                    c: metrics.categories.labels(feature.name, c) for c in feature.categories
+                }
+                self.categories.append((index, children))
+        target = schema.target
+        self.predicted = metrics.value_histogram(
+            f"model_predicted_{metric_name(target.name, target.unit_name)}",
+            f"Values of {target.name} the model answered"
+            + (f", in {target.unit_name}." if target.unit_name else "."),
+            target.metric_buckets or DEFAULT_VALUE_BUCKETS,
+        )
+        self.drift = {f.name: metrics.drift_psi.labels(f.name) for f in schema.features}
+
+    def observe(self, rows: Sequence[Row], values: Sequence[float]) -> None:
+        """Record answered rows and their predicted values: one write per bucket touched."""
+        self.predictions.inc(len(rows))
+        single = len(rows) == 1
+        for index, low, high, histogram, below, above in self.numbers:
+            column = [row[index] for row in rows]
+            if single:
+                observe_one(histogram, column[0])
+            else:
+                observe_many(histogram, column)
+            under = sum(1 for value in column if value < low)
+            over = sum(1 for value in column if value > high)
+            if under:
+                below.inc(under)
+            if over:
+                above.inc(over)
+        for index, children in self.categories:
+            for row in rows:
+                children[row[index]].inc()
+        if single:
+            observe_one(self.predicted, values[0])
+        else:
+            observe_many(self.predicted, values)
+
+    def set_drift(self, psis: dict[str, float]) -> None:
+        """Export each feature's PSI."""
+        for name, psi in psis.items():
+            self.drift[name].set(psi)
+
+
+def observe_one(histogram: Histogram, value: float) -> None:
+    """Observe *value* as ``histogram.observe`` does, finding its bucket by bisection.
+
+    ``observe`` walks the buckets one by one; this is the per-request path. Like
+    ``observe_many`` it reads prometheus_client's private bucket attributes.
+    """
+    histogram._sum.inc(value)
+    histogram._buckets[bisect.bisect_left(histogram._upper_bounds, value)].inc(1)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """Observe every value in *values*, as ``histogram.observe`` would one by one.
+
+    A batch of 10,000 weights would otherwise write the multiprocess file 20,000
+    times. This reads the histogram's bucket bounds and children, which are private in
+    prometheus_client (pinned in requirements.txt; a test checks the two ways agree).
+    """
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect.bisect_left(bounds, value)] += 1  # the first bucket with value <= bound
+    histogram._sum.inc(sum(values))
+    for index, count in enumerate(counts):
+        if count:
+            histogram._buckets[index].inc(count)

@@ -1,0 +1,259 @@
+"""The home page: a form (one field per feature) and a chart to try the model.
+
+The server renders the whole page, the answer to a submitted row included, so it works
+without JavaScript; ``static/page.js`` then asks ``POST /predict`` for each new row and
+moves the chart's point without reloading. Neither side implements the model: the
+server calls the same ``payload`` functions as ``POST /predict``, the browser calls
+``POST /predict`` itself. The chart is drawn for models of one number feature.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, render_template, request
+
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import CategoryFeature, Schema
+from cookbook.web import payload
+from cookbook.web.served import service_state
+
+blueprint = Blueprint("page", __name__)
+
+# Only the page's own files: no inline script, style or event handler, no other origin.
+# plumbing.RequestPlumbing sends it (and nosniff) with every response.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+# JSON's number grammar, ASCII digits only; static/page.js uses the same pattern.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def field_id(feature_name: str) -> str:
+    """Return the form field (and query parameter) of a feature: ``weight`` for ``Weight``."""
+    return re.sub(r"[^a-z0-9_-]+", "-", feature_name.lower())
+
+
+def request_body(schema: Schema, texts: Mapping[str, str | None]) -> str:
+    """Return the ``POST /predict`` body for what was typed in each feature's field.
+
+    A JSON number goes as typed and anything else as a string, so the API, not the
+    page, decides what is wrong with it; a field left out stays out. ``static/page.js``
+    builds the same body.
+    """
+    parts = []
+    for feature in schema.features:
+        text = texts.get(feature.name)
+        if text is None:
+            continue
+        value = text.strip()
+        number = not isinstance(feature, CategoryFeature) and _JSON_NUMBER.fullmatch(value)
+        parts.append(f"{json.dumps(feature.name)}: {value if number else json.dumps(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+@blueprint.route("/", methods=["GET", "POST"])
+def home() -> tuple[str, int]:
+    """Render the page; with feature values (query or form fields), render the answer too."""
+    served = service_state().served
+    predictor = served.predictor
+    schema = predictor.schema
+    source = request.form if request.method == "POST" else request.args
+    texts = {f.name: source.get(field_id(f.name)) for f in schema.features}
+    chart = Chart.for_model(predictor)
+    prediction, marker, error, status = None, None, None, 200
+    if any(text is not None for text in texts.values()):
+        try:
+            body, rows, values = payload.answer_body(predictor, request_body(schema, texts))
+            if "prediction" not in body:
+                raise payload.PayloadError("Type one value per field, not a list.")
+        except payload.PayloadError as exc:
+            error, status = str(exc), exc.status
+        else:
+            # A prediction made for the page counts in the ML metrics and drift like any other.
+            served.observe(rows, values)
+            prediction = body["prediction"]
+            if chart is not None:
+                marker = chart.marker(float(rows[0][0]), values[0], prediction)
+    page = render_template(
+        "home.html",
+        model=model_facts(predictor.metadata),
+        fields=form_fields(schema, texts),
+        answer_fields=schema.answer_fields(),
+        chart=chart,
+        marker=marker,
+        prediction=prediction,
+        error=error,
+        predict_url=request.host_url + "predict",
+        example=json.dumps(schema.example_row()),
+    )
+    return page, status
+
+
+def form_fields(schema: Schema, texts: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """Return what the template needs for each feature's field."""
+    fields = []
+    for feature in schema.features:
+        is_category = isinstance(feature, CategoryFeature)
+        unit = "" if is_category else (f" in {feature.unit_name}" if feature.unit_name else "")
+        fields.append(
+            {
+                "feature": feature.name,
+                "id": field_id(feature.name),
+                "label": f"{feature.name}{unit}",
+                "kind": feature.kind,
+                "options": list(feature.categories) if is_category else [],
+                "placeholder": f"e.g. {feature.example:g}" if not is_category else "",
+                "value": texts.get(feature.name) or "",
+            }
+        )
+    return fields
+
+
+def model_facts(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what the page says about the model, from its ``model.json``."""
+    held_out = metadata.get("metrics", {}).get("held_out", {})
+    schema = metadata.get("schema", {})
+    target = schema.get("target", {})
+    return {
+        "version": metadata["model_version"],
+        "name": schema.get("name"),
+        "title": schema.get("title") or schema.get("name") or "the model",
+        "target": target.get("name", "value"),
+        "target_unit": target.get("unit") or "",
+        "trained_on": str(metadata.get("created_at", "unknown"))[:10],
+        "rows": metadata.get("data", {}).get("rows"),
+        "r2": held_out.get("r2"),
+        "rmse": held_out.get("rmse"),
+    }
+
+
+# ------------------------------------------------------------------------ chart
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Map a data interval onto a pixel interval, clamping values outside it to its ends."""
+
+    low: float
+    high: float
+    start_px: float
+    end_px: float
+
+    def __call__(self, value: float) -> float:
+        """Return the pixel position of *value*."""
+        clamped = min(max(value, self.low), self.high)
+        fraction = (clamped - self.low) / (self.high - self.low)
+        return round(self.start_px + fraction * (self.end_px - self.start_px), 1)
+
+    def contains(self, value: float) -> bool:
+        """Return whether *value* lies on the axis (not clamped)."""
+        return self.low <= value <= self.high
+
+    def ticks(self, step: float) -> list[tuple[float, float]]:
+        """Return ``(value, pixel)`` for every multiple of *step* on the axis."""
+        first = math.ceil(self.low / step)
+        last = math.floor(self.high / step)
+        return [(k * step, self(k * step)) for k in range(first, last + 1)]
+
+
+def _widen(low: float, high: float, step: float) -> tuple[float, float]:
+    """Return [low, high] padded by half a step and rounded out to multiples of *step*."""
+    return math.floor((low - step / 2) / step) * step, math.ceil((high + step / 2) / step) * step
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Everything the SVG needs, in pixels: axes, training range, binned means, model line."""
+
+    WIDTH = 640
+    HEIGHT = 360
+    LEFT, RIGHT, TOP, BOTTOM = 56, 616, 16, 304  # the plot area inside the SVG
+
+    x: Scale
+    y: Scale
+    x_step: float
+    y_step: float
+    line: tuple[float, float, float, float]
+    bins: list[dict[str, Any]]
+    low: float  # the training range of the feature
+    high: float
+    x_label: str
+    y_label: str
+    x_unit: str
+    y_unit: str
+
+    @classmethod
+    def for_model(cls, predictor: Predictor) -> Chart | None:
+        """Lay out the chart of a one-number-feature model's line and binned training means."""
+        feature = predictor.schema.single_number
+        stored = predictor.metadata.get("chart")
+        if feature is None or not stored:
+            return None
+        target = predictor.schema.target
+        low, high = feature.training_range
+        bins = list(stored.get("bins", []))
+        line_values = [float(v) for v in predictor.predict_rows([(low,), (high,)])]
+        xs = [low, high] + [b["x"] for b in bins]
+        ys = line_values + [b["mean"] for b in bins]
+        x_step = float(stored.get("x_step") or 1.0)
+        y_step = float(stored.get("y_step") or _nice_step(min(ys), max(ys)))
+        x = Scale(*_widen(min(xs), max(xs), x_step), cls.LEFT, cls.RIGHT)
+        y = Scale(*_widen(min(ys), max(ys), y_step), cls.BOTTOM, cls.TOP)
+        most = max((b["count"] for b in bins), default=1)
+        x_unit = f" {feature.unit}" if feature.unit else ""
+        y_unit = f" {target.unit}" if target.unit else ""
+        points = [
+            {
+                "cx": x(b["x"]),
+                "cy": y(b["mean"]),
+                # Area grows with the number of rows, so sparse bins look light.
+                "r": round(2 + 5 * math.sqrt(b["count"] / most), 1),
+                "title": f"{b['x']:g}{x_unit}: mean {target.name.lower()} {b['mean']:.1f}"
+                f"{y_unit} ({b['count']} rows)",
+            }
+            for b in bins
+        ]
+        line = (x(low), y(line_values[0]), x(high), y(line_values[1]))
+        return cls(
+            x=x, y=y, x_step=x_step, y_step=y_step, line=line, bins=points, low=low, high=high,
+            x_label=feature.name + (f" ({feature.unit})" if feature.unit else ""),
+            y_label=target.name + (f" ({target.unit})" if target.unit else ""),
+            x_unit=x_unit, y_unit=y_unit,
+        )  # fmt: skip
+
+    def marker(self, x_value: float, value: float, prediction: Mapping[str, Any]) -> dict:
+        """Return where the prediction point goes; off-chart values sit on the edge."""
+        shown = prediction.get("height_inches", value)
+        cx, cy = self.x(x_value), self.y(shown)
+        # static/page.js places the label by the same rule.
+        right_half = cx > (self.LEFT + self.RIGHT) / 2
+        return {
+            "cx": cx,
+            "cy": cy,
+            "label": f"{x_value:g}{self.x_unit} → {shown:.1f}{self.y_unit}",
+            "label_x": cx - 10 if right_half else cx + 10,
+            "label_y": cy + 20 if cy < self.TOP + 20 else cy - 10,
+            "anchor": "end" if right_half else "start",
+            "off_chart": not (self.x.contains(x_value) and self.y.contains(shown)),
+        }
+
+
+def _nice_step(low: float, high: float) -> float:
+    span = (high - low) or 1.0
+    return float(f"{span / 5:.1g}")

@@ -1,0 +1,177 @@
+"""The service's JSON routes: predict, health, readiness, model, metrics, OpenAPI, drift, reload.
+
+Every view reads the served model from ``service_state()``; errors are JSON everywhere
+(``register``'s handlers), and bad input is a 4xx that names the problem, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from cookbook.core.errors import MlibError
+from cookbook.web import auth, openapi, payload
+from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
+from cookbook.web.served import ServedModel, service_state
+
+
+def register(app: Flask) -> None:
+    """Add the JSON routes and the JSON error handlers to *app*."""
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(payload.PayloadError, payload_error)
+    app.add_url_rule("/predict", view_func=predict, methods=["POST"])
+    app.add_url_rule("/health", view_func=health)
+    app.add_url_rule("/ready", view_func=ready)
+    app.add_url_rule("/model", view_func=model_metadata)
+    app.add_url_rule("/metrics", view_func=metrics)
+    app.add_url_rule("/openapi.json", "openapi", view_func=openapi_document)
+    app.add_url_rule("/drift", view_func=drift)
+    if app.config["ADMIN_TOKEN"]:
+        app.add_url_rule("/admin/reload", view_func=admin_reload, methods=["POST"])
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """Return *body* as a JSON response (plain ``json.dumps``: fast and key order kept)."""
+    return current_app.response_class(
+        json.dumps(body, allow_nan=False), status=status, mimetype="application/json"
+    )
+
+
+def predict() -> Response:
+    """Predict for one row or a batch in columns, with or without a ``Content-Type`` header
+    (the cookbook's curl sends none)."""
+    token = current_app.config["API_TOKEN"]
+    if token and not auth.bearer_matches(request.headers.get("Authorization"), token):
+        return unauthorized("Send Authorization: Bearer <API_TOKEN> to call /predict.")
+    served = service_state().served
+    body, rows, values = payload.answer_body(served.predictor, request.get_data(cache=False))
+    served.observe(rows, values)
+    return json_response(body)
+
+
+def health() -> Response:
+    """Answer while the process is alive."""
+    return json_response({"status": "ok"})
+
+
+def ready() -> Response:
+    """Answer 200 when the model is loaded and a probe prediction succeeds, else 503."""
+    predictor = service_state().served.predictor
+    try:
+        value = predictor.probe()
+    except MlibError as exc:
+        return json_response({"error": str(exc)}, 503)
+    body = {"status": "ready", "model_version": predictor.version, "model": predictor.schema.name}
+    # The cookbook's field for its height models; every model reports its probe value.
+    body["probe_height_inches" if "height_inches" in predictor.schema.answer_fields()
+         else "probe_value"] = value  # fmt: skip
+    return json_response(body)
+
+
+def model_metadata() -> Response:
+    """Return the served model's ``model.json``."""
+    return json_response(service_state().served.predictor.metadata)
+
+
+def metrics() -> Response:
+    """Return Prometheus metrics in the text format."""
+    recorder = service_state().metrics
+    return current_app.response_class(recorder.render(), mimetype=recorder.content_type)
+
+
+def openapi_document() -> Response:
+    """Return the OpenAPI 3 document of every route, from the served model's schema."""
+    predictor = service_state().served.predictor
+    admin = bool(current_app.config["ADMIN_TOKEN"])
+    return json_response(openapi.document(predictor.schema, predictor.version, admin=admin))
+
+
+def drift() -> Response:
+    """Return this worker's input drift: PSI of recent inputs against the training data."""
+    served = service_state().served
+    report = served.drift.report()
+    served.metrics.set_drift(served.drift.psis())
+    return json_response({"model_version": served.version, "worker_pid": os.getpid(),
+                          **report})  # fmt: skip
+
+
+def admin_reload() -> Response:
+    """Load MODEL_PATH again; swap it in every worker if it verifies and passes the probe."""
+    app = current_app
+    if not auth.bearer_matches(request.headers.get("Authorization"), app.config["ADMIN_TOKEN"]):
+        return unauthorized("Send Authorization: Bearer <ADMIN_TOKEN> to reload the model.")
+    try:
+        outcome = reload_model(app._get_current_object())
+    except ReloadBusy as exc:
+        response = json_response({"error": str(exc)}, 503)
+        response.headers["Retry-After"] = "1"
+        return response
+    body = {
+        "model_version": outcome.model_version,
+        "previous_model_version": outcome.previous_version,
+        "generation": outcome.generation,
+    }
+    if not outcome.accepted:
+        # 409: the request was fine; the model file on the server is what is wrong.
+        message = f"Model refused, still serving {outcome.model_version}: {outcome.reason}"
+        return json_response({"error": message, **body}, 409)
+    return json_response({"status": "reloaded", **body})
+
+
+def reload_model(app: Flask) -> Outcome:
+    """Reload MODEL_PATH into *app* and tell every other worker to follow; return the Outcome.
+
+    Called by the admin route in a worker and by gunicorn's master on SIGHUP.
+    """
+    state = service_state(app)
+    candidate, outcome = state.reload.reload(app.config["MODEL_PATH"], state.served.predictor)
+    if outcome.accepted:
+        state.served = ServedModel.of(candidate, outcome.generation, state.metrics)
+        state.metrics.reloads.inc()
+    else:
+        state.metrics.reload_refusals.inc()
+    return outcome
+
+
+def catch_up(app: Flask, generation: int) -> None:
+    """Load the model another process reloaded; keep the current one if it is refused."""
+    state = service_state(app)
+    try:
+        candidate = state.reload.load_generation(generation)
+        served = ServedModel.of(candidate, generation, state.metrics)
+    except MlibError as exc:
+        log_refusal(app.config["MODEL_PATH"], state.served.predictor, exc)
+        state.metrics.reload_refusals.inc()
+        state.served.generation = generation  # refuse once, not on every request
+        return
+    state.served = served
+
+
+def unauthorized(message: str) -> Response:
+    """Return a 401 JSON answer asking for a Bearer token."""
+    response = json_response({"error": message}, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Answer 404, 405, 413 and the rest in JSON, like everything else."""
+    messages = {
+        404: f"No route {request.path}: see /openapi.json for the routes.",
+        405: f"{request.method} is not allowed on {request.path}.",
+        413: "Request body is larger than 1 MiB: send fewer rows.",
+    }
+    message = messages.get(exc.code or 500, exc.description or exc.name)
+    response = json_response({"error": message}, exc.code or 500)
+    if exc.code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def payload_error(exc: payload.PayloadError) -> Response:
+    """Answer a request body that cannot be predicted with its status and message."""
+    return json_response({"error": str(exc)}, exc.status)
