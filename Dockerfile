@@ -47,9 +47,9 @@ WORKDIR /app
 # pair; .dockerignore keeps everything else (tests, data, notebooks, .git) out of the context.
 # Owned by root and read-only for the service user: it cannot rewrite its own code or model.
 COPY *.py model.joblib model.json ./
-# The page at / : its Jinja template and its own script, style and icon.
-COPY templates/ templates/
-COPY static/ static/
+# The cookbook package the service imports, with the page at / inside it
+# (cookbook/web/templates/ and cookbook/web/static/).
+COPY cookbook/ cookbook/
 
 USER ${APP_UID}:${APP_UID}
 EXPOSE 8080

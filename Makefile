@@ -36,9 +36,10 @@ data: htwtmlb.csv ## Download htwtmlb.csv from DATA_URL and verify its sha256
 test: install data ## Run every test
 	$(BIN)/python -m pytest
 
-lint: install ## Check style with ruff (never rewrites)
+lint: install ## Check style with ruff and the package's import layers (never rewrites)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory lint-delivery
 
 format: install ## Rewrite the code in ruff's style
@@ -92,14 +93,19 @@ deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=
 	docker push $(REGISTRY)/$(IMAGE)
 
 LAMBDA_DIR ?= build/lambda
-LAMBDA_FILES := lambda_handler.py mlib.py payload.py api_spec.py model.joblib model.json
+# Standard library only: the model core, the handler and what it imports, the model pair.
+LAMBDA_FILES := cookbook/__init__.py $(sort $(wildcard cookbook/core/*.py)) \
+	cookbook/web/__init__.py cookbook/web/lambda_handler.py cookbook/web/openapi.py \
+	cookbook/web/payload.py model.joblib model.json
 
 .PHONY: lambda-package
 
-lambda-package: ## Put the Lambda package (handler, mlib, model pair) in LAMBDA_DIR
+lambda-package: ## Put the Lambda package (cookbook.core, the handler, the model pair) in LAMBDA_DIR
 	rm -rf "$(LAMBDA_DIR)"
 	mkdir -p "$(LAMBDA_DIR)"
-	cp $(LAMBDA_FILES) "$(LAMBDA_DIR)/"
+	for file in $(LAMBDA_FILES); do \
+		mkdir -p "$(LAMBDA_DIR)/$$(dirname "$$file")" && cp "$$file" "$(LAMBDA_DIR)/$$file" || exit 1; \
+	done
 
 test-reliability: install data ## Run the reliability suite: fuzz, load, reload, crash, stop, faults (~3 min)
 	$(BIN)/python -m pytest -m reliability -s tests/reliability

@@ -50,7 +50,7 @@ def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE.", param_hint="--set")
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE.", param_hint="'--set'")
         row[name.strip()] = value
     return row
 
@@ -65,9 +65,16 @@ def typed_row(predictor: Predictor, texts: dict[str, str]) -> dict[str, object]:
             known = ", ".join(predictor.schema.feature_names)
             raise click.BadParameter(
                 f"{name} is not a feature of this model (its features: {known}).",
-                param_hint="--set",
+                param_hint="'--set'",
             ) from None
-        row[name] = NUMBER.convert(text, None, None) if isinstance(feature, NumberFeature) else text
+        if not isinstance(feature, NumberFeature):
+            row[name] = text
+            continue
+        try:
+            row[name] = NUMBER.convert(text, None, None)
+        except click.BadParameter as exc:
+            exc.param_hint = "'--set'"  # convert() was given no parameter to name
+            raise
     return row
 
 
@@ -172,7 +179,8 @@ def predictcli(
     try:
         result = predictor.prediction(row)
     except InvalidInput as exc:
-        hint = "--weight" if weight is not None or not texts else "--set"
+        # Quoted as click quotes an option it names itself: "Invalid value for '--weight'".
+        hint = "'--weight'" if weight is not None or not texts else "'--set'"
         raise click.BadParameter(str(exc), param_hint=hint) from None
     echo_prediction(result, as_json)
 

@@ -66,7 +66,8 @@ docker run --rm --entrypoint sh "$IMAGE" -c '
   for tool in gcc cc c++ g++ clang make; do
     command -v "$tool" >/dev/null && { echo "compiler $tool in the image"; exit 1; }
   done
-  for unwanted in tests htwtmlb.csv .git .venv notebooks requirements-dev.txt lambda_handler.py; do
+  for unwanted in tests htwtmlb.csv .git .venv notebooks requirements-dev.txt \
+    cookbook/web/lambda_handler.py; do
     [ -e "/app/$unwanted" ] && { echo "/app/$unwanted is in the image"; exit 1; }
   done
   [ -w /app ] && { echo "the service user can write /app"; exit 1; }
@@ -74,10 +75,12 @@ docker run --rm --entrypoint sh "$IMAGE" -c '
 # The verified, unpickled scikit-learn path (used when a model cannot be folded) still works
 # after the build stage removed the libraries' test suites.
 docker run --rm --entrypoint python "$IMAGE" -c '
-import mlib
-folded = mlib.load_predictor()
-unpickled = mlib.Predictor(folded.metadata, folded.path, estimator=mlib.load_model())
-assert abs(unpickled.predict_height(200.0) - folded.predict_height(200.0)) < 1e-6
+from cookbook.lifecycle.artifacts import EstimatorPredictor, load_estimator, load_predictor
+folded = load_predictor()
+assert folded.is_folded
+unpickled = EstimatorPredictor(folded.metadata, folded.path, load_estimator())
+row = folded.probe_row()
+assert abs(unpickled.predict_row(row) - folded.predict_row(row)) < 1e-6
 ' || fail "scikit-learn fallback path in the image"
 
 # ----------------------------------------------------------------------- running
@@ -117,9 +120,10 @@ status=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 
   --data '{"Weight": "heavy"}' "$base_url/predict")
 [[ "$status" == 400 ]] || fail "a bad weight answered $status, expected 400"
 
-# The page at / renders from templates/ and links its own static files: both must ship.
+# The page at / renders from cookbook/web/templates/ and links its own static files
+# (cookbook/web/static/): both must ship.
 page=$(curl --silent --show-error --fail --max-time 5 "$base_url/?weight=200") \
-  || fail "GET / failed (templates/ or static/ missing from the image?)"
+  || fail "GET / failed (cookbook/web/templates/ or static/ missing from the image?)"
 grep -q "Predict the Height From Weight of MLB Players" <<<"$page" || fail "GET / lacks its heading"
 grep -q "6 foot, 2 inches" <<<"$page" || fail "GET /?weight=200 did not render the answer"
 curl --silent --fail --max-time 5 --output /dev/null "$base_url/static/page.js" \

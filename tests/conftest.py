@@ -135,3 +135,18 @@ def live_server(trained_model, tmp_path_factory):
     process, base_url = start_gunicorn(trained_model, tmp_path_factory.mktemp("server"))
     yield base_url
     stop(process)
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """Start real gunicorns for model files (``gunicorn(model_file)`` -> base URL); stop them."""
+    processes = []
+
+    def start(model_file: Path, **extra: str) -> str:
+        process, base_url = start_gunicorn(model_file, tmp_path, **extra)
+        processes.append(process)
+        return base_url
+
+    yield start
+    for process in processes:
+        stop(process)

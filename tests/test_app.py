@@ -9,6 +9,9 @@ import pytest
 
 import mlib
 from app import create_app
+from cookbook.core.prediction import LinearForm, Predictor
+from cookbook.core.settings import PROJECT_ROOT
+from cookbook.web.served import ServedModel, service_state
 
 SINGLE = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
 
@@ -134,10 +137,15 @@ def test_health_and_ready(client, trained_model):
 
 
 def test_ready_is_503_when_the_probe_fails(app, client):
-    predictor = app.extensions["mlib"]
-    app.extensions["mlib"] = mlib.Predictor(
-        predictor.metadata, predictor.path, slope=float("nan"), intercept=0.0
+    state = service_state(app)
+    predictor = state.served.predictor
+    broken = Predictor(
+        predictor.metadata,
+        predictor.path,
+        predictor.schema,
+        LinearForm(intercept=0.0, coefficients={"Weight": float("nan")}, offsets={}),
     )
+    state.served = ServedModel.of(broken, state.served.generation, state.metrics)
     response = client.get("/ready")
     assert response.status_code == 503
     assert "probe" in response.get_json()["error"]
@@ -179,7 +187,7 @@ def test_the_app_refuses_a_tampered_model(model_copy):
 def test_model_path_comes_from_the_environment(monkeypatch, trained_model):
     monkeypatch.setenv("MODEL_PATH", str(trained_model))
     application = create_app()
-    assert application.extensions["mlib"].path == trained_model
+    assert service_state(application).served.predictor.path == trained_model
 
 
 def test_importing_app_loads_nothing():
@@ -187,4 +195,4 @@ def test_importing_app_loads_nothing():
     import sys
 
     code = "import app, sys; assert 'app' not in vars(app); assert 'sklearn' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=mlib.HERE)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)

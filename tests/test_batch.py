@@ -11,14 +11,18 @@ import select
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
-from cookbook.lifecycle import batch
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 import mlib
 from cli import predictcli
+from cookbook.core.errors import InvalidInput
+from cookbook.core.validation import validate_number
+from cookbook.lifecycle import batch
+
+ROOT = Path(__file__).resolve().parent.parent  # the project, where cli.py is
 
 HEADER = ["Weight", "height_inches", "height_human_readable", "extrapolation"]
 
@@ -45,7 +49,7 @@ def score(trained_model, tmp_path):
 
 def expected_row(predictor, text: str) -> list[str]:
     """The output row for an accepted cell: what the single-prediction path answers."""
-    answer = predictor.prediction(float(text))
+    answer = predictor.prediction({"Weight": float(text)})
     weight = float(text)
     shown = str(int(weight)) if weight.is_integer() else repr(weight)
     flag = "true" if "warning" in answer else "false"
@@ -160,11 +164,11 @@ def test_several_chunks_keep_order_and_line_numbers(score, predictor):
     ["1", "0.0001", "1000", "1000.0000000000001", "999.9999999999999", "5e-324", "1e3",
      "-0", "+180", "180.", ".5", "1_000", "0x10", "Infinity", "-inf", "nan", "true", "1,5"],
 )  # fmt: skip
-def test_accepts_exactly_what_validate_weight_accepts(score, cell):
+def test_accepts_exactly_what_validate_number_accepts(score, predictor, cell):
     try:
-        mlib.validate_weight(float(cell))
+        validate_number(predictor.schema.feature("Weight"), float(cell))
         accepted = True
-    except ValueError:  # float() or validate_weight
+    except (ValueError, InvalidInput):  # float() or validate_number
         accepted = False
     # A chunk of that cell alone, and the same cell among text, take both parsing paths.
     for text in (f"Weight\n{cell}\n", f"Weight\n{cell}\nabc\n"):
@@ -176,7 +180,7 @@ def test_accepts_exactly_what_validate_weight_accepts(score, cell):
 
 def test_half_tenths_round_like_the_api(score, predictor):
     # Weights whose height lands on or near x.x5 inches, where np.rint and round() may part.
-    slope, intercept = predictor.slope, predictor.intercept
+    slope, intercept = predictor.linear.coefficients["Weight"], predictor.linear.intercept
     weights = [((k + 0.5) / 10 - intercept) / slope for k in range(700, 760)]
     weights = [w for w in weights if 0 < w <= 1000]
     code, rows, _ = score("Weight\n" + "\n".join(map(repr, weights)) + "\n")
@@ -243,7 +247,8 @@ def test_an_unusable_input_is_one_line_and_leaves_no_output(model_env, tmp_path,
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--input", "-", "--weight", "180"], "either --weight or --input"),
+        (["--input", "-", "--weight", "180"], "either --weight/--set or --input"),
+        (["--input", "-", "--set", "Weight=180"], "either --weight/--set or --input"),
         (["--input", "-", "--json"], "--json is for a single --weight"),
         (["--weight", "180", "--column", "lbs"], "--column only applies with --input"),
         (["--input", "missing.csv"], "does not exist"),
@@ -287,7 +292,7 @@ def test_progress_bar_only_on_a_terminal(model_env, tmp_path):
 
 def test_formatter_matches_single_predictions_over_the_whole_range(predictor):
     weights = [w / 8 for w in range(1, 8001)]
-    lines = batch.ChunkFormatter(predictor).format(__import__("numpy").array(weights))
+    lines = batch.ChunkFormatter(predictor).format({"Weight": __import__("numpy").array(weights)})
     rows = list(csv.reader(io.StringIO(lines.decode())))
     assert rows == [expected_row(predictor, repr(w)) for w in weights]
     assert not any(math.isnan(float(row[1])) for row in rows)
@@ -355,12 +360,12 @@ def test_weight_texts_are_the_shortest_exact_form(predictor):
 
     formatter = batch.ChunkFormatter(predictor)
     weights = np.array([k / 100 for k in range(1, 100_001)] + [0.001, 180.125, 1 / 3, 999.999])
-    texts = [text.decode() for text in formatter._weight_texts(weights)]
+    texts = [text.decode() for text in formatter.weight_texts(weights)]
     expected = [str(int(w)) if w.is_integer() else repr(w) for w in weights.tolist()]
     assert texts == expected
 
 
-def test_both_parsing_paths_read_numbers_exactly_as_float_does():
+def test_both_parsing_paths_read_numbers_exactly_as_float_does(predictor):
     import numpy as np
     import pandas as pd
 
@@ -370,9 +375,10 @@ def test_both_parsing_paths_read_numbers_exactly_as_float_does():
     )
     texts += ["1000.0000000000001", "1000.00000000000005", "1000.00000000000006", "5e-324"]
     expected = np.array([float(text) for text in texts])
+    feature = predictor.schema.feature("Weight")
     for extra in ([], ["abc"]):  # all numbers: pandas' C parser; with text: to_numeric
         frame = pd.read_csv(io.StringIO("Weight\n" + "\n".join(texts + extra) + "\n"))
-        weights, _rejects = batch.parse_weights(frame["Weight"].to_numpy(), "Weight", 2)
+        weights, _rejects = batch.parse_numbers(frame["Weight"].to_numpy(), feature, "Weight", 2)
         valid = (expected > 0) & (expected <= 1000)
         assert np.array_equal(weights[: len(texts)][valid], expected[valid])
         assert np.isnan(weights[: len(texts)][~valid]).all()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent  # the project, where cli.py is
 
 
 @pytest.mark.parametrize(("flags", "rejected"), [([], 1), (["--messy"], 3)])

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 import mlib
 from cli import predictcli
+from cookbook.core.settings import PROJECT_ROOT as ROOT
 from utilscli import cli
 
 

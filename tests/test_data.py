@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 SHA256 = "b231c5d71bc75cd71bc70fa34d9647401a5ad7e120a18be1ad4e49236e15ea10"
 

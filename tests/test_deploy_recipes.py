@@ -14,11 +14,13 @@ from conftest import ROOT
 from test_dockerfile import arguments_of, exposed_port
 
 README = ROOT / "README.md"
+# The recipes moved out of the README into their own page, which the README links to.
+DEPLOYING = ROOT / "docs" / "deploying.md"
 
 # Files that describe where and how the service is deployed.
 DELIVERY_FILES = [
-    "Dockerfile", ".dockerignore", "Makefile", "README.md", "apprunner.yaml",
-    "lambda_handler.py", "scripts/docker_smoke.sh", ".ci/run",
+    "Dockerfile", ".dockerignore", "Makefile", "README.md", "docs/deploying.md",
+    "apprunner.yaml", "cookbook/web/lambda_handler.py", "scripts/docker_smoke.sh", ".ci/run",
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "deploy").rglob("*.yaml"))),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / ".github").rglob("*.yml"))),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests" / "events").glob("*.json"))),
@@ -120,22 +122,26 @@ def test_docker_run_binds_loopback_8080(tmp_path):
     )
 
 
+def test_readme_links_the_deploying_page():
+    assert "](docs/deploying.md)" in README.read_text()
+
+
 @pytest.mark.parametrize(
     "heading",
-    ["## Container", "### Kubernetes", "### AWS App Runner", "### Google Cloud Run",
-     "### Azure App Service", "### AWS Lambda"],
+    ["# Container", "## Kubernetes", "## AWS App Runner", "## Google Cloud Run",
+     "## Azure App Service", "## AWS Lambda"],
 )  # fmt: skip
-def test_readme_documents_every_recipe(heading):
-    assert re.search(rf"^{re.escape(heading)}\b", README.read_text(), re.MULTILINE)
+def test_deploying_page_documents_every_recipe(heading):
+    assert re.search(rf"^{re.escape(heading)}\b", DEPLOYING.read_text(), re.MULTILINE)
 
 
-def test_readme_reports_a_measured_image_size():
-    text = README.read_text()
+def test_deploying_page_reports_a_measured_image_size():
+    text = DEPLOYING.read_text()
     assert re.search(r"image size[^\n]*\b\d+ MB", text, re.IGNORECASE)
 
 
-def test_readme_commands_use_the_images_port_and_real_health_routes(client):
-    text = README.read_text()
+def test_deploying_page_commands_use_the_images_port_and_real_health_routes(client):
+    text = DEPLOYING.read_text()
     ports = re.findall(r'--port (\d+)|WEBSITES_PORT=(\d+)|\\"Port\\": \\"(\d+)', text)
     assert len(ports) >= 4, ports
     assert {int(next(filter(None, groups))) for groups in ports} == {exposed_port()}

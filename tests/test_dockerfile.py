@@ -79,14 +79,16 @@ def test_final_stage_copies_only_the_virtualenv_and_the_service_files():
     assert copies == [
         "--from=build /opt/service-venv /opt/service-venv",
         "*.py model.joblib model.json ./",
-        "templates/ templates/",  # the page at / renders from these two folders
-        "static/ static/",
+        "cookbook/ cookbook/",  # the package, the page's templates/ and static/ inside it
     ]
+    for folder in ("templates", "static"):  # the page at / renders from these two folders
+        assert any((ROOT / "cookbook" / "web" / folder).iterdir()), folder
     assert not any("apt-get" in run or "pip" in run for run in arguments_of("RUN"))
 
 
-def test_every_module_the_service_imports_ships_with_copy_star_py(trained_model):
-    # `COPY *.py` takes top-level modules only: code moved into a package would be left out.
+def test_every_module_the_service_imports_ships_with_the_copies(trained_model):
+    # `COPY *.py` takes top-level modules only and `COPY cookbook/` the package: code in any
+    # other folder would be left out, and so would the handler .dockerignore keeps out.
     # A fresh interpreter builds the app, so only what the service itself imports counts.
     code = (
         "import json, sys, app; app.create_app({'MODEL_PATH': sys.argv[1]}); "
@@ -98,8 +100,14 @@ def test_every_module_the_service_imports_ships_with_copy_star_py(trained_model)
     )  # fmt: skip
     files = [Path(name).resolve() for name in json.loads(result.stdout) if name]
     local = {p for p in files if p.is_relative_to(ROOT) and ".venv" not in p.parts}
-    assert {"app.py", "mlib.py", "payload.py", "api_spec.py"} <= {p.name for p in local}
-    assert all(p.parent == ROOT and p.suffix == ".py" for p in local), local
+    names = {p.relative_to(ROOT).as_posix() for p in local}
+    assert {"app.py", "cookbook/web/payload.py", "cookbook/web/openapi.py"} <= names
+    assert {"cookbook/core/prediction.py", "cookbook/web/views.py"} <= names
+    package = ROOT / "cookbook"
+    assert all(
+        (p.parent == ROOT or p.is_relative_to(package)) and p.suffix == ".py" for p in local
+    ), local
+    assert "cookbook/web/lambda_handler.py" not in names  # .dockerignore leaves it out
 
 
 def test_runs_gunicorn_as_a_non_root_user_on_port_8080():
@@ -127,8 +135,6 @@ def test_dockerignore_keeps_tests_data_caches_and_git_out():
     ]
     assert lines[0] == "*", "an allow-list: nothing enters the build context unless named"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert allowed == {
-        "requirements.txt", "*.py", "model.joblib", "model.json", "templates/", "static/"
-    }  # fmt: skip
+    assert allowed == {"requirements.txt", "*.py", "model.joblib", "model.json", "cookbook/"}
     for excluded in ("tests/", "*.csv", "*.ipynb", ".git", ".venv", "**/__pycache__"):
         assert excluded in lines

@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cookbook.web import lambda_handler
 import pytest
 import yaml
 from conftest import ROOT
 from test_app import BAD_BODIES
 
 import mlib
+from cookbook.web import lambda_handler
 
 EVENTS = Path(__file__).resolve().parent / "events"
 COOKBOOK_ANSWER = {
@@ -30,8 +30,10 @@ def sample(name: str):
 def served_model(monkeypatch, trained_model):
     """Serve the test-trained model, loaded afresh for each test as a cold start would."""
     monkeypatch.setenv("MODEL_PATH", str(trained_model))
+    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
     yield trained_model
+    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
 
 
@@ -162,9 +164,14 @@ def test_the_package_runs_without_any_third_party_library(tmp_path):
         ["make", "--no-print-directory", "lambda-package", f"LAMBDA_DIR={package}"],
         cwd=ROOT, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    assert sorted(p.name for p in package.iterdir()) == sorted(
-        ["lambda_handler.py", "mlib.py", "payload.py", "api_spec.py", "model.joblib", "model.json"]
-    )
+    core = [p.relative_to(ROOT).as_posix() for p in (ROOT / "cookbook" / "core").glob("*.py")]
+    assert "cookbook/core/prediction.py" in core
+    packaged = [p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()]
+    assert sorted(packaged) == sorted(
+        ["cookbook/__init__.py", *core, "cookbook/web/__init__.py",
+         "cookbook/web/lambda_handler.py", "cookbook/web/openapi.py", "cookbook/web/payload.py",
+         "model.joblib", "model.json"]
+    )  # fmt: skip
     code = """
 import json, sys
 try:
@@ -202,8 +209,9 @@ def test_sam_template_wires_every_route_to_the_handler():
     )
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     function = template["Resources"]["PredictFunction"]["Properties"]
-    module, _, name = function["Handler"].partition(".")
-    assert getattr(lambda_handler, name) is lambda_handler.handler and module == "lambda_handler"
+    module, _, name = function["Handler"].rpartition(".")
+    assert getattr(lambda_handler, name) is lambda_handler.handler
+    assert module == lambda_handler.__name__ == "cookbook.web.lambda_handler"
     makefile = (ROOT / "Makefile").read_text()
     assert "LAMBDA_DIR ?= build/lambda" in makefile
     assert (ROOT / "deploy" / "lambda" / function["CodeUri"]).resolve() == ROOT / "build" / "lambda"

@@ -10,16 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cookbook.lifecycle import drift as offline_drift
-from cookbook.lifecycle import gate
-from cookbook.lifecycle import modelcard
 import numpy as np
 import pandas as pd
 import pytest
-from cookbook.lifecycle import registry
 from click.testing import CliRunner
 
 import mlib
+from cookbook.core import psi
+from cookbook.core.files import sha256_file
+from cookbook.core.settings import DEFAULT_MODEL_PATH
+from cookbook.lifecycle import drift as offline_drift
+from cookbook.lifecycle import gate, modelcard, registry, scoring, training
+from cookbook.lifecycle.vectorized import predict_frame
 from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +70,7 @@ def test_first_retrain_promotes_and_keeps_the_issue_2_report(tmp_path, data_file
     assert "Nothing is served yet" in result.output
     assert registry.Registry(model).history() == [version]
     pin = json.loads((tmp_path / "models" / "golden.json").read_text())
-    assert pin["source_sha256"] == mlib.sha256_file(data_file) and pin["rows"] == 104
+    assert pin["source_sha256"] == sha256_file(data_file) and pin["rows"] == 104
 
 
 def test_broken_labels_pass_their_own_rows_but_fail_the_golden_set(served, shuffled_csv):
@@ -133,7 +135,7 @@ def test_golden_file_option_compares_on_that_file(served, data_file, tmp_path, s
     assert report["comparisons"][1]["candidate"]["rows"] == 345
     assert result.exit_code == 1
     entry = registry.Registry(served).entry(report["model_version"])
-    assert entry.metadata["metrics"]["golden"]["sha256"] == mlib.sha256_file(golden)
+    assert entry.metadata["metrics"]["golden"]["sha256"] == sha256_file(golden)
 
 
 def test_a_changed_golden_source_is_refused(served, shuffled_csv, data_file):
@@ -160,8 +162,8 @@ def test_evaluate_by_position(served, data_file):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     frame = pd.read_csv(data_file)
-    predicted = mlib.load_predictor(served).predict_heights(frame["Weight"])
-    assert report["overall"] == pytest.approx(mlib.score_heights(frame["Height"], predicted))
+    predicted = predict_frame(mlib.load_predictor(served), frame)
+    assert report["overall"] == pytest.approx(scoring.score(frame["Height"], predicted))
     assert set(report["by_position"]) == set(frame["Position"].str.strip())
     assert sum(m["rows"] for m in report["by_position"].values()) == len(frame)
     table = invoke(served, "evaluate", "--data", str(data_file)).output
@@ -197,6 +199,11 @@ def test_evaluate_bad_data_is_one_line(served, tmp_path):
 # ------------------------------------------------------------------ drift
 
 
+def weight_feature(metadata: dict) -> dict:
+    """Return the Weight feature's entry in model.json's schema."""
+    return next(f for f in metadata["schema"]["features"] if f["name"] == "Weight")
+
+
 def shifted_weights(data_file: Path, tmp_path: Path, pounds: float) -> Path:
     frame = pd.read_csv(data_file)[["Weight"]]
     frame["Weight"] += pounds
@@ -214,12 +221,12 @@ def test_drift_exit_code_follows_psi(served, data_file, tmp_path, pounds, verdic
     report = json.loads(result.output)
     assert report["verdict"] == verdict and report["rows"] == 1033
     # The service's own helpers on the same weights give the same PSI.
-    histogram = mlib.read_metadata(served)["weight_histogram"]
+    histogram = weight_feature(mlib.read_metadata(served))["histogram"]
     counts = [0] * len(histogram["counts"])
     for weight in pd.read_csv(path)["Weight"]:
-        counts[mlib.weight_bin(weight, histogram["edges"])] += 1
-    assert report["psi"] == mlib.psi_from_counts(histogram["counts"], counts)
-    assert mlib.drift_verdict(report["psi"]) == verdict
+        counts[psi.bin_index(weight, histogram["edges"])] += 1
+    assert report["psi"] == psi.psi_from_counts(histogram["counts"], counts)
+    assert psi.drift_verdict(report["psi"]) == verdict
     assert (report["ks"] > report["ks_critical_5pct"]) == (pounds >= 7)
 
 
@@ -239,7 +246,7 @@ def test_drift_rejects_bad_rows_without_aborting(served, tmp_path):
 @pytest.mark.parametrize(
     ("content", "words"),
     [(None, "is missing"), ("", "is empty"), ("Height\n70\n", "has no Weight column"),
-     ("Weight\nx\n", "no valid weights")],
+     ("Weight\nx\n", "No valid values of Weight")],
 )  # fmt: skip
 def test_drift_that_cannot_run_exits_3(served, tmp_path, content, words):
     path = tmp_path / "weights.csv"
@@ -277,10 +284,11 @@ def test_ks_statistic_matches_its_definition():
 
 def test_model_json_records_the_training_ecdf(trained_model):
     metadata = mlib.read_metadata(trained_model)
-    ecdf = metadata["weight_ecdf"]
+    weight = weight_feature(metadata)
+    ecdf = weight["ecdf"]
     assert ecdf["exact"] and sum(ecdf["counts"]) == metadata["data"]["rows_train"]
     assert ecdf["values"] == sorted(ecdf["values"])
-    assert (ecdf["values"][0], ecdf["values"][-1]) == tuple(metadata["training_range_lbs"])
+    assert (ecdf["values"][0], ecdf["values"][-1]) == tuple(weight["training_range"])
 
 
 # ------------------------------------------------------------------ card
@@ -328,20 +336,20 @@ def test_an_unloadable_served_model_is_replaced(served, data_file):
 def test_held_out_rows_are_the_rows_train_held_out(trained_model, data_file):
     rows = mlib.held_out_rows(data_file)
     recorded = mlib.read_metadata(trained_model)["metrics"]["held_out"]
-    scored = mlib.evaluate_predictor(mlib.load_predictor(trained_model), rows)
+    scored = scoring.score_predictor(mlib.load_predictor(trained_model), rows)
     assert scored == pytest.approx(recorded, rel=1e-12)
 
 
 def test_many_distinct_training_weights_are_stored_as_quantiles():
     weights = np.random.default_rng(5).normal(200, 20, 5000)
-    ecdf = mlib._weight_ecdf(weights)
-    assert not ecdf["exact"] and len(ecdf["values"]) == mlib.ECDF_MAX_POINTS + 1
+    ecdf = training.ecdf(weights)
+    assert not ecdf["exact"] and len(ecdf["values"]) == training.ECDF_MAX_POINTS + 1
     assert offline_drift.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
 
 
 def test_the_committed_model_card_describes_the_committed_model():
     # MODEL_CARD.md is committed beside the served model: retraining without
     # `python utilscli.py card` would leave it describing another model.
-    committed = mlib.DEFAULT_MODEL_PATH.parent / "MODEL_CARD.md"
-    expected = modelcard.render_card(mlib.verified_metadata(mlib.DEFAULT_MODEL_PATH))
+    committed = DEFAULT_MODEL_PATH.parent / "MODEL_CARD.md"
+    expected = modelcard.render_card(mlib.verified_metadata(DEFAULT_MODEL_PATH))
     assert committed.read_text(encoding="utf-8") == expected

@@ -13,11 +13,31 @@ import pytest
 from conftest import break_model
 
 import mlib
+from cookbook.core.files import sha256_file
+from cookbook.core.loading import installed_version, schema_of
+from cookbook.core.psi import PSI_ALERT, bin_index, drift_verdict, psi_from_counts
+from cookbook.core.validation import validate_number
+from cookbook.lifecycle.artifacts import save_model
+from cookbook.lifecycle.folding import fold_linear
+from cookbook.lifecycle.training import ModelSpec, load_labelled
+from cookbook.lifecycle.vectorized import predict_frame
+
+
+@pytest.fixture(scope="module")
+def weight_feature(trained_model):
+    """The Weight feature of the trained model's schema: what requests are checked against."""
+    return schema_of(mlib.read_metadata(trained_model)).feature("Weight")
+
+
+def weight_feature_of(metadata):
+    """Return the Weight feature as ``model.json`` stores it."""
+    (feature,) = [f for f in metadata["schema"]["features"] if f["name"] == "Weight"]
+    return feature
 
 
 @pytest.mark.parametrize("weight", [1, 150, 200.5, 1000, np.float64(180), np.int64(200)])
-def test_validate_weight_accepts_real_numbers(weight):
-    assert mlib.validate_weight(weight) == float(weight)
+def test_validate_weight_accepts_real_numbers(weight_feature, weight):
+    assert validate_number(weight_feature, weight) == float(weight)
 
 
 @pytest.mark.parametrize(
@@ -37,9 +57,9 @@ def test_validate_weight_accepts_real_numbers(weight):
         (1000.001, "at most 1000"),
     ],
 )
-def test_validate_weight_rejects_with_a_reason(weight, words):
+def test_validate_weight_rejects_with_a_reason(weight_feature, weight, words):
     with pytest.raises(mlib.InvalidWeight, match=words):
-        mlib.validate_weight(weight)
+        validate_number(weight_feature, weight)
 
 
 @pytest.mark.parametrize(
@@ -68,20 +88,25 @@ def test_human_readable_payload_takes_the_cookbook_arrays():
 
 def test_training_writes_the_pair_with_full_metadata(trained_model, data_file):
     metadata = json.loads(mlib.metadata_path(trained_model).read_text())
-    assert metadata["model_sha256"] == mlib.sha256_file(trained_model)
+    assert metadata["model_sha256"] == sha256_file(trained_model)
     assert metadata["model_version"] == metadata["model_sha256"][:12]
-    assert metadata["data"]["sha256"] == mlib.sha256_file(data_file)
+    assert metadata["data"]["sha256"] == sha256_file(data_file)
     assert metadata["data"]["rows"] == 1033
     assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == 1033
     assert set(metadata["libraries"]) == {"python", "numpy", "scikit-learn", "joblib"}
-    assert (metadata["feature"], metadata["target"]) == ("Weight", "Height")
-    stats = metadata["weight_stats"]
+    schema = metadata["schema"]
+    assert [f["name"] for f in schema["features"]] == ["Weight"]
+    assert schema["target"]["name"] == "Height"
+    weight = weight_feature_of(metadata)
+    stats = weight["stats"]
     assert stats["min"] < stats["quantiles"]["p50"] < stats["max"]
-    assert metadata["training_range_lbs"] == [stats["min"], stats["max"]]
+    assert weight["unit"] == "lb"
+    assert weight["training_range"] == [stats["min"], stats["max"]]
     held_out = metadata["metrics"]["held_out"]
     assert 0.1 < held_out["r2"] < 0.3 and 1.5 < held_out["rmse"] < 2.5
-    assert sum(metadata["weight_histogram"]["counts"]) == metadata["data"]["rows_train"]
-    assert sum(b["players"] for b in metadata["height_by_weight"]) == 1033
+    assert sum(weight["histogram"]["counts"]) == metadata["data"]["rows_train"]
+    assert metadata["chart"]["feature"] == "Weight"
+    assert sum(b["count"] for b in metadata["chart"]["bins"]) == 1033
 
 
 def test_estimator_holds_every_step(trained_model):
@@ -100,51 +125,53 @@ def test_folded_line_equals_the_estimator_everywhere(trained_model):
         [np.linspace(1e-3, 1000, 50_001), np.random.default_rng(0).uniform(0, 1000, 10_000)]
     )
     expected = estimator.predict(pd.DataFrame({"Weight": weights}))
-    folded = predictor.predict_heights(weights)
+    folded = predict_frame(predictor, pd.DataFrame({"Weight": weights}))
     assert np.max(np.abs(folded - expected) / np.abs(expected)) <= 1e-9
-    single = np.array([predictor.predict_height(float(w)) for w in weights[::97]])
+    single = np.array([predictor.predict_row((float(w),)) for w in weights[::97]])
     assert np.max(np.abs(single - expected[::97]) / np.abs(expected[::97])) <= 1e-9
 
 
-def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file):
+def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file, trained_model):
     from sklearn.tree import DecisionTreeRegressor
 
     frame = mlib.data(data_file)
     tree = DecisionTreeRegressor(max_depth=3, random_state=0).fit(
         frame[["Weight"]], frame["Height"]
     )
-    assert mlib.fold_linear(tree) is None
+    meta = json.loads(mlib.metadata_path(trained_model).read_text())
+    assert fold_linear(tree, schema_of(meta)) is None
     model_file = tmp_path / "tree.joblib"
-    meta = json.loads(mlib.metadata_path(mlib.DEFAULT_MODEL_PATH).read_text())
     for key in ("model_version", "model_file", "model_sha256"):
         meta.pop(key)
     meta["folded"] = None
-    mlib.save_model(tree, meta, model_file)
+    save_model(tree, meta, model_file)
     predictor = mlib.load_predictor(model_file)
     assert not predictor.is_folded
-    expected = tree.predict(pd.DataFrame({"Weight": [180.0, 250.0]}))
-    assert predictor.predict_heights([180, 250]).tolist() == expected.tolist()
-    assert predictor.prediction(180)["height_inches"] == round(float(expected[0]), 1)
+    rows = pd.DataFrame({"Weight": [180.0, 250.0]})
+    expected = tree.predict(rows)
+    assert predict_frame(predictor, rows).tolist() == expected.tolist()
+    assert predictor.prediction({"Weight": 180})["height_inches"] == round(float(expected[0]), 1)
 
 
 def test_batch_matches_single_predictions(trained_model):
     predictor = mlib.load_predictor(trained_model)
     weights = [150, 180.5, 200, 290, 999]
-    assert predictor.predictions(weights) == [predictor.prediction(w) for w in weights]
+    batch = predictor.answer({"Weight": weights})["predictions"]
+    assert batch == [predictor.prediction({"Weight": w}) for w in weights]
 
 
 def test_batch_names_the_bad_weight(trained_model):
     predictor = mlib.load_predictor(trained_model)
     with pytest.raises(mlib.InvalidWeight, match=r"Weight\[2\]"):
-        predictor.predictions([180, 200, "x"])
+        predictor.answer({"Weight": [180, 200, "x"]})
 
 
 def test_extrapolation_carries_a_warning(trained_model):
     predictor = mlib.load_predictor(trained_model)
-    low, high = predictor.weight_range_lbs
-    assert "warning" not in predictor.prediction((low + high) / 2)
-    assert "extrapolation" in predictor.prediction(high + 1)["warning"]
-    assert "extrapolation" in predictor.prediction(low - 1)["warning"]
+    low, high = predictor.schema.feature("Weight").training_range
+    assert "warning" not in predictor.prediction({"Weight": (low + high) / 2})
+    assert "extrapolation" in predictor.prediction({"Weight": high + 1})["warning"]
+    assert "extrapolation" in predictor.prediction({"Weight": low - 1})["warning"]
 
 
 class RunsACommand:
@@ -178,8 +205,8 @@ def test_a_model_from_another_scikit_learn_is_refused(model_copy):
 def test_installed_version_reads_the_wheel_metadata():
     import sklearn
 
-    assert mlib.installed_version("scikit-learn") == sklearn.__version__
-    assert mlib.installed_version("no-such-distribution") is None
+    assert installed_version("scikit-learn") == sklearn.__version__
+    assert installed_version("no-such-distribution") is None
 
 
 @pytest.mark.parametrize(
@@ -219,7 +246,7 @@ def test_retraining_the_same_data_gives_the_same_version(trained_model, data_fil
         ("", "is empty"),
         ("Weight,Age\n200,30\n", "lacks column.*Height"),
         ("Weight,Height\n200,tall\n", "column Height must be numeric, found 'tall'"),
-        ("Weight,Height\n,70\n", "no rows with both"),
+        ("Weight,Height\n,70\n", "no rows with all of Weight, Height"),
         ('Weight,Height\n"200,70\n', "not a valid CSV"),
     ],
 )
@@ -227,13 +254,13 @@ def test_bad_training_data_is_a_clear_error(tmp_path, content, words):
     csv = tmp_path / "bad.csv"
     csv.write_text(content)
     with pytest.raises(mlib.DataError, match=words):
-        mlib.load_data(csv)
+        load_labelled(csv, ModelSpec())
 
 
 def test_missing_values_are_dropped_and_counted(tmp_path):
     csv = tmp_path / "gaps.csv"
     csv.write_text("Weight,Height,Position\n200,74,C\n,72,C\n180,,P\n190,73,P\n")
-    frame, dropped = mlib.load_data(csv)
+    frame, dropped = load_labelled(csv, ModelSpec())
     assert (len(frame), dropped) == (2, 2)
 
 
@@ -253,19 +280,20 @@ def test_cookbook_functions_give_the_cookbook_answers(model_copy, monkeypatch, t
     assert mlib.data().shape[0] == 1033
     score, name = mlib.retrain(tsize=0.1, model_name=tmp_path / "retrained.joblib")
     assert 0.1 < score < 0.3 and name == str(tmp_path / "retrained.joblib")
-    assert mlib.predict_heights([180, 200]).shape == (2,)
+    batch = pd.DataFrame({"Weight": [180, 200]})
+    assert predict_frame(mlib.default_predictor(), batch).shape == (2,)
     assert [p["height_inches"] for p in mlib.predict_batch([180, 200])] == [72.4, 73.6]
     mlib.forget_loaded_models()
 
 
 def test_psi_is_zero_for_the_training_distribution_and_grows_with_shift(trained_model):
-    histogram = mlib.read_metadata(trained_model)["weight_histogram"]
+    histogram = weight_feature_of(mlib.read_metadata(trained_model))["histogram"]
     edges, counts = histogram["edges"], histogram["counts"]
-    assert mlib.psi_from_counts(counts, counts) == 0.0
-    assert mlib.drift_verdict(0.0) == "ok"
+    assert psi_from_counts(counts, counts) == 0.0
+    assert drift_verdict(0.0) == "ok"
     shifted = [0] * len(counts)
-    shifted[mlib.weight_bin(1000, edges)] = 100  # everything beyond the last edge
-    assert mlib.weight_bin(1, edges) == 0
-    psi = mlib.psi_from_counts(counts, shifted)
-    assert psi > mlib.PSI_ALERT and mlib.drift_verdict(psi) == "alert"
-    assert mlib.drift_verdict(0.15) == "warn"
+    shifted[bin_index(1000, edges)] = 100  # everything beyond the last edge
+    assert bin_index(1, edges) == 0
+    psi = psi_from_counts(counts, shifted)
+    assert psi > PSI_ALERT and drift_verdict(psi) == "alert"
+    assert drift_verdict(0.15) == "warn"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import ROOT
 from nbclient import NotebookClient
+
+from cookbook.core.settings import PROJECT_ROOT as ROOT
 
 NOTEBOOK = ROOT / "workflow.ipynb"
 

@@ -8,10 +8,7 @@ import json
 import logging
 import os
 
-from cookbook.web import auth
 import pytest
-from cookbook.web import request_log
-from cookbook.web.metrics import observe_many, observe_one
 from prometheus_client import CollectorRegistry, Histogram
 
 import mlib
@@ -19,6 +16,8 @@ from app import create_app
 from cookbook.core.loading import schema_of
 from cookbook.core.psi import PSI_ALERT
 from cookbook.core.settings import PROJECT_ROOT
+from cookbook.web import auth, request_log
+from cookbook.web.metrics import observe_many, observe_one
 from cookbook.web.online_drift import MIN_ROWS_FOR_VERDICT, DriftWindow
 from cookbook.web.served import service_state
 
@@ -95,7 +94,8 @@ def test_importing_the_modules_sets_up_no_logging():
     import sys
 
     code = (
-        "import logging, app, request_log, model_reload, drift, loadgen; "
+        "import logging, app, cookbook.web.request_log, cookbook.web.reload, "
+        "cookbook.web.online_drift, cookbook.lifecycle.drift, cookbook.cli.loadgen; "
         "assert not logging.getLogger().handlers; assert not logging.getLogger('app').handlers"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
@@ -172,7 +172,8 @@ def test_drift_route_reports_this_worker(client):
     assert report["window_size"] == MIN_ROWS_FOR_VERDICT and report["enough_data"]
     assert report["verdict"] == "alert" and report["psi"] > 0.25
     assert report["worker_pid"] == os.getpid()
-    assert metric(client, 'model_input_drift_psi{feature="Weight"}') == pytest.approx(report["psi"], rel=1e-6)
+    psi = metric(client, 'model_input_drift_psi{feature="Weight"}')
+    assert psi == pytest.approx(report["psi"], rel=1e-6)
 
 
 # ------------------------------------------------------------------- model reload
@@ -248,7 +249,8 @@ def test_a_worker_follows_a_reload_done_by_another_process(admin_app):
     old = service_state(app).served.predictor
     new = retrain_into(model_file, alpha=50.0)
     _, outcome = service_state(app).reload.reload(model_file, old)
-    assert outcome.accepted and service_state(app).served.predictor is old  # this "worker" has not swapped
+    # This "worker" has not swapped yet.
+    assert outcome.accepted and service_state(app).served.predictor is old
     assert client.post("/predict", json={"Weight": 200}).headers["X-Model-Version"] == new
 
 

@@ -4,13 +4,22 @@ against real HTTP servers on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cookbook.cli import loadgen
 import pytest
-from conftest import free_port
 from test_cli import run_script
+
+from cookbook.cli import loadgen
+
+
+def free_port() -> int:
+    """Return a 127.0.0.1 port that nothing listens on (a dead server's address)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 ANSWER = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
 

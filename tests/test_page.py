@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
-from cookbook.web import page
 import pytest
 from markupsafe import escape
 
 import mlib
+from cookbook.web import page
+from cookbook.web.served import service_state
 
 
 class _Elements(HTMLParser):
@@ -57,8 +58,9 @@ def by_id(elements: _Elements, element_id: str) -> dict[str, str | None]:
         ("200}", '{"Weight": "200}"}'),  # never splices text into the JSON
     ],
 )
-def test_request_body_sends_numbers_as_numbers_and_the_rest_as_strings(typed, body):
-    assert page.request_body(typed) == body
+def test_request_body_sends_numbers_as_numbers_and_the_rest_as_strings(app, typed, body):
+    schema = service_state(app).served.predictor.schema
+    assert page.request_body(schema, {"Weight": typed}) == body
     json.loads(body)
 
 
@@ -120,8 +122,9 @@ def test_a_submitted_weight_is_answered_by_the_server(client, method):
 @pytest.mark.parametrize(
     "typed", ["abc", "-5", "0", "1001", "1e999", "", "true", "200}", "1" * 5000]
 )
-def test_a_bad_weight_shows_the_apis_own_error_beside_the_field(client, typed):
-    api = client.post("/predict", data=page.request_body(typed))
+def test_a_bad_weight_shows_the_apis_own_error_beside_the_field(app, client, typed):
+    schema = service_state(app).served.predictor.schema
+    api = client.post("/predict", data=page.request_body(schema, {"Weight": typed}))
     assert api.status_code == 400
     response = client.post("/", data={"weight": typed})
     assert response.status_code == 400
@@ -158,12 +161,12 @@ def test_the_page_says_which_model_and_how_good_it_is(client, trained_model):
 
 
 def test_the_chart_draws_the_models_line_over_the_training_range(app, client):
-    predictor = app.extensions["mlib"]
+    predictor = service_state(app).served.predictor
     chart = page.Chart.for_model(predictor)
-    low, high = predictor.weight_range_lbs
+    low, high = predictor.schema.feature("Weight").training_range
     elements = parse(client.get("/").get_data(as_text=True))
     line = by_id(elements, "model-line")
-    heights = predictor.predict_heights([low, high])
+    heights = predictor.predict_rows([(low,), (high,)])
     assert float(line["x1"]) == chart.x(low) and float(line["x2"]) == chart.x(high)
     assert float(line["y1"]) == chart.y(float(heights[0]))
     assert float(line["y2"]) == chart.y(float(heights[1]))
@@ -172,7 +175,7 @@ def test_the_chart_draws_the_models_line_over_the_training_range(app, client):
     assert float(shaded["x"]) == chart.x(low)
     assert float(shaded["x"]) + float(shaded["width"]) == pytest.approx(chart.x(high), abs=0.1)
     bins = [attrs for tag, attrs in elements.tags if tag == "circle" and "id" not in attrs]
-    assert len(bins) == len(predictor.metadata["height_by_weight"])
+    assert len(bins) == len(predictor.metadata["chart"]["bins"])
 
 
 def test_scale_clamps_values_outside_the_axis():

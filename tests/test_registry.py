@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cookbook.lifecycle import drift as offline_drift
-from cookbook.lifecycle import gate
 import pytest
-from cookbook.lifecycle import registry
 from click.testing import CliRunner
 
 import mlib
+from cookbook.core.files import sha256_file
+from cookbook.lifecycle import gate, registry
 from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +55,13 @@ def test_every_training_run_is_an_immutable_traceable_entry(store, two_versions,
     _template, a, _b = two_versions
     assert entry_files(store, a) == served_files(store)  # the served pair is a byte copy
     metadata = json.loads((store.root / a / "model.json").read_text())
-    assert metadata["model_version"] == a == mlib.sha256_file(store.root / a / "model.joblib")[:12]
-    assert metadata["data"]["sha256"] == mlib.sha256_file(data_file)
+    assert metadata["model_version"] == a == sha256_file(store.root / a / "model.joblib")[:12]
+    assert metadata["data"]["sha256"] == sha256_file(data_file)
     assert metadata["hyperparameters"] == {"alpha": 1.0, "test_size": 0.1, "random_state": 3}
     assert set(metadata["libraries"]) >= {"python", "numpy", "scikit-learn", "joblib"}
     assert set(metadata["metrics"]) == {"held_out", "golden"}
     code = metadata["code"]
-    assert code["mlib"] == mlib.__version__
+    assert code["cookbook"] == mlib.__version__
     if shutil.which("git") and (ROOT / ".git").exists():
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()  # fmt: skip
@@ -156,8 +155,8 @@ def assert_consistent(store: registry.Registry, allowed: set[str]) -> str:
     assert predictor.version in allowed
     entry = json.loads((store.root / predictor.version / "model.json").read_text())
     assert predictor.metadata == entry  # metadata and weights from the same version
-    assert predictor.slope == entry["folded"]["slope"]
-    assert mlib.sha256_file(store.served_model) == entry["model_sha256"]
+    assert predictor.linear.coefficients["Weight"] == entry["folded"]["coefficients"]["Weight"]
+    assert sha256_file(store.served_model) == entry["model_sha256"]
     assert store.history()[-1] == predictor.version
     return predictor.version
 
@@ -295,7 +294,26 @@ def test_the_app_serves_a_half_swapped_pair_as_the_new_model(store, two_versions
     answer = client.get("/model")
     assert answer.status_code == 200 and answer.headers["X-Model-Version"] == b
     assert answer.get_json()["model_version"] == b
-    slope = store.entry(b).metadata["folded"]["slope"]
+    slope = store.entry(b).metadata["folded"]["coefficients"]["Weight"]
     intercept = store.entry(b).metadata["folded"]["intercept"]
     height = client.post("/predict", json={"Weight": 200}).get_json()["prediction"]
     assert height["height_inches"] == round(slope * 200 + intercept, 1)
+
+
+def test_a_reload_accepts_the_half_swapped_pair_the_app_recovered(store, two_versions):
+    # The reload snapshot holds the metadata that verified (the registry entry's), not the
+    # stale json beside the new joblib: the snapshot folder has no registry to recover from.
+    from app import create_app
+    from cookbook.web.reload import ReloadState
+    from cookbook.web.served import service_state
+
+    _template, a, b = two_versions
+    shutil.copyfile(store.root / b / "model.joblib", store.served_model)
+    assert json.loads(mlib.metadata_path(store.served_model).read_text())["model_version"] == a
+    app = create_app({"MODEL_PATH": str(store.served_model), "TESTING": True})
+    current = service_state(app).served.predictor
+    assert current.version == b
+    predictor, outcome = ReloadState().reload(store.served_model, current)
+    assert outcome.accepted is True, outcome.reason
+    assert outcome.model_version == predictor.version == b
+    assert predictor.metadata == store.entry(b).metadata

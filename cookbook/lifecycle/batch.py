@@ -201,8 +201,7 @@ def read_chunks(
             encoding_errors="replace",
         )
         with reader:
-            for frame in reader:
-                yield frame
+            yield from reader
     except pd.errors.EmptyDataError:
         return  # a header and no rows: nothing to score
     except (pd.errors.ParserError, ValueError) as exc:
@@ -338,7 +337,8 @@ class ChunkFormatter:
     def format(self, values: Mapping[str, np.ndarray]) -> bytes:
         """Return the CSV lines for the valid weights in *values*, in order, as UTF-8 bytes."""
         weights = values[self.feature.name]
-        heights = predict_frame(self.predictor, values)
+        # A DataFrame, not the mapping: predict_frame sizes its output with len(frame).
+        heights = predict_frame(self.predictor, pd.DataFrame({self.feature.name: weights}))
         keys = self._tail_keys(weights, heights)
         # A dense table over this chunk's few distinct keys: cheaper than np.unique's sort.
         low = int(keys.min())
@@ -348,7 +348,7 @@ class ChunkFormatter:
         table[present] = [self._tail(low + int(offset)) for offset in present.tolist()]
         # Interleave weight and tail, then join once: no per-row string concatenation.
         pieces = np.empty(2 * len(weights), dtype=object)
-        pieces[0::2] = self._weight_texts(weights)
+        pieces[0::2] = self.weight_texts(weights)
         pieces[1::2] = table[offsets]
         return b"".join(pieces.tolist())
 
@@ -371,7 +371,8 @@ class ChunkFormatter:
             tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'.encode()
         return tail
 
-    def _weight_texts(self, weights: np.ndarray) -> np.ndarray:
+    def weight_texts(self, weights: np.ndarray) -> np.ndarray:
+        """Return each weight's shortest exact text, as bytes (``180``, ``180.5``, ``repr``)."""
         # A weight equal to the double nearest k/100 prints as k/100 with trailing zeros
         # dropped: that is repr's shortest round-trip form (without repr's ".0").
         hundredths = np.rint(weights * 100)

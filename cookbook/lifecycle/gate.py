@@ -25,6 +25,7 @@ from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import score_predictor
 from cookbook.lifecycle.training import (
+    DEFAULT_SPEC,
     DEFAULT_TEST_SIZE,
     RANDOM_STATE,
     ModelSpec,
@@ -86,7 +87,7 @@ def load_golden(
     registry: Registry,
     golden_file: Path | None = None,
     source: Path | None = None,
-    spec: ModelSpec = ModelSpec(),
+    spec: ModelSpec = DEFAULT_SPEC,
 ) -> GoldenSet:
     """Return the golden set: all rows of *golden_file*, else the registry's pinned rows.
 
@@ -186,7 +187,7 @@ def retrain(
     data_file: Path,
     served_model: Path,
     *,
-    spec: ModelSpec = ModelSpec(),
+    spec: ModelSpec = DEFAULT_SPEC,
     test_size: float = DEFAULT_TEST_SIZE,
     tolerance: float = DEFAULT_TOLERANCE,
     golden_file: Path | None = None,

@@ -75,6 +75,9 @@ class ModelSpec:
         return cls(schema.target.name, schema.feature_names, categorical, schema.name)
 
 
+DEFAULT_SPEC = ModelSpec()  # the cookbook's model: Height from Weight
+
+
 @dataclass(frozen=True)
 class TrainingReport:
     """What ``train`` did: held-out metrics, where the model went, and its metadata."""
@@ -332,7 +335,7 @@ def chart_bins(schema: Schema, frame: Any) -> dict[str, Any] | None:
 
 
 def estimator_summary(estimator: Any) -> str:
-    """Return the estimator's shape, e.g. ``TransformedTargetRegressor(StandardScaler -> Ridge)``."""
+    """Return the estimator's shape: ``TransformedTargetRegressor(StandardScaler -> Ridge)``."""
     regressor = estimator.regressor_ if hasattr(estimator, "regressor_") else estimator
     steps = getattr(regressor, "steps", None)
     inner = " -> ".join(type(step).__name__ for _, step in steps) if steps else type(regressor)

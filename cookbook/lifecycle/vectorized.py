@@ -23,7 +23,8 @@ def predict_frame(predictor: Predictor, frame: Any):
         table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
         columns = list(predictor.schema.feature_names)
         return np.asarray(predictor.estimator.predict(table[columns]), dtype=np.float64)
-    values = np.full(len(frame), linear.intercept, dtype=np.float64)
+    rows = len(frame) if hasattr(frame, "columns") else len(next(iter(frame.values())))
+    values = np.full(rows, linear.intercept, dtype=np.float64)
     for name, coefficient in linear.coefficients.items():
         column = frame[name]
         column = column.to_numpy(dtype=np.float64) if hasattr(column, "to_numpy") else column

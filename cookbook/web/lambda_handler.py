@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from cookbook.core.errors import MlibError
@@ -73,21 +74,27 @@ def _answer_direct(event: Any) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-_loaded: list[Predictor] = []
+_loaded: dict[Path, Predictor] = {}
 
 
 def default_predictor() -> Predictor:
-    """Return the packaged model's Predictor, verified and loaded once per warm container.
+    """Return the Predictor for ``model_path()``, verified and loaded once per warm container.
 
     Only folded models are served here: the package carries no scikit-learn.
     """
-    if not _loaded:
-        path = model_path()
+    path = model_path()
+    predictor = _loaded.get(path)
+    if predictor is None:
         predictor = folded_predictor(verified_metadata(path), path)
         if predictor is None:
             raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
-        _loaded.append(predictor)
-    return _loaded[0]
+        _loaded[path] = predictor
+    return predictor
+
+
+def forget_loaded_models() -> None:
+    """Drop the cached Predictor so the next invocation verifies and loads the model again."""
+    _loaded.clear()
 
 
 def _predictor_or_raise() -> Predictor:
@@ -120,10 +127,16 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
         return response
     if path == "/ready":
         try:
-            height = predictor.probe()
+            value = predictor.probe()
         except MlibError as exc:
             return _response(503, {"error": str(exc)}, version)
-        body = {"status": "ready", "model_version": version, "probe_height_inches": height}
+        # The same body as the Flask service's /ready (cookbook.web.views.ready).
+        body = {"status": "ready", "model_version": version, "model": predictor.schema.name}
+        probe_key = (
+            "probe_height_inches" if "height_inches" in predictor.schema.answer_fields()
+            else "probe_value"
+        )  # fmt: skip
+        body[probe_key] = value
         return _response(200, body, version)
     if path == "/model":
         return _response(200, dict(predictor.metadata), version)

@@ -161,9 +161,9 @@ class ModelMetrics:
                     feature.metric_buckets or DEFAULT_VALUE_BUCKETS,
                 )
                 low, high = feature.training_range
-                self.numbers.append((index, low, high, histogram,
-                                     metrics.out_of_range.labels(feature.name, "below"),
-                                     metrics.out_of_range.labels(feature.name, "above")))  # fmt: skip
+                below = metrics.out_of_range.labels(feature.name, "below")
+                above = metrics.out_of_range.labels(feature.name, "above")
+                self.numbers.append((index, low, high, histogram, below, above))
             else:
                 children = {
                     c: metrics.categories.labels(feature.name, c) for c in feature.categories

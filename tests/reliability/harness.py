@@ -11,11 +11,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from cookbook.cli import loadgen
 import requests
 from conftest import start_gunicorn, stop
 
 import mlib
+from cookbook.cli import loadgen
 
 
 def report(test: str, result: loadgen.LoadResult, **extra) -> None:

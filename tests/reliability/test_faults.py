@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 
-from cookbook.cli import loadgen
 import pytest
 from conftest import ROOT, break_model, free_port, server_env
 from harness import Background, report, served_requests, server, workers
+
+from cookbook.cli import loadgen
 
 pytestmark = pytest.mark.reliability
 GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py's graceful_timeout

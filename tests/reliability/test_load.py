@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cookbook.cli import loadgen
 import pytest
 from harness import metric, report, served_requests, server
+
+from cookbook.cli import loadgen
 
 pytestmark = pytest.mark.reliability
 SECONDS = 60
