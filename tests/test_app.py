@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from helpers import ANSWER_200_LBS, BAD_BODIES
 
 import mlib
 from app import create_app
@@ -13,7 +14,7 @@ from cookbook.core.prediction import LinearForm, Predictor
 from cookbook.core.settings import PROJECT_ROOT
 from cookbook.web.served import ServedModel, service_state
 
-SINGLE = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
+SINGLE = {"prediction": ANSWER_200_LBS}
 
 
 @pytest.mark.parametrize("content_type", [None, "application/json", "text/plain"])
@@ -47,37 +48,6 @@ def test_every_response_names_the_model_version(client, trained_model):
         client.get("/nowhere"),
     ):
         assert response.headers["X-Model-Version"] == version
-
-
-BAD_BODIES = [
-    ('{"Weight": "200"}', "got a string"),
-    ('{"Weight": null}', "got null"),
-    ('{"Weight": true}', "got a boolean"),
-    ('{"Weight": false}', "got a boolean"),
-    ('{"Weight": NaN}', "NaN is not a valid JSON number"),
-    ('{"Weight": Infinity}', "Infinity is not a valid JSON number"),
-    ('{"Weight": -Infinity}', "-Infinity is not a valid JSON number"),
-    ('{"Weight": 1e309}', "finite"),
-    ('{"Weight": -5}', "greater than 0"),
-    ('{"Weight": 0}', "greater than 0"),
-    ('{"Weight": 1001}', "at most 1000"),
-    ('{"Weight": []}', "empty list"),
-    ('{"Weight": {"lbs": 200}}', "got an object"),
-    ('{"Weight": [180, [200]]}', r"Weight\[1\] must be a number of pounds, got a list"),
-    ('{"Weight": [180, "x"]}', r"Weight\[1\]"),
-    ('{"weight": 200}', 'Missing key "Weight"'),
-    ("{}", 'Missing key "Weight"'),
-    ("[200]", "must be a JSON object"),
-    ("200", "must be a JSON object"),
-    ('"Weight"', "must be a JSON object"),
-    ("null", "must be a JSON object"),
-    ('{"Weight": 2', "not valid JSON"),
-    ('{"Weight": ', "not valid JSON"),
-    ("", "empty"),
-    ("   ", "empty"),
-    (b"\xff\xfe", "not UTF-8"),
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply|not valid JSON"),
-]
 
 
 @pytest.mark.parametrize(("body", "words"), BAD_BODIES)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import ANSWER_200_LBS
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -109,7 +110,7 @@ def test_a_prediction_from_the_api_is_shown_and_plotted(browser, live_server, tm
     answer = submit(page, "200", key=True)
     assert answer == {
         "status": 200,
-        "prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"},
+        "prediction": ANSWER_200_LBS,
     }
     expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
     expect(page.locator("#answer-inches")).to_have_text("73.6")

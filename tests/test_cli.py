@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import ANSWER_200_LBS, run_script
 
 import mlib
 from cli import predictcli
-from cookbook.core.settings import PROJECT_ROOT as ROOT
 from utilscli import cli
 
 
@@ -19,20 +17,6 @@ from utilscli import cli
 def model_env(trained_model, monkeypatch):
     monkeypatch.setenv("MODEL_PATH", str(trained_model))
     return {"MODEL_PATH": str(trained_model)}
-
-
-def run_script(*args: str, env: dict[str, str], stdin: str | None = None):
-    import os
-
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_cli_prints_the_height_in_colour(model_env):
@@ -55,10 +39,7 @@ def test_cli_prompts_for_a_missing_weight(model_env):
 
 def test_cli_json(model_env):
     result = CliRunner().invoke(predictcli, ["--weight", "200", "--json"])
-    assert json.loads(result.output) == {
-        "height_inches": 73.6,
-        "height_human_readable": "6 foot, 2 inches",
-    }
+    assert json.loads(result.output) == ANSWER_200_LBS
 
 
 @pytest.mark.parametrize("weight", ["abc", "nan", "inf", "-5", "0", "1001"])

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
-from test_dockerfile import arguments_of, exposed_port
+from helpers import ROOT, arguments_of, exposed_port
 
 README = ROOT / "README.md"
 # The recipes moved out of the README into their own page, which the README links to.

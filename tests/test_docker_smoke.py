@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 SCRIPT = ROOT / "scripts" / "docker_smoke.sh"
 

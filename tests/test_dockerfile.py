@@ -7,50 +7,18 @@ real image, and the Kubernetes tests check the manifests against the facts read 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
-
-DOCKERFILE = ROOT / "Dockerfile"
-
-
-def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
-    """Return the Dockerfile's (INSTRUCTION, arguments) pairs, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    instructions = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, arguments = line.partition(" ")
-            instructions.append((keyword.upper(), " ".join(arguments.split())))
-    return instructions
-
-
-def final_stage() -> list[tuple[str, str]]:
-    """Return the instructions after the last FROM: what the shipped image is made of."""
-    instructions = dockerfile_instructions()
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
-
-
-def arguments_of(keyword: str, stage: list[tuple[str, str]] | None = None) -> list[str]:
-    return [arguments for kw, arguments in (stage or final_stage()) if kw == keyword]
-
-
-def exposed_port() -> int:
-    (port,) = arguments_of("EXPOSE")
-    return int(port)
-
-
-def service_uid() -> int:
-    """Return the numeric uid the image runs as (USER ${APP_UID} resolved from its ARG)."""
-    (user,) = arguments_of("USER")
-    uid = user.split(":")[0]
-    args = dict(a.split("=", 1) for a in arguments_of("ARG") if "=" in a)
-    return int(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], uid))
+from helpers import (
+    ROOT,
+    arguments_of,
+    dockerfile_instructions,
+    exposed_port,
+    final_stage,
+    service_uid,
+)
 
 
 def test_base_image_is_an_argument_with_a_pinned_default():

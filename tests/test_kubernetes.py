@@ -8,8 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
-from test_dockerfile import exposed_port, service_uid
+from helpers import ROOT, exposed_port, service_uid
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 RESOURCES = ["deployment.yaml", "service.yaml", "hpa.yaml"]

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
-from test_app import BAD_BODIES
+from helpers import ANSWER_200_LBS, BAD_BODIES, ROOT
 
 import mlib
 from cookbook.web import lambda_handler
 
 EVENTS = Path(__file__).resolve().parent / "events"
-COOKBOOK_ANSWER = {
-    "prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
-}
+COOKBOOK_ANSWER = {"prediction": ANSWER_200_LBS}
 
 
 def sample(name: str):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import HELD_OUT_ROWS, TRAINING_ROWS
 
 import mlib
 from cookbook.core import psi
@@ -70,7 +71,7 @@ def test_first_retrain_promotes_and_keeps_the_issue_2_report(tmp_path, data_file
     assert "Nothing is served yet" in result.output
     assert registry.Registry(model).history() == [version]
     pin = json.loads((tmp_path / "models" / "golden.json").read_text())
-    assert pin["source_sha256"] == sha256_file(data_file) and pin["rows"] == 104
+    assert pin["source_sha256"] == sha256_file(data_file) and pin["rows"] == HELD_OUT_ROWS
 
 
 def test_broken_labels_pass_their_own_rows_but_fail_the_golden_set(served, shuffled_csv):
@@ -97,7 +98,7 @@ def test_json_report_of_a_rejected_candidate(served, shuffled_csv):
     held_out, golden = report["comparisons"]
     assert held_out["passed"] and not golden["passed"]
     assert golden["r2_change"] < -gate.DEFAULT_TOLERANCE
-    assert golden["candidate"]["rows"] == golden["served"]["rows"] == 104
+    assert golden["candidate"]["rows"] == golden["served"]["rows"] == HELD_OUT_ROWS
 
 
 def test_force_promotes_a_worse_candidate_and_rollback_undoes_it(served, shuffled_csv):
@@ -219,7 +220,7 @@ def test_drift_exit_code_follows_psi(served, data_file, tmp_path, pounds, verdic
     result = invoke(served, "drift", "--data", str(path), "--json")
     assert result.exit_code == code, result.output
     report = json.loads(result.output)
-    assert report["verdict"] == verdict and report["rows"] == 1033
+    assert report["verdict"] == verdict and report["rows"] == TRAINING_ROWS
     # The service's own helpers on the same weights give the same PSI.
     histogram = weight_feature(mlib.read_metadata(served))["histogram"]
     counts = [0] * len(histogram["counts"])

@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import break_model
+from helpers import ANSWER_180_LBS, ANSWER_200_LBS, TRAINING_ROWS, break_model
 
 import mlib
 from cookbook.core.files import sha256_file
@@ -91,8 +91,8 @@ def test_training_writes_the_pair_with_full_metadata(trained_model, data_file):
     assert metadata["model_sha256"] == sha256_file(trained_model)
     assert metadata["model_version"] == metadata["model_sha256"][:12]
     assert metadata["data"]["sha256"] == sha256_file(data_file)
-    assert metadata["data"]["rows"] == 1033
-    assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == 1033
+    assert metadata["data"]["rows"] == TRAINING_ROWS
+    assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == TRAINING_ROWS
     assert set(metadata["libraries"]) == {"python", "numpy", "scikit-learn", "joblib"}
     schema = metadata["schema"]
     assert [f["name"] for f in schema["features"]] == ["Weight"]
@@ -106,7 +106,7 @@ def test_training_writes_the_pair_with_full_metadata(trained_model, data_file):
     assert 0.1 < held_out["r2"] < 0.3 and 1.5 < held_out["rmse"] < 2.5
     assert sum(weight["histogram"]["counts"]) == metadata["data"]["rows_train"]
     assert metadata["chart"]["feature"] == "Weight"
-    assert sum(b["count"] for b in metadata["chart"]["bins"]) == 1033
+    assert sum(b["count"] for b in metadata["chart"]["bins"]) == TRAINING_ROWS
 
 
 def test_estimator_holds_every_step(trained_model):
@@ -275,14 +275,17 @@ def test_cookbook_functions_give_the_cookbook_answers(model_copy, monkeypatch, t
     assert scaled.shape == (1, 1) and int(scaled.item()) == -9
     assert scaled.item() == pytest.approx(-9.5, abs=0.1)
     assert mlib.scale_target([[0.0]]).shape == (1, 1)
-    assert mlib.predict(200) == {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
+    assert mlib.predict(200) == ANSWER_200_LBS
     assert mlib.predict(180)["height_human_readable"] == "6 foot, 0 inches"
-    assert mlib.data().shape[0] == 1033
+    assert mlib.data().shape[0] == TRAINING_ROWS
     score, name = mlib.retrain(tsize=0.1, model_name=tmp_path / "retrained.joblib")
     assert 0.1 < score < 0.3 and name == str(tmp_path / "retrained.joblib")
     batch = pd.DataFrame({"Weight": [180, 200]})
     assert predict_frame(mlib.default_predictor(), batch).shape == (2,)
-    assert [p["height_inches"] for p in mlib.predict_batch([180, 200])] == [72.4, 73.6]
+    assert [p["height_inches"] for p in mlib.predict_batch([180, 200])] == [
+        ANSWER_180_LBS["height_inches"],
+        ANSWER_200_LBS["height_inches"],
+    ]
     mlib.forget_loaded_models()
 
 

@@ -9,7 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_cli import run_script
+from helpers import ANSWER_200_LBS, run_script
 
 from cookbook.cli import loadgen
 
@@ -21,7 +21,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-ANSWER = {"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}
+ANSWER = {"prediction": ANSWER_200_LBS}
 
 
 @pytest.fixture

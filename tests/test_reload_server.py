@@ -7,7 +7,7 @@ import signal
 import time
 
 import requests
-from conftest import start_gunicorn, stop
+from helpers import start_gunicorn, stop
 
 import mlib
 

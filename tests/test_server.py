@@ -7,22 +7,30 @@ import sys
 
 import pytest
 import requests
-from conftest import ROOT, break_model, free_port, server_env
-from test_cli import run_script
+from helpers import (
+    ANSWER_180_LBS,
+    ANSWER_200_LBS,
+    ANSWER_250_LBS,
+    ROOT,
+    break_model,
+    free_port,
+    run_script,
+    server_env,
+)
 
 
 def test_curl_shape_without_content_type(live_server):
     response = requests.post(f"{live_server}/predict", data='{"Weight": 200}', timeout=5)
     assert response.status_code == 200
-    assert response.json() == {
-        "prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
-    }
+    assert response.json() == {"prediction": ANSWER_200_LBS}
     assert response.headers["X-Model-Version"]
 
 
 def test_batch_over_http(live_server):
     response = requests.post(f"{live_server}/predict", json={"Weight": [180, 200, 250]}, timeout=5)
-    assert [p["height_inches"] for p in response.json()["predictions"]] == [72.4, 73.6, 76.6]
+    assert [p["height_inches"] for p in response.json()["predictions"]] == [
+        a["height_inches"] for a in (ANSWER_180_LBS, ANSWER_200_LBS, ANSWER_250_LBS)
+    ]
 
 
 def test_errors_over_http_are_json(live_server):
@@ -94,7 +102,7 @@ def test_servers_refuse_a_broken_model_at_start(model_copy, fault, server):
 
 
 def test_python_app_py_serves_without_the_debugger(trained_model, tmp_path):
-    from conftest import stop, wait_until_ready
+    from helpers import stop, wait_until_ready
 
     port = free_port()
     env = server_env(trained_model, port, FLASK_DEBUG="1")
@@ -107,7 +115,7 @@ def test_python_app_py_serves_without_the_debugger(trained_model, tmp_path):
         response = requests.post(
             f"http://127.0.0.1:{port}/predict", data='{"Weight": 200}', timeout=5
         )
-        assert response.json()["prediction"]["height_inches"] == 73.6
+        assert response.json()["prediction"] == ANSWER_200_LBS
         assert response.headers["Server"].startswith("Werkzeug")
     finally:
         stop(process)

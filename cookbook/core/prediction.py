@@ -70,6 +70,7 @@ class Predictor:
         self.schema = schema
         self.linear = linear
         self.write_answer = answer_writer(schema)
+        self.example_text = schema.example_text()  # for error messages, made once
         self.version: str = metadata["model_version"]
         # (index, low, high, feature) for every number feature, to spot extrapolation.
         self._ranges = [

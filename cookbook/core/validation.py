@@ -44,28 +44,33 @@ def json_type(value: Any) -> str:
 
 def validate_number(feature: NumberFeature, value: Any, name: str | None = None) -> float:
     """Return *value* as a float within *feature*'s bounds, or raise ``InvalidInput``."""
-    name = name or feature.name
     kind = type(value)
-    of_unit = f" of {feature.unit_name}" if feature.unit_name else ""
     # Plain floats and ints are nearly every call: skip the slower ABC check for them.
     if (kind is not float and kind is not int) and (
         isinstance(value, bool) or not isinstance(value, numbers.Real)
     ):
         raise InvalidInput(
-            f"{name} must be a number{of_unit}, got {json_type(value)}: "
-            f"send e.g. {feature.example:g}."
+            f"{name or feature.name} must be a number{_of_unit(feature)}, got "
+            f"{json_type(value)}: send e.g. {feature.example:g}."
         )
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite number{of_unit}, got {value!r}.")
+        raise InvalidInput(
+            f"{name or feature.name} must be a finite number{_of_unit(feature)}, got {value!r}."
+        )
     if not feature.bounds.contains(number):
         raise InvalidInput(
-            f"{name} must be {feature.bounds.describe(feature.unit)}, got {value!r}."
+            f"{name or feature.name} must be {feature.bounds.describe(feature.unit)}, "
+            f"got {value!r}."
         )
     return number
+
+
+def _of_unit(feature: NumberFeature) -> str:
+    return f" of {feature.unit_name}" if feature.unit_name else ""
 
 
 def validate_category(feature: CategoryFeature, value: Any, name: str | None = None) -> str:
@@ -82,7 +87,7 @@ def validate_category(feature: CategoryFeature, value: Any, name: str | None = N
 
 def validate_value(feature: Feature, value: Any, name: str | None = None) -> float | str:
     """Return *value* checked against *feature*, of whichever kind it is."""
-    if isinstance(feature, NumberFeature):
+    if feature.kind == "number":
         return validate_number(feature, value, name)
     return validate_category(feature, value, name)
 
@@ -93,6 +98,14 @@ def read_request(schema: Schema, document: Any) -> tuple[list[tuple], bool]:
     if not isinstance(document, dict):
         raise InvalidInput(f"Request body must be a JSON object: {schema.example_text()}.")
     features = schema.features
+    if len(features) == 1:  # the common case, without the batch bookkeeping below
+        only = features[0]
+        try:
+            value = document[only.name]
+        except KeyError:
+            raise InvalidInput(f'Missing key "{only.name}": {schema.example_text()}.') from None
+        if type(value) is not list:
+            return [(validate_value(only, value),)], False
     values = []
     for feature in features:
         try:

@@ -180,14 +180,24 @@ class ModelMetrics:
 
     def observe(self, rows: Sequence[Row], values: Sequence[float]) -> None:
         """Record answered rows and their predicted values: one write per bucket touched."""
+        if len(rows) == 1:  # the per-request path: no lists, no sums
+            row = rows[0]
+            self.predictions.inc()
+            for index, low, high, histogram, below, above in self.numbers:
+                value = row[index]
+                observe_one(histogram, value)
+                if value < low:
+                    below.inc()
+                elif value > high:
+                    above.inc()
+            for index, children in self.categories:
+                children[row[index]].inc()
+            observe_one(self.predicted, values[0])
+            return
         self.predictions.inc(len(rows))
-        single = len(rows) == 1
         for index, low, high, histogram, below, above in self.numbers:
             column = [row[index] for row in rows]
-            if single:
-                observe_one(histogram, column[0])
-            else:
-                observe_many(histogram, column)
+            observe_many(histogram, column)
             under = sum(1 for value in column if value < low)
             over = sum(1 for value in column if value > high)
             if under:
@@ -197,10 +207,7 @@ class ModelMetrics:
         for index, children in self.categories:
             for row in rows:
                 children[row[index]].inc()
-        if single:
-            observe_one(self.predicted, values[0])
-        else:
-            observe_many(self.predicted, values)
+        observe_many(self.predicted, values)
 
     def set_drift(self, psis: dict[str, float]) -> None:
         """Export each feature's PSI."""

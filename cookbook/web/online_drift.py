@@ -58,6 +58,16 @@ class DriftWindow:
             if len(bins) > self.capacity:
                 counts[bins.popleft()] -= 1
 
+    def add_one(self, value: Any) -> None:
+        """Put one value in the window (the per-request path of ``add``)."""
+        categories = self.categories
+        index = bin_index(value, self.edges) if categories is None else categories[value]
+        self.counts[index] += 1
+        bins = self._bins
+        bins.append(index)
+        if len(bins) > self.capacity:
+            self.counts[bins.popleft()] -= 1
+
     def psi(self) -> float:
         """Return the PSI of the window against the training data (0.0 when empty)."""
         return psi_from_counts(self.expected, self.counts)
@@ -90,6 +100,11 @@ class DriftMonitor:
 
     def add_rows(self, rows: Sequence[tuple]) -> None:
         """Put validated rows (values in schema order) in every feature's window."""
+        if len(rows) == 1:
+            row = rows[0]
+            for index, window in enumerate(self.windows):
+                window.add_one(row[index])
+            return
         for index, window in enumerate(self.windows):
             window.add(row[index] for row in rows)
 

@@ -67,4 +67,4 @@ def predict(predictor: Predictor, document: Any) -> tuple[dict[str, Any], list[R
 
 def answer_body(predictor: Predictor, body: bytes | str) -> tuple[dict, list[Row], list[float]]:
     """Decode a request body and predict it: ``(response body, rows, predicted values)``."""
-    return predict(predictor, decode(body, predictor.schema.example_text()))
+    return predict(predictor, decode(body, predictor.example_text))

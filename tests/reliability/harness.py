@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from conftest import start_gunicorn, stop
+from helpers import start_gunicorn, stop
 
 import mlib
 from cookbook.cli import loadgen

@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, break_model, free_port, server_env
 from harness import Background, report, served_requests, server, workers
+from helpers import ROOT, break_model, free_port, server_env
 
 from cookbook.cli import loadgen
 

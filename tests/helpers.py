@@ -1,0 +1,188 @@
+"""Helpers the tests share (fixtures live in conftest.py): paths, a real gunicorn, faults,
+the Dockerfile's facts, and the committed model's expected answers, each defined once."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from cookbook.core.layout import metadata_path
+
+# What the committed model (and any model trained the cookbook's way on htwtmlb.csv) answers.
+ANSWER_200_LBS = {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
+ANSWER_180_LBS = {"height_inches": 72.4, "height_human_readable": "6 foot, 0 inches"}
+ANSWER_250_LBS = {"height_inches": 76.6, "height_human_readable": "6 foot, 5 inches"}
+TRAINING_ROWS = 1033
+HELD_OUT_ROWS = 104
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+DATA = ROOT / "htwtmlb.csv"
+
+
+def break_model(model_file: Path, fault: str) -> Path:
+    """Damage the model pair at *model_file* as *fault* says; return the path to load."""
+    metadata_file = metadata_path(model_file)
+    if fault in ("missing", "directory"):
+        model_file.unlink()
+        if fault == "directory":
+            model_file.mkdir()
+    elif fault == "empty":
+        model_file.write_bytes(b"")
+    elif fault == "truncated":
+        model_file.write_bytes(model_file.read_bytes()[:100])
+    elif fault == "tampered":
+        model_file.write_bytes(b"\x80\x04tampered")
+    elif fault == "metadata missing":
+        metadata_file.unlink()
+    elif fault == "metadata truncated":
+        metadata_file.write_text(metadata_file.read_text()[:50])
+    elif fault == "metadata empty":
+        metadata_file.write_text("")
+    elif fault == "path is a folder":
+        return model_file.parent
+    else:
+        raise ValueError(f"unknown fault {fault!r}")
+    return model_file
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(model_file: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "MODEL_PATH": str(model_file), "PORT": str(port), **extra}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def start_gunicorn(model_file: Path, tmp_dir: Path, **extra: str):
+    """Start a real gunicorn on a free 127.0.0.1 port; return (process, base_url)."""
+    port = free_port()
+    env = server_env(model_file, port, WEB_CONCURRENCY="2", **extra)
+    with open(tmp_dir / f"gunicorn-{port}.log", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "app:app"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    wait_until_ready(base_url, process)
+    return process, base_url
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if requests.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {base_url} was not ready within {seconds} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_script(*args: str, env: dict[str, str], stdin: str | None = None):
+    import os
+
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """Return the Dockerfile's (INSTRUCTION, arguments) pairs, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            instructions.append((keyword.upper(), " ".join(arguments.split())))
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    """Return the instructions after the last FROM: what the shipped image is made of."""
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def arguments_of(keyword: str, stage: list[tuple[str, str]] | None = None) -> list[str]:
+    return [arguments for kw, arguments in (stage or final_stage()) if kw == keyword]
+
+
+def exposed_port() -> int:
+    (port,) = arguments_of("EXPOSE")
+    return int(port)
+
+
+def service_uid() -> int:
+    """Return the numeric uid the image runs as (USER ${APP_UID} resolved from its ARG)."""
+    (user,) = arguments_of("USER")
+    uid = user.split(":")[0]
+    args = dict(a.split("=", 1) for a in arguments_of("ARG") if "=" in a)
+    return int(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], uid))
+
+
+BAD_BODIES = [
+    ('{"Weight": "200"}', "got a string"),
+    ('{"Weight": null}', "got null"),
+    ('{"Weight": true}', "got a boolean"),
+    ('{"Weight": false}', "got a boolean"),
+    ('{"Weight": NaN}', "NaN is not a valid JSON number"),
+    ('{"Weight": Infinity}', "Infinity is not a valid JSON number"),
+    ('{"Weight": -Infinity}', "-Infinity is not a valid JSON number"),
+    ('{"Weight": 1e309}', "finite"),
+    ('{"Weight": -5}', "greater than 0"),
+    ('{"Weight": 0}', "greater than 0"),
+    ('{"Weight": 1001}', "at most 1000"),
+    ('{"Weight": []}', "empty list"),
+    ('{"Weight": {"lbs": 200}}', "got an object"),
+    ('{"Weight": [180, [200]]}', r"Weight\[1\] must be a number of pounds, got a list"),
+    ('{"Weight": [180, "x"]}', r"Weight\[1\]"),
+    ('{"weight": 200}', 'Missing key "Weight"'),
+    ("{}", 'Missing key "Weight"'),
+    ("[200]", "must be a JSON object"),
+    ("200", "must be a JSON object"),
+    ('"Weight"', "must be a JSON object"),
+    ("null", "must be a JSON object"),
+    ('{"Weight": 2', "not valid JSON"),
+    ('{"Weight": ', "not valid JSON"),
+    ("", "empty"),
+    ("   ", "empty"),
+    (b"\xff\xfe", "not UTF-8"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply|not valid JSON"),
+]
