@@ -1,4 +1,5 @@
-# The height-from-weight service: gunicorn serving app:app as a non-root user.
+# The height-from-weight service: the production server (granian) serving the app as a
+# non-root user.
 #
 #   docker build -t mlb-height .                       # or: make docker-build
 #   docker run --rm -p 127.0.0.1:8080:8080 mlb-height  # or: make docker-run
@@ -56,6 +57,7 @@ EXPOSE 8080
 # Slim images have no curl: ask /health with the Python that is already there.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
-# gunicorn.conf.py binds 0.0.0.0:$PORT (Cloud Run and App Runner set PORT) with
-# WEB_CONCURRENCY workers; never app.py, never a debugger.
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+# The production server binds 0.0.0.0:$PORT (Cloud Run and App Runner set PORT) with
+# WEB_CONCURRENCY workers, reads whole requests before the app sees them, and answers
+# overload with 503; never app.py, never a debugger.
+CMD ["python", "-m", "cookbook.web.server"]

@@ -11,7 +11,7 @@ PORT ?= 8080
 WEIGHT ?= 200
 PREDICT_URL ?= http://localhost:$(PORT)/predict
 
-.PHONY: help install data test lint format run serve retrain predict bench test-reliability
+.PHONY: help install data test lint format run serve serve-gunicorn retrain predict bench test-reliability
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -49,7 +49,10 @@ format: install ## Rewrite the code in ruff's style
 run: install ## Serve with Flask's development server on 127.0.0.1:PORT (no debugger)
 	PORT=$(PORT) $(BIN)/python app.py
 
-serve: install ## Serve with gunicorn on 0.0.0.0:PORT (default 8080)
+serve: install ## Serve with the production server (granian) on 0.0.0.0:PORT (default 8080)
+	PORT=$(PORT) $(BIN)/python -m cookbook.web.server
+
+serve-gunicorn: install ## Serve with gunicorn's sync workers: only behind a buffering proxy
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
 
 retrain: install data ## Retrain model.joblib and model.json from htwtmlb.csv

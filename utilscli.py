@@ -260,7 +260,8 @@ def predict(
         except Retryable as exc:
             if attempt == retries:
                 raise click.ClickException(str(exc)) from None
-            time.sleep(backoff * 2**attempt)
+            # An overloaded service says when to come back; never sooner than the backoff.
+            time.sleep(max(backoff * 2**attempt, exc.retry_after_seconds))
     if as_json:
         click.echo(json.dumps(answer))
         return
@@ -273,6 +274,22 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 
 class Retryable(click.ClickException):
     """A failure worth trying again: no connection, or a gateway or overload answer."""
+
+    def __init__(self, message: str, retry_after_seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+# A Retry-After longer than this is not waited for in full: the CLI is interactive.
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+
+def retry_after(header: str | None) -> float:
+    """Return the seconds a ``Retry-After`` header asks for (0 when absent or a date)."""
+    try:
+        return min(max(float(header or 0), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        return 0.0  # the HTTP-date form: the backoff applies
 
 
 def post_json(url: str, body: dict, timeout: float) -> dict:
@@ -297,8 +314,10 @@ def post_json(url: str, body: dict, timeout: float) -> dict:
         answer = None
     if not response.ok:
         detail = answer.get("error") if isinstance(answer, dict) else response.reason
-        kind = Retryable if response.status_code in RETRY_STATUSES else click.ClickException
-        raise kind(f"{url} answered {response.status_code}: {detail}")
+        message = f"{url} answered {response.status_code}: {detail}"
+        if response.status_code in RETRY_STATUSES:
+            raise Retryable(message, retry_after(response.headers.get("Retry-After")))
+        raise click.ClickException(message)
     if not isinstance(answer, dict) or not ("prediction" in answer or "predictions" in answer):
         raise click.ClickException(f"{url} did not answer with a prediction.")
     return answer

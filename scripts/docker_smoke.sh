@@ -59,8 +59,8 @@ user=$(docker image inspect --format '{{.Config.User}}' "$IMAGE")
   || fail "image runs as root (USER is '${user:-unset}')"
 docker image inspect --format '{{json .Config.ExposedPorts}}' "$IMAGE" | grep -q '"8080/tcp"' \
   || fail "image does not EXPOSE 8080"
-docker image inspect --format '{{json .Config.Cmd}}' "$IMAGE" | grep -q '"gunicorn","-c","gunicorn.conf.py","app:app"' \
-  || fail "CMD is not gunicorn -c gunicorn.conf.py app:app"
+docker image inspect --format '{{json .Config.Cmd}}' "$IMAGE" | grep -q '"python","-m","cookbook.web.server"' \
+  || fail "CMD is not python -m cookbook.web.server"
 # shellcheck disable=SC2016  # expanded by the container's shell, not this one
 docker run --rm --entrypoint sh "$IMAGE" -c '
   for tool in gcc cc c++ g++ clang make; do
@@ -140,7 +140,7 @@ uid=$(docker exec "$CONTAINER" id -u)
 [[ "$uid" != 0 ]] || fail "the service runs as root"
 echo "docker-smoke: HEALTHCHECK healthy; service runs as uid $uid"
 
-# gunicorn finishes in-flight requests on SIGTERM and exits 0: what an orchestrator sends.
+# The server finishes in-flight requests on SIGTERM and exits 0: what an orchestrator sends.
 started=$(now)
 docker stop --time 25 "$CONTAINER" >/dev/null || fail "docker stop failed"
 code=$(docker inspect --format '{{.State.ExitCode}}' "$CONTAINER")

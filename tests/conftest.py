@@ -1,4 +1,4 @@
-"""Shared fixtures: a model trained into a temporary folder, the app, and a real gunicorn."""
+"""Shared fixtures: a model trained into a temporary folder, the app, and real servers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import DATA, start_gunicorn, stop
+from helpers import DATA, start_gunicorn, start_server, stop
 
 import mlib
 from app import create_app
@@ -47,19 +47,21 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def live_server(trained_model, tmp_path_factory):
-    """A real gunicorn with two workers serving the trained model; yields its base URL."""
-    process, base_url = start_gunicorn(trained_model, tmp_path_factory.mktemp("server"))
+    """The real production server (two workers) serving the trained model; yields its URL."""
+    process, base_url = start_server(trained_model, tmp_path_factory.mktemp("server"))
     yield base_url
     stop(process)
 
 
-@pytest.fixture
-def gunicorn(tmp_path):
-    """Start real gunicorns for model files (``gunicorn(model_file)`` -> base URL); stop them."""
+@pytest.fixture(params=["production", "gunicorn"])
+def serving(request, tmp_path):
+    """Start real servers for model files (``serving(model_file)`` -> base URL), each test
+    once on the production server and once on gunicorn; stop them afterwards."""
     processes = []
+    starter = start_server if request.param == "production" else start_gunicorn
 
     def start(model_file: Path, **extra: str) -> str:
-        process, base_url = start_gunicorn(model_file, tmp_path, **extra)
+        process, base_url = starter(model_file, tmp_path, **extra)
         processes.append(process)
         return base_url
 

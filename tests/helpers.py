@@ -81,6 +81,23 @@ def start_gunicorn(model_file: Path, tmp_dir: Path, **extra: str):
     return process, base_url
 
 
+def start_server(model_file: Path, tmp_dir: Path, **extra: str):
+    """Start the production server (granian, 2 workers) on a free 127.0.0.1 port.
+
+    Return (process, base_url); its output goes to ``server-<port>.log`` in *tmp_dir*.
+    """
+    port = free_port()
+    env = server_env(model_file, port, WEB_CONCURRENCY="2", HOST="127.0.0.1", **extra)
+    with open(tmp_dir / f"server-{port}.log", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cookbook.web.server"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    wait_until_ready(base_url, process)
+    return process, base_url
+
+
 def wait_until_ready(base_url: str, process: subprocess.Popen, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

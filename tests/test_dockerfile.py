@@ -78,12 +78,12 @@ def test_every_module_the_service_imports_ships_with_the_copies(trained_model):
     assert "cookbook/web/lambda_handler.py" not in names  # .dockerignore leaves it out
 
 
-def test_runs_gunicorn_as_a_non_root_user_on_port_8080():
+def test_runs_the_production_server_as_a_non_root_user_on_port_8080():
     assert service_uid() > 0
     assert exposed_port() == 8080
     assert "PORT=8080" in " ".join(arguments_of("ENV"))
     (cmd,) = arguments_of("CMD")
-    assert json.loads(cmd) == ["gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+    assert json.loads(cmd) == ["python", "-m", "cookbook.web.server"]
     assert not arguments_of("ENTRYPOINT")
 
 

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from helpers import ROOT, exposed_port, service_uid
 
+from cookbook.web.server import ServerSettings
+
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 RESOURCES = ["deployment.yaml", "service.yaml", "hpa.yaml"]
 
@@ -81,16 +83,14 @@ def test_runs_as_the_images_non_root_user_read_only(pod, container):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    # gunicorn and the Prometheus multiprocess folder write to /tmp: it must be a volume.
+    # The Prometheus multiprocess folder and reload snapshots are in /tmp: it must be a volume.
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
 
 
 def test_requests_limits_and_graceful_shutdown(pod, container):
     resources = container["resources"]
     assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
-    graceful = int(
-        re.search(r"^graceful_timeout = (\d+)", (ROOT / "gunicorn.conf.py").read_text(), re.M)[1]
-    )
+    graceful = ServerSettings().graceful_timeout_seconds  # the production server's
     assert pod["spec"]["terminationGracePeriodSeconds"] > graceful
 
 

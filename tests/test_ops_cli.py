@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -32,9 +33,13 @@ def scripted_server():
         def do_POST(self):  # noqa: N802 (http.server's naming)
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             server.hits += 1
+            server.times.append(time.monotonic())
             status = server.script.pop(0) if server.script else 200
+            status, retry_after = status if isinstance(status, tuple) else (status, None)
             body = json.dumps(ANSWER if status == 200 else {"error": f"scripted {status}"})
             self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -44,7 +49,7 @@ def scripted_server():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.hits, server.script = 0, []
+    server.hits, server.script, server.times = 0, [], []
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/predict"
@@ -64,6 +69,15 @@ def test_predict_retries_gateway_and_overload_answers(scripted_server, status):
     result = predict(scripted_server.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "6 foot, 2 inches" and scripted_server.hits == 3
+
+
+def test_predict_waits_as_long_as_retry_after_says(scripted_server):
+    scripted_server.script = [(503, "1"), 503]
+    result = predict(scripted_server.url)
+    assert result.returncode == 0, result.stderr
+    first, second, third = scripted_server.times
+    # Retry-After: 1 is honoured over the 0.01 s backoff; without it the backoff applies.
+    assert second - first >= 1.0 and third - second < 0.5
 
 
 def test_predict_gives_up_after_its_retries(scripted_server):

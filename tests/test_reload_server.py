@@ -1,4 +1,4 @@
-"""SIGHUP and POST /admin/reload on a real gunicorn: every worker swaps, a bad model is refused."""
+"""SIGHUP and POST /admin/reload on real servers: every worker swaps, a bad model is refused."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import os
 import signal
 import time
 
+import pytest
 import requests
-from helpers import start_gunicorn, stop
+from helpers import start_gunicorn, start_server, stop
 
 import mlib
 
 
 def versions_served(base_url: str, count: int = 40) -> set[str]:
-    # Sync workers close each connection, so successive requests reach both workers.
+    # A new connection per request, so successive requests reach both workers.
     return {
         requests.post(f"{base_url}/predict", json={"Weight": 200}, timeout=5).headers[
             "X-Model-Version"
@@ -27,8 +28,9 @@ def metric(base_url: str, name: str) -> float:
     return float(text.split(f"\n{name} ")[1].split()[0])
 
 
-def test_sighup_and_admin_reload_swap_every_worker(model_copy, tmp_path, data_file):
-    process, base_url = start_gunicorn(model_copy, tmp_path, ADMIN_TOKEN="t0ken")
+@pytest.mark.parametrize("start", [start_server, start_gunicorn], ids=["production", "gunicorn"])
+def test_sighup_and_admin_reload_swap_every_worker(model_copy, tmp_path, data_file, start):
+    process, base_url = start(model_copy, tmp_path, ADMIN_TOKEN="t0ken")
     try:
         old = mlib.read_metadata(model_copy)["model_version"]
         assert versions_served(base_url) == {old}

@@ -109,11 +109,11 @@ def test_cli_set_predicts_one_row(position_model):
     assert "height_inches" in result.output
 
 
-def test_a_real_server_serves_it_through_model_path(position_model, tmp_path, gunicorn):
+def test_a_real_server_serves_it_through_model_path(position_model, tmp_path, serving):
     model = tmp_path / "model.joblib"
     shutil.copy(position_model.model_file, model)
     shutil.copy(position_model.model_file.with_suffix(".json"), tmp_path / "model.json")
-    base_url = gunicorn(model)
+    base_url = serving(model)
     answer = requests.post(
         f"{base_url}/predict", json={"Weight": 200, "Position": "Catcher"}, timeout=10
     )

@@ -1,4 +1,4 @@
-"""End to end: a real gunicorn on a free 127.0.0.1 port, real HTTP, the CLIs against it."""
+"""End to end: the real production server on a free 127.0.0.1 port, real HTTP, the CLIs."""
 
 from __future__ import annotations
 
@@ -82,16 +82,16 @@ def test_utilscli_predict_against_a_dead_host():
 
 
 @pytest.mark.parametrize("fault", ["missing", "directory", "empty", "truncated", "tampered"])
-@pytest.mark.parametrize("server", ["gunicorn", "flask"])
+@pytest.mark.parametrize("server", ["production", "gunicorn", "flask"])
 def test_servers_refuse_a_broken_model_at_start(model_copy, fault, server):
     break_model(model_copy, fault)
     port = free_port()
-    command = (
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-         "app:app"]
-        if server == "gunicorn"
-        else [sys.executable, "app.py"]
-    )  # fmt: skip
+    command = {
+        "production": [sys.executable, "-m", "cookbook.web.server"],
+        "gunicorn": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b",
+                     f"127.0.0.1:{port}", "app:app"],
+        "flask": [sys.executable, "app.py"],
+    }[server]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, env=server_env(model_copy, port),
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode != 0

@@ -133,10 +133,40 @@ class ServiceMetrics:
     def render(self) -> bytes:
         """Return every metric in the Prometheus text format, summed over workers."""
         if is_multiprocess():
+            forget_dead_processes()
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def forget_dead_processes() -> None:
+    """Drop the live gauges of worker processes that have exited (a replaced worker's).
+
+    gunicorn reports each dead worker (``child_exit`` in gunicorn.conf.py); granian does not,
+    so the files are checked here: one folder listing per scrape.
+    """
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith("gauge_live") or not name.endswith(".db"):
+            continue
+        pid = name[:-3].rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def metric_name(name: str, unit_name: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests: real gunicorn processes, their workers and logs."""
+"""Helpers shared by the reliability tests: the real production server, its workers and logs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from helpers import start_gunicorn, stop
+from helpers import start_server, stop
 
 import mlib
 from cookbook.cli import loadgen
@@ -26,9 +26,9 @@ def report(test: str, result: loadgen.LoadResult, **extra) -> None:
 
 @contextmanager
 def server(model_file: Path, tmp_path: Path, **env: str):
-    """Run a real gunicorn (2 workers) serving *model_file*; yield (process, base_url, log)."""
-    process, base_url = start_gunicorn(model_file, tmp_path, **env)
-    log = next(tmp_path.glob(f"gunicorn-{base_url.rsplit(':', 1)[1]}.log"))
+    """Run the production server (2 workers) serving *model_file*; yield (process, url, log)."""
+    process, base_url = start_server(model_file, tmp_path, **env)
+    log = next(tmp_path.glob(f"server-{base_url.rsplit(':', 1)[1]}.log"))
     try:
         yield process, base_url, log
     finally:
@@ -37,7 +37,7 @@ def server(model_file: Path, tmp_path: Path, **env: str):
 
 
 def workers(master_pid: int) -> list[int]:
-    """Return the pids of the gunicorn master's worker processes."""
+    """Return the pids of the server's worker processes (the master's children)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     return sorted(int(pid) for pid in children)
 

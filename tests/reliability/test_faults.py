@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from harness import Background, report, served_requests, server, workers
-from helpers import ROOT, break_model, free_port, server_env
+from helpers import ROOT, break_model, free_port, server_env, wait_until_ready
 
 from cookbook.cli import loadgen
+from cookbook.web.server import ServerSettings
 
 pytestmark = pytest.mark.reliability
-GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py's graceful_timeout
+GRACEFUL_TIMEOUT_SECONDS = ServerSettings().graceful_timeout_seconds
 
 
 def test_a_killed_worker_is_replaced(trained_model, tmp_path):
@@ -81,8 +83,7 @@ FAULTS = ["missing", "directory", "empty", "truncated", "metadata missing",
 def test_a_broken_model_path_is_refused_at_start_in_one_line(model_copy, fault):
     model_path = break_model(model_copy, fault)
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b",
-               f"127.0.0.1:{port}", "app:app"]  # fmt: skip
+    command = [sys.executable, "-m", "cookbook.web.server"]
     result = subprocess.run(command, cwd=ROOT, env=server_env(model_path, port),
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     output = (result.stdout + result.stderr).strip()
@@ -90,3 +91,42 @@ def test_a_broken_model_path_is_refused_at_start_in_one_line(model_copy, fault):
     assert result.returncode != 0
     assert "Traceback" not in output
     assert len(output.splitlines()) == 1 and output.startswith("Error: "), output
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_stopping_the_process_group_leaves_no_process_behind(trained_model, tmp_path, stop_signal):
+    port = free_port()
+    env = server_env(trained_model, port, WEB_CONCURRENCY="2", HOST="127.0.0.1")
+    process = subprocess.Popen([sys.executable, "-m", "cookbook.web.server"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", process)
+        group = os.getpgid(process.pid)
+        assert len(all_workers(process.pid)) == 2
+        os.killpg(group, stop_signal)  # what a terminal's Ctrl-C or `kill -- -PGID` does
+        code = process.wait(timeout=GRACEFUL_TIMEOUT_SECONDS + 10)
+        deadline = time.monotonic() + 10
+        while (left := processes_in_group(group)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    print(f"\n[reliability] {stop_signal.name} to the process group: exit {code}, left {left}")
+    assert code == 0 and left == []
+
+
+def processes_in_group(group: int) -> list[int]:
+    """Return the live (not zombie) processes whose process group is *group*."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(entry))
+    return found

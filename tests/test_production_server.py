@@ -1,0 +1,107 @@
+"""The production server's settings and its RSGI adapter, and the server for real over HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import io
+
+import pytest
+import requests
+from helpers import ANSWER_200_LBS, ROOT, free_port, server_env
+
+from cookbook.web.rsgi import environ_for
+from cookbook.web.server import ServerSettings
+
+
+def test_settings_come_from_the_environment():
+    settings = ServerSettings.from_environ(
+        {"PORT": "9000", "WEB_CONCURRENCY": "3", "MAX_PENDING": "1", "READ_TIMEOUT": "7"}
+    )
+    assert (settings.port, settings.workers, settings.max_pending) == (9000, 3, 1)
+    assert settings.read_timeout_seconds == 7
+    assert ServerSettings.from_environ({}) == ServerSettings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [("MAX_PENDING", "0", "at least 1"), ("PORT", "eighty", "whole number"),
+     ("WEB_CONCURRENCY", "-2", "at least 1")],
+)  # fmt: skip
+def test_bad_settings_are_one_line_errors(name, value, words):
+    with pytest.raises(ValueError, match=words):
+        ServerSettings.from_environ({name: value})
+
+
+def test_a_bad_setting_stops_the_server_in_one_line(trained_model):
+    import subprocess
+    import sys
+
+    env = server_env(trained_model, free_port(), MAX_PENDING="none")
+    result = subprocess.run([sys.executable, "-m", "cookbook.web.server"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: MAX_PENDING must be a whole number, got 'none'."
+
+
+class Headers:
+    """RSGI headers as pairs (granian's RSGIHeaders offers the same ``items``)."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def items(self):
+        return self.pairs
+
+
+class Scope:
+    """An RSGI scope as granian hands it over (its documented attributes)."""
+
+    proto = "http"
+    http_version = "1.1"
+    server = "127.0.0.1:8080"
+    client = "127.0.0.1:51000"
+    scheme = "http"
+    method = "POST"
+    path = "/prédict"
+    query_string = "a=1"
+    headers = Headers(
+        [("content-type", "application/json"), ("x-request-id", "r1"), ("accept", "a"),
+         ("accept", "b"), ("content-length", "999")]
+    )  # fmt: skip
+
+
+def test_the_environ_follows_pep_3333():
+    environ = environ_for(Scope(), b'{"Weight": 200}')
+    assert environ["PATH_INFO"] == "/prédict".encode().decode("latin-1")
+    assert environ["CONTENT_TYPE"] == "application/json"
+    # The length is the body's as received, whatever the header claimed.
+    assert environ["CONTENT_LENGTH"] == "15"
+    assert environ["HTTP_X_REQUEST_ID"] == "r1" and environ["HTTP_ACCEPT"] == "a,b"
+    assert isinstance(environ["wsgi.input"], io.BytesIO)
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("127.0.0.1", "8080")
+
+
+def test_the_production_server_answers_the_cookbooks_curl(live_server):
+    # No Content-Type, as the cookbook's curl sends it.
+    answer = requests.post(f"{live_server}/predict", data='{"Weight": 200}', timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"prediction": ANSWER_200_LBS}
+    assert answer.headers["Server"] == "granian"
+
+
+def test_bad_input_is_a_400_over_real_http(live_server):
+    answer = requests.post(f"{live_server}/predict", data='{"Weight": "x"}', timeout=10)
+    assert answer.status_code == 400 and "got a string" in answer.json()["error"]
+
+
+def test_keep_alive_reuses_one_connection(live_server):
+    host, port = live_server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    local = set()
+    for _ in range(20):
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200 and response.getheader("Connection") != "close"
+        local.add(connection.sock.getsockname())
+    connection.close()
+    assert len(local) == 1
