@@ -54,10 +54,16 @@ COPY cookbook/ cookbook/
 
 USER ${APP_UID}:${APP_UID}
 EXPOSE 8080
+# The server writes only to /tmp (metrics files, reload snapshots). As a volume, a read-only
+# container (Fargate, Kubernetes) gets it writable with the image's own 1777 mode.
+VOLUME ["/tmp"]
 # Slim images have no curl: ask /health with the Python that is already there.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
 # The production server binds 0.0.0.0:$PORT (Cloud Run and App Runner set PORT) with
 # WEB_CONCURRENCY workers, reads whole requests before the app sees them, and answers
 # overload with 503; never app.py, never a debugger.
+# `docker run IMAGE` runs CMD as given; `docker run IMAGE serve` is SageMaker's start: port 8080,
+# and the model pair in SM_MODEL_DIR (/opt/ml/model) when one is there (cookbook/web/container.py).
+ENTRYPOINT ["python", "-m", "cookbook.web.container"]
 CMD ["python", "-m", "cookbook.web.server"]

@@ -73,10 +73,11 @@ REGISTRY ?=
 
 .PHONY: lint-delivery docker-build docker-run docker-smoke deploy
 
-lint-delivery: install ## Lint the Dockerfile, the workflows and the shell scripts
+lint-delivery: install ## Lint the Dockerfile, the workflows, the shell scripts and the CloudFormation templates
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/shellcheck scripts/*.sh .ci/run
+	$(BIN)/cfn-lint deploy/lambda/template.yaml deploy/fargate/template.yaml deploy/sagemaker/template.yaml
 
 docker-build: ## Build the service image as IMAGE (BASE_IMAGE= overrides the base)
 	docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) --tag $(IMAGE) .
@@ -89,6 +90,11 @@ docker-smoke: ## Build, run on a free port, curl /ready and /predict, remove the
 
 # REGISTRY is checked before anything is built; log in to it first (docker login, or the
 # cloud's helper: aws ecr get-login-password, gcloud auth configure-docker, az acr login).
+# ECR, for ECS on Fargate (deploy/fargate/template.yaml) and SageMaker (deploy/sagemaker/):
+#   aws ecr get-login-password | docker login --username AWS --password-stdin <account>.dkr.ecr.<region>.amazonaws.com
+#   make deploy REGISTRY=<account>.dkr.ecr.<region>.amazonaws.com IMAGE=mlb-height:<tag>
+# then pass <account>.dkr.ecr.<region>.amazonaws.com/mlb-height:<tag> as the template's ImageUri.
+# This target calls no AWS API itself: it only builds, tags and pushes with docker.
 deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=... IMAGE=...
 	@test -n "$(REGISTRY)" || { echo "Error: set REGISTRY, e.g. make deploy REGISTRY=ghcr.io/you IMAGE=mlb-height:1.0" >&2; exit 2; }
 	$(MAKE) --no-print-directory docker-build IMAGE=$(IMAGE)

@@ -15,7 +15,7 @@ from flask import Flask
 from cookbook.core.errors import MlibError
 from cookbook.core.settings import model_path
 from cookbook.lifecycle.artifacts import load_predictor
-from cookbook.web import page, request_log, served, views
+from cookbook.web import page, request_log, sagemaker, served, v2, views
 from cookbook.web.payload import MAX_BODY_BYTES
 from cookbook.web.plumbing import RequestPlumbing
 
@@ -39,6 +39,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     served.init_app(app, predictor)
     app.json.sort_keys = False
     app.register_blueprint(page.blueprint)  # GET and POST /
+    app.register_blueprint(v2.blueprint)  # the Open Inference Protocol, /v2/...
+    app.register_blueprint(sagemaker.blueprint)  # SageMaker's /ping and /invocations
     views.register(app)
     app.wsgi_app = RequestPlumbing(app, app.wsgi_app)
     return app

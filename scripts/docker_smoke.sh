@@ -28,7 +28,8 @@ fail() {
   fi
   exit 1
 }
-cleanup() { docker rm --force "$CONTAINER" >/dev/null 2>&1 || true; }
+SAGEMAKER="mlb-height-sagemaker-$$"
+cleanup() { docker rm --force "$CONTAINER" "$SAGEMAKER" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 seconds_since() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f", end - start }'; }
@@ -130,6 +131,20 @@ curl --silent --fail --max-time 5 --output /dev/null "$base_url/static/page.js" 
   || fail "GET /static/page.js failed"
 echo "docker-smoke: GET / renders the page and its script"
 
+# The Open Inference Protocol and SageMaker's contract answer from the same process.
+v2=$(curl --silent --show-error --fail --max-time 5 --header 'Content-Type: application/json' \
+  --data '{"inputs": [{"name": "Weight", "datatype": "FP64", "shape": [1], "data": [200]}]}' \
+  "$base_url/v2/models/mlb-height/infer") || fail "POST /v2/models/mlb-height/infer failed"
+grep -q '"6 foot, 2 inches"' <<<"$v2" || fail "V2 infer answered $v2"
+curl --silent --fail --max-time 5 "$base_url/v2/health/ready" | grep -q '"ready": true' \
+  || fail "GET /v2/health/ready is not ready"
+curl --silent --fail --max-time 5 --output /dev/null "$base_url/ping" || fail "GET /ping failed"
+csv=$(curl --silent --show-error --fail --max-time 5 --header 'Content-Type: text/csv' \
+  --header 'Accept: text/csv' --data-binary $'200\n180\n' "$base_url/invocations") \
+  || fail "POST /invocations (text/csv) failed"
+[[ "$csv" == $'73.6\n72.4' ]] || fail "POST /invocations answered '$csv'"
+echo "docker-smoke: V2 infer, /v2/health/ready, /ping and /invocations (CSV) answer"
+
 for _ in $(seq 60); do
   health=$(docker inspect --format '{{.State.Health.Status}}' "$CONTAINER")
   [[ "$health" == healthy ]] && break
@@ -147,4 +162,29 @@ code=$(docker inspect --format '{{.State.ExitCode}}' "$CONTAINER")
 [[ "$code" == 0 ]] || fail "container exited with $code after SIGTERM, expected 0"
 echo "docker-smoke: stopped cleanly (exit 0) in $(seconds_since "$started") s"
 docker rm "$CONTAINER" >/dev/null || fail "docker rm failed"
+
+# SageMaker's start, `docker run IMAGE serve`: port 8080, the model pair in /opt/ml/model.
+model_dir=$(mktemp -d)
+cp model.joblib model.json "$model_dir/"
+chmod 0755 "$model_dir" && chmod 0644 "$model_dir"/*
+docker run --detach --name "$SAGEMAKER" --publish 127.0.0.1::8080 \
+  --volume "$model_dir:/opt/ml/model:ro" --read-only --tmpfs /tmp "$IMAGE" serve >/dev/null \
+  || fail "docker run IMAGE serve failed"
+sm_port=$(docker port "$SAGEMAKER" 8080/tcp | head -n 1)
+sm_url="http://127.0.0.1:${sm_port##*:}"
+for _ in $(seq 60); do
+  curl --silent --fail --max-time 2 "$sm_url/ping" >/dev/null && break
+  sleep 0.5
+done
+sm=$(curl --silent --show-error --fail --max-time 5 --header 'Content-Type: application/json' \
+  --data '{"Weight": 200}' "$sm_url/invocations") || fail "serve: /invocations failed"
+grep -q '"6 foot, 2 inches"' <<<"$sm" || fail "serve: /invocations answered $sm"
+docker rm --force "$SAGEMAKER" >/dev/null
+# A tampered pair in /opt/ml/model is refused at start, in one line.
+printf 'tampered' > "$model_dir/model.joblib"
+refused=$(docker run --rm --volume "$model_dir:/opt/ml/model:ro" --read-only --tmpfs /tmp \
+  "$IMAGE" serve 2>&1) && fail "serve started with a tampered model pair"
+grep -q "does not match its metadata" <<<"$refused" || fail "serve refused with: $refused"
+rm -rf "$model_dir"
+echo "docker-smoke: serve answers /ping and /invocations from /opt/ml/model; refuses a tampered pair"
 echo "docker-smoke: OK"

@@ -84,7 +84,17 @@ def test_runs_the_production_server_as_a_non_root_user_on_port_8080():
     assert "PORT=8080" in " ".join(arguments_of("ENV"))
     (cmd,) = arguments_of("CMD")
     assert json.loads(cmd) == ["python", "-m", "cookbook.web.server"]
-    assert not arguments_of("ENTRYPOINT")
+    # The entrypoint runs the command it is given (CMD by default); `serve` is SageMaker's.
+    (entrypoint,) = arguments_of("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["python", "-m", "cookbook.web.container"]
+
+
+def test_the_entrypoint_runs_any_command_as_given():
+    result = subprocess.run(
+        [sys.executable, "-m", "cookbook.web.container", sys.executable, "-c", "print(6 * 7)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout == "42\n"
 
 
 def test_healthcheck_asks_health_with_python(client):

@@ -105,3 +105,27 @@ def test_keep_alive_reuses_one_connection(live_server):
         local.add(connection.sock.getsockname())
     connection.close()
     assert len(local) == 1
+
+
+def test_serve_uses_the_sagemaker_model_dir_when_it_holds_a_pair(tmp_path):
+    from cookbook.web.container import sagemaker_environment
+
+    (tmp_path / "model.joblib").write_bytes(b"x")
+    env = sagemaker_environment({"SM_MODEL_DIR": str(tmp_path), "PORT": "9999"})
+    assert env["MODEL_PATH"] == str(tmp_path / "model.joblib") and env["PORT"] == "8080"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = sagemaker_environment({"SM_MODEL_DIR": str(empty), "MODEL_PATH": "/app/model.joblib"})
+    assert env["MODEL_PATH"] == "/app/model.joblib"  # nothing there: the image's own model
+
+
+def test_serve_refuses_a_tampered_pair_from_the_model_dir(model_copy):
+    import subprocess
+    import sys
+
+    model_copy.write_bytes(b"tampered")
+    env = {**server_env(model_copy, free_port()), "SM_MODEL_DIR": str(model_copy.parent)}
+    result = subprocess.run([sys.executable, "-m", "cookbook.web.container", "serve"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "does not match its metadata" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

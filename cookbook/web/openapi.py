@@ -254,9 +254,111 @@ def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict
             }
         },
     }
+    document["paths"].update(protocol_paths(schema))
+    document["components"]["schemas"].update(protocol_schemas(schema))
     if admin:
         document["paths"]["/admin/reload"] = _ADMIN_RELOAD
     return document
+
+
+def protocol_paths(schema: Schema) -> dict[str, Any]:
+    """Return the Open Inference Protocol's and SageMaker's routes."""
+    json_object = {"type": "object", "additionalProperties": True}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": f"The model's name: {schema.name}."}  # fmt: skip
+    version = {"name": "version", "in": "path", "required": True,
+               "schema": {"type": "string"}, "description": "The model version."}  # fmt: skip
+    not_found = _error("No such model or version.", f"No model 'x': this server serves "
+                       f"'{schema.name}'.")  # fmt: skip
+
+    def get(summary: str, parameters: list, example: Any = None) -> dict:
+        responses = {"200": _json_response("Answer.", json_object, example)}
+        if parameters:
+            responses["404"] = not_found
+        return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
+
+    def infer(parameters: list) -> dict:
+        return {"post": {
+            "summary": "Open Inference Protocol inference: one input tensor per feature",
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/InferRequest"}}}},
+            "responses": {
+                "200": _json_response("One output tensor per answer field.", json_object),
+                "400": _error("Malformed or invalid tensors.", "Missing input tensor(s)."),
+                "404": not_found,
+                "413": _error("More rows than one request may carry.", "Split the batch."),
+            },
+        }}  # fmt: skip
+
+    return {
+        "/v2": get("Server metadata (Open Inference Protocol)", [], {"extensions": []}),
+        "/v2/health/live": get("Liveness (Open Inference Protocol)", [], {"live": True}),
+        "/v2/health/ready": get("Readiness (Open Inference Protocol)", [], {"ready": True}),
+        "/v2/models/{name}": get("Model metadata: inputs and outputs", [name]),
+        "/v2/models/{name}/versions/{version}": get("Model metadata", [name, version]),
+        "/v2/models/{name}/ready": get("Model readiness", [name]),
+        "/v2/models/{name}/versions/{version}/ready": get("Model readiness", [name, version]),
+        "/v2/models/{name}/infer": infer([name]),
+        "/v2/models/{name}/versions/{version}/infer": infer([name, version]),
+        "/ping": {"get": {"summary": "SageMaker health check: 200 when the model is ready",
+                          "responses": {"200": _json_response("Ready.", json_object),
+                                        "503": _error("Not ready.", "Model failed its probe.")}}},
+        "/invocations": {"post": {
+            "summary": "SageMaker inference: the /predict JSON body, or CSV rows of "
+                       f"{', '.join(schema.feature_names)} (no header)",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+                "text/csv": {"schema": {"type": "string"},
+                             "example": ",".join(str(f.example) for f in schema.features)},
+            }},
+            "responses": {
+                "200": {"description": "The /predict answer, or one value per line (text/csv).",
+                        "content": {"application/json": {"schema": json_object},
+                                    "text/csv": {"schema": {"type": "string"}}}},
+                "400": _error("Invalid input.", "Weight must be a number."),
+                "406": _error("Unacceptable Accept type.", "Cannot answer in 'image/png'."),
+                "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
+                "415": _error("Unsupported Content-Type.", "Content-Type is not supported."),
+            },
+        }},
+    }  # fmt: skip
+
+
+def protocol_schemas(schema: Schema) -> dict[str, Any]:
+    """Return the component schemas of the Open Inference Protocol's request."""
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"type": "string", "enum": list(schema.feature_names)},
+            "datatype": {"type": "string", "enum": ["FP32", "FP64", "INT32", "INT64", "BYTES"]},
+            "shape": {"type": "array", "items": {"type": "integer"}, "minItems": 1,
+                      "maxItems": 2},
+            "data": {"type": "array", "maxItems": MAX_BATCH_ROWS},
+            "parameters": {"type": "object"},
+        },
+    }  # fmt: skip
+    return {
+        "InferTensor": tensor,
+        "InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/InferTensor"},
+                           "minItems": 1},
+                "outputs": {"type": "array", "items": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"name": {"type": "string",
+                                            "enum": list(schema.answer_fields())}}}},
+            },
+            "example": {"inputs": [
+                {"name": f.name, "datatype": "BYTES" if isinstance(f, CategoryFeature)
+                 else "FP64", "shape": [1], "data": [f.example]} for f in schema.features]},
+        },
+    }  # fmt: skip
 
 
 _DRIFT = {

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 
 from cookbook.web import request_log
 from cookbook.web.page import CONTENT_SECURITY_POLICY
@@ -27,10 +28,10 @@ class RequestPlumbing:
         self.app = app
         self.state = service_state(app)
         self.wsgi_app = wsgi_app
-        # Metric labels stay bounded: known routes by name, everything else "unmatched".
+        # Metric labels stay bounded: routes by their rule (``/v2/models/<name>/infer``),
+        # everything else "unmatched".
         self.routes = {rule.rule for rule in app.url_map.iter_rules() if "<" not in rule.rule}
-        self.static_prefix = f"{app.static_url_path}/"
-        self.static_route = f"{app.static_url_path}/<path:filename>"
+        self.matcher = app.url_map.bind("localhost")
         self.security_headers = [
             ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
             ("X-Content-Type-Options", "nosniff"),
@@ -60,11 +61,15 @@ class RequestPlumbing:
         method = environ["REQUEST_METHOD"]
         # WSGI hands the path over as latin-1 text; the bytes on the wire were UTF-8.
         path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
-        state.metrics.observe_request(method, self._route(path), status, elapsed)
+        state.metrics.observe_request(method, self._route(path, method), status, elapsed)
         REQUESTS.write(method, path, status, elapsed, version, request_id)
         return body
 
-    def _route(self, path: str) -> str:
+    def _route(self, path: str, method: str) -> str:
         if path in self.routes:
             return path
-        return self.static_route if path.startswith(self.static_prefix) else "unmatched"
+        try:
+            rule, _ = self.matcher.match(path, method, return_rule=True)
+        except HTTPException:  # 404, 405 (and redirects): not a route of this method
+            return "unmatched"
+        return rule.rule

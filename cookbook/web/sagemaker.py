@@ -1,0 +1,117 @@
+"""Amazon SageMaker's container contract: ``GET /ping`` and ``POST /invocations``.
+
+SageMaker starts the image with ``serve`` (``cookbook.web.container``) and sends
+``/invocations`` either the ``/predict`` JSON body (``application/json``) or CSV rows of
+feature values in schema order with no header (``text/csv``). The answer comes in the
+``Accept`` type: the ``/predict`` JSON by default, or ``text/csv`` with one value per
+line (the answer's first field: ``height_inches`` for the MLB models).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, current_app, request
+
+from cookbook.core.errors import MlibError
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import CategoryFeature
+from cookbook.web import payload
+from cookbook.web.served import service_state
+from cookbook.web.views import json_response
+
+blueprint = Blueprint("sagemaker", __name__)
+
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+
+
+@blueprint.get("/ping")
+def ping() -> Response:
+    """Answer 200 when the model is loaded and passes its probe, else 503."""
+    try:
+        service_state().served.predictor.probe()
+    except MlibError as exc:
+        return json_response({"error": str(exc)}, 503)
+    return json_response({"status": "ready"})
+
+
+@blueprint.post("/invocations")
+def invocations() -> Response:
+    """Predict for a JSON body or CSV rows; answer in the ``Accept`` type."""
+    answer_type = _answer_type(request.headers.get("Accept"))
+    if answer_type is None:
+        return json_response(
+            {"error": f"Cannot answer in {request.headers.get('Accept')!r}: accept "
+                      f"{JSON_TYPE} or {CSV_TYPE}."}, 406)  # fmt: skip
+    content_type = (request.mimetype or JSON_TYPE).lower()
+    served = service_state().served
+    predictor = served.predictor
+    raw = request.get_data(cache=False)
+    if content_type == JSON_TYPE:
+        body, rows, values = payload.answer_body(predictor, raw)
+    elif content_type == CSV_TYPE:
+        body, rows, values = payload.predict(predictor, csv_columns(predictor, raw))
+    else:
+        return json_response(
+            {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
+                      f"(the /predict body) or {CSV_TYPE} (rows of "
+                      f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
+    served.observe(rows, values)
+    if answer_type == CSV_TYPE:
+        field = predictor.schema.answer_fields()[0]
+        answers = body["predictions"] if "predictions" in body else [body["prediction"]]
+        text = "".join(f"{answer[field]}\n" for answer in answers)
+        return current_app.response_class(text, mimetype=CSV_TYPE)
+    return json_response(body)
+
+
+def _answer_type(accept: str | None) -> str | None:
+    if not accept:
+        return JSON_TYPE
+    for part in accept.split(","):
+        kind = part.split(";", 1)[0].strip().lower()
+        if kind in (JSON_TYPE, "*/*", "application/*"):
+            return JSON_TYPE
+        if kind in (CSV_TYPE, "text/*"):
+            return CSV_TYPE
+    return None
+
+
+def csv_columns(predictor: Predictor, raw: bytes) -> dict[str, list]:
+    """Return the ``/predict`` batch document for CSV rows in schema order (no header)."""
+    features = predictor.schema.features
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise payload.PayloadError("The CSV body is not UTF-8 text.") from None
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""))
+                if row and any(cell.strip() for cell in row)]  # fmt: skip
+    except csv.Error as exc:
+        raise payload.PayloadError(f"The CSV body is not valid CSV: {exc}.") from None
+    if not rows:
+        raise payload.PayloadError(
+            f"The CSV body has no rows: send {', '.join(f.name for f in features)} per line."
+        )
+    columns: dict[str, list] = {f.name: [] for f in features}
+    for line, row in enumerate(rows, start=1):
+        if len(row) != len(features):
+            raise payload.PayloadError(
+                f"CSV row {line} has {len(row)} values; the model takes {len(features)}: "
+                f"{', '.join(f.name for f in features)}."
+            )
+        for feature, cell in zip(features, row, strict=True):
+            columns[feature.name].append(
+                cell.strip() if isinstance(feature, CategoryFeature) else _number(cell)
+            )
+    return columns
+
+
+def _number(cell: str) -> float | str:
+    # A cell that is not a number goes on as text, so validation says what is wrong with it.
+    try:
+        return float(cell)
+    except ValueError:
+        return cell.strip()

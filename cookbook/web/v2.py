@@ -1,0 +1,223 @@
+"""The Open Inference Protocol (KServe's "V2" REST API) over the served model's schema.
+
+KServe, Seldon MLServer and NVIDIA Triton speak it, so their clients (``tritonclient.http``,
+KServe's ``InferenceRESTClient``) work against this service unchanged. The model's name is
+its schema's ``name`` and its version the model version the service reports. One input
+tensor per feature (numbers as FP32, FP64, INT32 or INT64, categories as BYTES; shape
+``[n]`` or ``[n, 1]``); one output tensor per answer field. Every validation rule of
+``/predict`` applies, with its messages. The binary tensor extension is not supported:
+the server metadata lists no extensions and a binary request is a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+import cookbook
+from cookbook.core.errors import InvalidInput, MlibError
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import CategoryFeature
+from cookbook.core.validation import MAX_BATCH_ROWS
+from cookbook.web import payload
+from cookbook.web.served import service_state
+from cookbook.web.views import json_response
+
+blueprint = Blueprint("v2", __name__, url_prefix="/v2")
+
+NUMBER_TYPES = frozenset({"FP32", "FP64", "INT32", "INT64"})
+SERVER_NAME = "mlops-cookbook"
+PLATFORM = "scikit-learn"
+
+
+class ProtocolError(Exception):
+    """A request the protocol refuses: its status and message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@blueprint.errorhandler(ProtocolError)
+def protocol_error(exc: ProtocolError) -> Response:
+    """Answer ``{"error": ...}`` with the status, as the protocol's error shape says."""
+    return json_response({"error": str(exc)}, exc.status)
+
+
+@blueprint.get("")
+def server_metadata() -> Response:
+    """Return the server's name, version and protocol extensions (none: JSON tensors only)."""
+    return json_response({"name": SERVER_NAME, "version": cookbook.__version__, "extensions": []})
+
+
+@blueprint.get("/health/live")
+def live() -> Response:
+    """Answer while the process is alive."""
+    return json_response({"live": True})
+
+
+@blueprint.get("/health/ready")
+def ready() -> Response:
+    """Answer ``{"ready": true}`` when the model passes its probe, else 503."""
+    return json_response({"ready": _ready()}, 200 if _ready() else 503)
+
+
+def _ready() -> bool:
+    try:
+        service_state().served.predictor.probe()
+    except MlibError:
+        return False
+    return True
+
+
+@blueprint.get("/models/<name>")
+@blueprint.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> Response:
+    """Return the model's name, versions, platform, and its input and output tensors."""
+    predictor = _model(name, version)
+    schema = predictor.schema
+    inputs = [
+        {"name": f.name, "datatype": "BYTES" if isinstance(f, CategoryFeature) else "FP64",
+         "shape": [-1]}
+        for f in schema.features
+    ]  # fmt: skip
+    outputs = [{"name": field, "datatype": _output_type(field), "shape": [-1]}
+               for field in schema.answer_fields()]  # fmt: skip
+    return json_response({"name": schema.name, "versions": [predictor.version],
+                          "platform": PLATFORM, "inputs": inputs, "outputs": outputs})  # fmt: skip
+
+
+@blueprint.get("/models/<name>/ready")
+@blueprint.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> Response:
+    """Answer 200 ``{"ready": true}`` when the model passes its probe, else 503."""
+    predictor = _model(name, version)
+    ready = _ready()
+    return json_response({"name": predictor.schema.name, "ready": ready}, 200 if ready else 503)
+
+
+@blueprint.post("/models/<name>/infer")
+@blueprint.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> Response:
+    """Predict for the rows in the request's input tensors; one output tensor per field."""
+    served = service_state().served
+    predictor = _model(name, version)
+    if request.headers.get("Inference-Header-Content-Length"):
+        raise ProtocolError("The binary tensor extension is not supported: send JSON tensors.")
+    document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
+    if not isinstance(document, dict):
+        raise ProtocolError('An inference request must be a JSON object with "inputs".')
+    columns = _columns(predictor, document.get("inputs"))
+    wanted = _wanted_outputs(predictor, document.get("outputs"))
+    try:
+        rows, values, _ = predictor.predict_request(columns)
+    except InvalidInput as exc:
+        raise ProtocolError(str(exc), getattr(exc, "status", 400)) from None
+    served.observe(rows, values)
+    answers = predictor.response_body(rows, values, True)["predictions"]
+    body: dict[str, Any] = {"model_name": predictor.schema.name,
+                            "model_version": predictor.version}  # fmt: skip
+    if "id" in document:
+        body["id"] = document["id"]
+    body["outputs"] = [
+        {"name": field, "datatype": _output_type(field), "shape": [len(answers)],
+         "data": [answer[field] for answer in answers]}
+        for field in wanted
+    ]  # fmt: skip
+    warnings = [answer.get("warning") for answer in answers]
+    if any(warnings):
+        body["parameters"] = {"warnings": warnings}
+    return json_response(body)
+
+
+def _model(name: str, version: str | None) -> Predictor:
+    predictor = service_state().served.predictor
+    if name != predictor.schema.name:
+        raise ProtocolError(
+            f"No model {name!r}: this server serves {predictor.schema.name!r}.", 404
+        )
+    if version is not None and version != predictor.version:
+        raise ProtocolError(
+            f"No version {version!r} of {name!r}: the served version is {predictor.version!r}.",
+            404,
+        )
+    return predictor
+
+
+def _output_type(field: str) -> str:
+    return "BYTES" if field == "height_human_readable" else "FP64"
+
+
+def _columns(predictor: Predictor, inputs: Any) -> dict[str, list]:
+    """Return the ``/predict`` batch document held by the request's input tensors."""
+    schema = predictor.schema
+    if not isinstance(inputs, list) or not inputs:
+        raise ProtocolError(f"\"inputs\" must be a list of tensors, one per feature: "
+                            f"{', '.join(schema.feature_names)}.")  # fmt: skip
+    columns: dict[str, list] = {}
+    for tensor in inputs:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise ProtocolError('Each input tensor must be an object with a "name".')
+        name = tensor["name"]
+        try:
+            feature = schema.feature(name)
+        except KeyError:
+            raise ProtocolError(f"Unknown input {name!r}: the inputs are "
+                                f"{', '.join(schema.feature_names)}.") from None  # fmt: skip
+        if name in columns:
+            raise ProtocolError(f"Input {name!r} is given twice.")
+        columns[name] = _tensor_data(tensor, isinstance(feature, CategoryFeature))
+    missing = [name for name in schema.feature_names if name not in columns]
+    if missing:
+        raise ProtocolError(f"Missing input tensor(s) {', '.join(missing)}.")
+    return columns
+
+
+def _tensor_data(tensor: dict, is_category: bool) -> list:
+    name, datatype, shape = tensor["name"], tensor.get("datatype"), tensor.get("shape")
+    expected = "BYTES" if is_category else "FP32, FP64, INT32 or INT64"
+    if (is_category and datatype != "BYTES") or (not is_category and datatype not in NUMBER_TYPES):
+        raise ProtocolError(f"Input {name!r} must have datatype {expected}, got {datatype!r}.")
+    if (
+        not isinstance(shape, list)
+        or len(shape) not in (1, 2)
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
+        raise ProtocolError(f"Input {name!r} must have shape [n] or [n, 1], got {shape!r}.")
+    rows = shape[0]
+    if rows < 1:
+        raise ProtocolError(f"Input {name!r} has no rows: send at least one.")
+    if rows > MAX_BATCH_ROWS:
+        raise ProtocolError(
+            f"Input {name!r} has {rows} rows; the most one request may carry is "
+            f"{MAX_BATCH_ROWS}: split the batch.", 413,
+        )  # fmt: skip
+    data = tensor.get("data")
+    if not isinstance(data, list):
+        raise ProtocolError(f'Input {name!r} must carry its values in "data", a list.')
+    if data and all(isinstance(row, list) for row in data):  # [[200], [180]] for shape [n, 1]
+        if not all(len(row) == 1 for row in data):
+            raise ProtocolError(f"Input {name!r}: each row of a [n, 1] tensor holds one value.")
+        data = [row[0] for row in data]
+    if len(data) != rows:
+        raise ProtocolError(f"Input {name!r} has shape {shape!r} but {len(data)} values.")
+    return data
+
+
+def _wanted_outputs(predictor: Predictor, outputs: Any) -> list[str]:
+    fields = list(predictor.schema.answer_fields())
+    if outputs is None:
+        return fields
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise ProtocolError('"outputs" must be a list of objects with a "name".')
+    wanted = []
+    for output in outputs:
+        if output.get("name") not in fields:
+            raise ProtocolError(f"Unknown output {output.get('name')!r}: the outputs are "
+                                f"{', '.join(fields)}.")  # fmt: skip
+        if (output.get("parameters") or {}).get("binary_data"):
+            raise ProtocolError("The binary tensor extension is not supported: ask for JSON.")
+        wanted.append(output["name"])
+    return wanted
