@@ -15,7 +15,9 @@ from flask import Flask
 from cookbook.core.errors import MlibError
 from cookbook.core.settings import model_path
 from cookbook.lifecycle.artifacts import load_predictor
-from cookbook.web import page, request_log, sagemaker, served, v2, views
+from cookbook.lifecycle.capture_store import CaptureError
+from cookbook.web import page, quality, request_log, sagemaker, served, v2, views
+from cookbook.web.capture import CaptureSettings
 from cookbook.web.payload import MAX_BODY_BYTES
 from cookbook.web.plumbing import RequestPlumbing
 
@@ -34,6 +36,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    if "CAPTURE" not in app.config:
+        try:
+            app.config["CAPTURE"] = CaptureSettings.from_environ(
+                {**os.environ, **app.config.get("CAPTURE_ENV", {})}, app.config["MODEL_PATH"]
+            )
+        except ValueError as exc:
+            raise CaptureError(str(exc)) from None
     predictor = load_predictor(app.config["MODEL_PATH"])
     predictor.probe()
     served.init_app(app, predictor)
@@ -41,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(page.blueprint)  # GET and POST /
     app.register_blueprint(v2.blueprint)  # the Open Inference Protocol, /v2/...
     app.register_blueprint(sagemaker.blueprint)  # SageMaker's /ping and /invocations
+    app.register_blueprint(quality.blueprint)  # /feedback and /quality
     views.register(app)
     app.wsgi_app = RequestPlumbing(app, app.wsgi_app)
     return app

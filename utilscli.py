@@ -17,7 +17,7 @@ from cookbook.cli.errors import one_line_errors
 from cookbook.cli.tables import fmt as _fmt
 from cookbook.cli.tables import render_table
 from cookbook.core.files import write_bytes_atomic
-from cookbook.core.loading import verified_metadata
+from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.core.psi import PSI_ALERT, PSI_WARN
 from cookbook.core.settings import data_path, model_path
 from cookbook.lifecycle import drift as offline_drift
@@ -112,6 +112,13 @@ def cli() -> None:
     help="Largest allowed drop in R² (absolute) against the served model, on either set.",
 )
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0.5, 0.99),
+    default=0.9,
+    show_default=True,
+    help="Coverage of the split-conformal prediction interval every answer carries.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def retrain(
@@ -126,6 +133,7 @@ def retrain(
     golden_file: Path | None,
     tolerance: float,
     force: bool,
+    coverage: float,
     as_json: bool,
 ) -> None:
     """Retrain, compare with the served model, and promote the new model if it is not worse."""
@@ -139,6 +147,7 @@ def retrain(
             tolerance=tolerance,
             golden_file=golden_file,
             force=force,
+            coverage=coverage,
         )
     metrics = result.metrics
     if as_json:
@@ -590,6 +599,58 @@ def drift(ctx: click.Context, data_file: Path, column: str | None, as_json: bool
         f"{report['psi']:.4f}; warn at {PSI_WARN:g}, alert at {PSI_ALERT:g})"
     )
     ctx.exit(DRIFT_EXIT_CODES[report["verdict"]])
+
+
+@cli.group("capture")
+def capture() -> None:
+    """Export the predictions the service captured (CAPTURE_URL's store)."""
+
+
+@capture.command("export")
+@click.option(
+    "--since",
+    default=None,
+    help="Only rows from this time on: an ISO date-time (UTC if no zone) or an age "
+    "such as 30m, 24h, 7d [default: every row].",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    required=True,
+    help="CSV file to write (atomically); - for stdout.",
+)
+@click.option(
+    "--capture-url",
+    default=None,
+    help="The store: sqlite:///PATH or postgresql://... [default: CAPTURE_URL, or this "
+    "deployment's SQLite file as the server picks it from MODEL_PATH and PORT].",
+)
+def capture_export(since: str | None, output: Path, capture_url: str | None) -> None:
+    """Write captured rows as a CSV that `drift --data` and `evaluate --data` read."""
+    from cookbook.cli.capture_export import captured_csv, parse_since
+    from cookbook.lifecycle.capture_store import open_store
+    from cookbook.web.capture import default_url
+
+    url = (
+        capture_url
+        or os.environ.get("CAPTURE_URL")
+        or default_url(str(model_path()), os.environ.get("PORT", ""))
+    )
+    with one_line_errors():
+        schema = schema_of(verified_metadata(model_path()))
+        try:
+            start = parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+        text, count = captured_csv(open_store(url), schema, start)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        try:
+            write_bytes_atomic(output, text.encode("utf-8"))
+        except OSError as exc:
+            raise click.ClickException(f"Cannot write {output}: {exc.strerror}") from None
+        click.echo(f"Wrote {count:,} captured rows to {output}", err=True)
 
 
 @cli.command("card")

@@ -151,15 +151,16 @@ def worker_pss_mb(master: subprocess.Popen) -> list[float]:
     return sizes
 
 
-def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str, dict]:
-    """Serve with every server in SERVERS at once and load them in interleaved rounds.
+def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
+                headers: dict[str, str]) -> dict[str, dict]:  # fmt: skip
+    """Serve every variant (label -> server kind, environment) at once and load them in
+    interleaved rounds, so the machine's drift affects them alike.
 
-    Return, per server, the rounds' requests/s and p99 and the workers' memory; the
-    rounds alternate so that the machine's drift affects both alike.
+    Return, per variant, the rounds' requests/s and p99 and the workers' memory.
     """
-    servers = {kind: (port := free_port(), start_server(kind, port, extra_env))
-               for kind in SERVERS}  # fmt: skip
-    figures = {kind: {"rates": [], "p99s": [], "pss": []} for kind in SERVERS}
+    servers = {label: (port := free_port(), start_server(kind, port, env))
+               for label, (kind, env) in variants.items()}  # fmt: skip
+    figures = {label: {"rates": [], "p99s": [], "pss": []} for label in variants}
     try:
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "post.lua"
@@ -169,17 +170,32 @@ def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str,
                                 f"http://127.0.0.1:{port}/predict"],
                                check=True, capture_output=True)  # fmt: skip
             for _ in range(RUNS):
-                for kind, (port, _) in servers.items():
+                for label, (port, _) in servers.items():
                     rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers)
-                    figures[kind]["rates"].append(rate)
-                    figures[kind]["p99s"].append(p99)
-        for kind, (_, process) in servers.items():
-            figures[kind]["pss"] = worker_pss_mb(process)
+                    figures[label]["rates"].append(rate)
+                    figures[label]["p99s"].append(p99)
+        for label, (_, process) in servers.items():
+            figures[label]["pss"] = worker_pss_mb(process)
     finally:
         for _, process in servers.values():
             process.terminate()
             process.wait(timeout=30)
     return figures
+
+
+def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str, dict]:
+    """The production server against gunicorn sync, both with *extra_env*."""
+    return http_rounds({kind: (kind, extra_env) for kind in SERVERS}, headers)
+
+
+def capture_overhead() -> dict[str, dict]:
+    """The production server with data capture (the default) against capture off."""
+    with tempfile.TemporaryDirectory() as folder:
+        return http_rounds(
+            {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
+             "capture off": ("production", {"CAPTURE_FRACTION": "0"})},
+            {},
+        )  # fmt: skip
 
 
 def main() -> None:
@@ -211,6 +227,15 @@ def main() -> None:
                  f"{statistics.median(production['pss']):.1f} / "
                  f"{statistics.median(baseline['pss']):.1f}", "<= 40"),
             ]  # fmt: skip
+        capture = capture_overhead()
+        on, off = capture["capture on"], capture["capture off"]
+        shares = [a / b for a, b in zip(on["rates"], off["rates"], strict=True)]
+        rows += [
+            ("Data capture on (SQLite) against off, production server", "", ""),
+            ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
+            ("    capture off, same rounds (req/s)", summary(off["rates"], "{:,.0f}"), ""),
+            ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
+        ]
     rows += [
         ("In-process single prediction (µs)", summary(in_process_single_us(), "{:.2f}"), "<= 5"),
         ("Batch of 1,000,000 weights (M rows/s)",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import DATA, start_gunicorn, start_server, stop
+from helpers import DATA, start_gunicorn, start_postgres, start_server, stop, stop_postgres
 
 import mlib
 from app import create_app
@@ -68,3 +70,20 @@ def serving(request, tmp_path):
     yield start
     for process in processes:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session (REQUIRE_POSTGRES=1 makes a missing one fail)."""
+    # Not under pytest's temporary folder: that is private to root, and the server runs as
+    # the postgres user when the tests run as root.
+    folder = Path(tempfile.mkdtemp(prefix="cookbook-postgres-"))
+    try:
+        url = start_postgres(folder)
+    except FileNotFoundError as exc:
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield url
+    stop_postgres(folder)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -16,9 +16,31 @@ import requests
 from cookbook.core.layout import metadata_path
 
 # What the committed model (and any model trained the cookbook's way on htwtmlb.csv) answers.
-ANSWER_200_LBS = {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}
-ANSWER_180_LBS = {"height_inches": 72.4, "height_human_readable": "6 foot, 0 inches"}
-ANSWER_250_LBS = {"height_inches": 76.6, "height_human_readable": "6 foot, 5 inches"}
+# Its 90% split-conformal interval is ± HALF_WIDTH inches, calibrated on the held-out rows.
+HALF_WIDTH = 3.3889400367952476
+HELD_OUT_COVERAGE = 97 / 104
+
+
+def interval(low: float, high: float, low_text: str, high_text: str) -> dict:
+    return {"low": low, "high": high, "coverage": 0.9,
+            "low_human_readable": low_text, "high_human_readable": high_text}  # fmt: skip
+
+
+ANSWER_200_LBS = {
+    "height_inches": 73.6,
+    "height_human_readable": "6 foot, 2 inches",
+    "interval": interval(70.2, 77.0, "5 foot, 10 inches", "6 foot, 5 inches"),
+}
+ANSWER_180_LBS = {
+    "height_inches": 72.4,
+    "height_human_readable": "6 foot, 0 inches",
+    "interval": interval(69.0, 75.8, "5 foot, 9 inches", "6 foot, 4 inches"),
+}
+ANSWER_250_LBS = {
+    "height_inches": 76.6,
+    "height_human_readable": "6 foot, 5 inches",
+    "interval": interval(73.2, 80.0, "6 foot, 1 inches", "6 foot, 8 inches"),
+}
 TRAINING_ROWS = 1033
 HELD_OUT_ROWS = 104
 
@@ -203,3 +225,41 @@ BAD_BODIES = [
     (b"\xff\xfe", "not UTF-8"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply|not valid JSON"),
 ]
+
+
+def start_postgres(folder: Path) -> str:
+    """Start a real PostgreSQL server (Debian's package) in *folder*; return its URL.
+
+    The server runs as the ``postgres`` user when the tests run as root (initdb refuses
+    root), listens on a free 127.0.0.1 port and trusts local connections. Stop it with
+    ``stop_postgres(folder)``.
+    """
+    import glob
+    import shutil as _shutil
+
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        raise FileNotFoundError("PostgreSQL is not installed: apt-get install postgresql")
+    bindir = Path(binaries[-1]).parent
+    data = folder / "pgdata"
+    port = free_port()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        _shutil.chown(folder, "postgres")
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                    "cookbook", "--no-sync"], check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(folder / "postgres.log"), "-w", "start"], check=True,
+                   capture_output=True)  # fmt: skip
+    return f"postgresql://cookbook@127.0.0.1:{port}/postgres"
+
+
+def stop_postgres(folder: Path) -> None:
+    """Stop the PostgreSQL server started in *folder*."""
+    import glob
+
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]).parent
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(folder / "pgdata"), "-m",
+                    "fast", "-w", "stop"], capture_output=True)  # fmt: skip

@@ -116,6 +116,10 @@ def test_a_prediction_from_the_api_is_shown_and_plotted(browser, live_server, tm
     }
     expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
     expect(page.locator("#answer-inches")).to_have_text("73.6")
+    expect(page.locator("#answer-interval")).to_have_text(
+        "90% of players like this are between 5 foot, 10 inches and 6 foot, 5 inches."
+    )
+    assert page.locator("#interval-band").bounding_box()["width"] > 100
     expect(page.locator("#prediction-point")).to_be_visible()
     expect(page.locator("#prediction-label")).to_have_text("200 lb → 73.6 in")
     first = point_position(page)
@@ -125,6 +129,11 @@ def test_a_prediction_from_the_api_is_shown_and_plotted(browser, live_server, tm
     answer = submit(page, "250", key=False)
     expect(page.locator("#answer-human")).to_have_text(
         answer["prediction"]["height_human_readable"]
+    )
+    interval = answer["prediction"]["interval"]
+    expect(page.locator("#answer-interval")).to_have_text(
+        f"90% of players like this are between {interval['low_human_readable']} and "
+        f"{interval['high_human_readable']}."
     )
     second = point_position(page)
     assert second[0] > first[0]  # heavier: further right

@@ -56,7 +56,11 @@ def test_the_committed_example_matches_a_fresh_training(position_model):
 def test_one_row_and_a_batch_answer_in_the_mlb_fields(position_client):
     one = position_client.post("/predict", json={"Weight": 200, "Position": "Catcher"})
     assert one.status_code == 200
-    assert set(one.get_json()["prediction"]) == {"height_inches", "height_human_readable"}
+    answer = one.get_json()["prediction"]
+    assert set(answer) == {"height_inches", "height_human_readable", "interval"}
+    assert set(answer["interval"]) == {
+        "low", "high", "coverage", "low_human_readable", "high_human_readable"
+    }  # fmt: skip
     batch = position_client.post(
         "/predict", json={"Weight": [180, 200], "Position": ["Catcher", "Shortstop"]}
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from cookbook.core.answers import answer_writer
 from cookbook.core.errors import InvalidInput, ModelError
+from cookbook.core.intervals import Interval, interval_writer
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.core.validation import read_request
 
@@ -70,6 +71,11 @@ class Predictor:
         self.schema = schema
         self.linear = linear
         self.write_answer = answer_writer(schema)
+        # The split-conformal band, when model.json has one (older models answer without it).
+        self.interval = Interval.of_metadata(metadata)
+        self.write_interval = (
+            None if self.interval is None else interval_writer(schema, self.interval)
+        )
         self.example_text = schema.example_text()  # for error messages, made once
         self.version: str = metadata["model_version"]
         # (index, low, high, feature) for every number feature, to spot extrapolation.
@@ -149,6 +155,8 @@ class Predictor:
     def answer_row(self, row: Row, value: float) -> dict[str, Any]:
         """Return the answer for a validated *row* predicted as *value*."""
         answer = self.write_answer(value)
+        if self.write_interval is not None:
+            answer["interval"] = self.write_interval(value)
         warning = self.extrapolation_warning(row)
         if warning:
             answer["warning"] = warning

@@ -22,6 +22,7 @@ from cookbook.core.loading import folded_predictor, read_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import score_predictor
 from cookbook.lifecycle.training import (
@@ -33,6 +34,7 @@ from cookbook.lifecycle.training import (
     load_labelled,
     train,
 )
+from cookbook.lifecycle.vectorized import predict_frame
 
 GOLDEN_TEST_SIZE = DEFAULT_TEST_SIZE  # the cookbook's split of htwtmlb.csv
 DEFAULT_TOLERANCE = 0.05
@@ -192,6 +194,7 @@ def retrain(
     tolerance: float = DEFAULT_TOLERANCE,
     golden_file: Path | None = None,
     force: bool = False,
+    coverage: float = DEFAULT_COVERAGE,
 ) -> RetrainResult:
     """Train and register a candidate, compare it with the served model, promote if it passes.
 
@@ -199,6 +202,9 @@ def retrain(
     loads), there is nothing to compare against: the candidate is promoted. A served
     model with other features or another target is not comparable: the gate refuses
     (``--force`` replaces it).
+
+    The candidate's prediction interval (calibrated on its held-out rows, so optimistic
+    there) is also checked on the golden set: ``metadata["interval"]["golden_coverage"]``.
     """
     registry = Registry(served_model)
     notes: list[str] = []
@@ -220,7 +226,9 @@ def retrain(
             raise
         notes.append(f"Golden set skipped: {exc}")
     with registry.staging() as staged:
-        report = train(data_file, staged / "model.joblib", spec=spec, test_size=test_size)
+        report = train(
+            data_file, staged / "model.joblib", spec=spec, test_size=test_size, coverage=coverage
+        )
         candidate = load_predictor(report.model_file)
         held_out = held_out_rows(data_file, spec, test_size=test_size)
         comparisons = [_compare("new data, held out", held_out, candidate, served, tolerance)]
@@ -233,6 +241,15 @@ def retrain(
                 **metadata["metrics"],
                 "golden": {**comparisons[-1].candidate, "sha256": golden.sha256},
             }
+            if metadata.get("interval"):
+                metadata["interval"] = {
+                    **metadata["interval"],
+                    "golden_coverage": golden_coverage(candidate, golden.frame),
+                    "golden_rows": golden.name,
+                    # The pinned golden set is often these very held-out rows: then this
+                    # check is no more independent than held_out_coverage.
+                    "golden_independent": golden.sha256 != rows_sha256(held_out, spec.columns),
+                }
         write_json_atomic(metadata_path(report.model_file), metadata)
         entry = registry.register(report.model_file)
     result = RetrainResult(
@@ -248,6 +265,14 @@ def retrain(
         registry.promote(entry.version, reason=reason)
         result.promoted = True
     return result
+
+
+def golden_coverage(predictor: Predictor, frame: Any) -> float | None:
+    """Return the share of *frame*'s rows inside *predictor*'s interval (None without one)."""
+    if predictor.interval is None:
+        return None
+    actual = frame[predictor.schema.target.name].to_numpy(dtype="float64")
+    return interval_coverage(actual, predict_frame(predictor, frame), predictor.interval.half_width)
 
 
 def _served_predictor(served_model: Path, notes: list[str]) -> Predictor | None:

@@ -54,6 +54,44 @@ def _feature_lines(schema: Schema) -> list[str]:
     return lines
 
 
+def _share(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
+    interval = metadata.get("interval")
+    if not interval:
+        return []
+    coverage = interval.get("coverage")
+    lines = [
+        "",
+        "## Prediction interval",
+        "",
+        f"- Method: {interval.get('method', 'split-conformal')}; every answer carries an "
+        f"`interval` of the prediction ± {_number(interval.get('half_width'), 2)}{_unit(unit)} "
+        f"meant to hold the true value for {_share(coverage)} of cases",
+        f"- Half-width: the ceil((n + 1) × {coverage})-th smallest absolute residual of "
+        f"n = {interval.get('calibration_rows', 'n/a')} calibration rows "
+        f"({interval.get('calibration', 'held-out rows')})",
+        f"- Held-out coverage: {_share(interval.get('held_out_coverage'))}, measured on the "
+        "held-out rows the interval is calibrated on (every training row still goes into the",
+        "  fit), so optimistic by construction: expect somewhat less on new data.",
+    ]
+    if "golden_coverage" in interval:
+        independent = interval.get("golden_independent")
+        caveat = (
+            "rows the interval was not calibrated on"
+            if independent
+            else "the same rows as the calibration, so no more independent"
+        )
+        lines.append(f"- Golden-set coverage: {_share(interval.get('golden_coverage'))} ({caveat})")
+    lines.append(
+        "- The band has one width everywhere: it assumes errors as large for every input "
+        "and, like any conformal interval, rows like the training data."
+    )
+    return lines
+
+
 def render_card(metadata: Mapping[str, Any]) -> str:
     """Return the model card for *metadata* as Markdown."""
     schema = schema_of(metadata)
@@ -113,6 +151,7 @@ def render_card(metadata: Mapping[str, Any]) -> str:
         f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
         "|---|---|---|---|---|",
         *_metrics_rows(metadata.get("metrics", {})),
+        *_interval_lines(metadata, target.unit),
         "",
         "## Limitations",
         "",

@@ -192,8 +192,26 @@ class Registry:
                 if not (folder / ENTRY_MODEL).exists():
                     raise
             fsync_dir(self.root)
+        else:
+            self._refresh_metadata(folder / ENTRY_MODEL, metadata)
         shutil.rmtree(staged_model.parent, ignore_errors=True)
         return Entry(version, folder, read_metadata(folder / ENTRY_MODEL))
+
+    def _refresh_metadata(self, entry_model: Path, metadata: dict[str, Any]) -> None:
+        """Record newer metadata for an entry retrained to the very same bytes.
+
+        The joblib file never changes (the version is its sha256). Only when what the
+        training run says about it changed (a new field such as its interval, new
+        metrics), not merely when or from which commit it ran, is the entry's
+        ``model.json`` replaced, so retraining unchanged data changes no file.
+        """
+        try:
+            current = read_metadata(entry_model)
+            verify_model_file(entry_model, metadata)
+        except ModelError:
+            return  # not the same bytes after all: an entry is never rewritten then
+        if _substance(current) != _substance(metadata):
+            write_json_atomic(metadata_path(entry_model), metadata)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -316,6 +334,14 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# Facts about a training run, not about the model it produced.
+_RUN_FIELDS = frozenset({"created_at", "code"})
+
+
+def _substance(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metadata.items() if key not in _RUN_FIELDS}
 
 
 def _same_bytes(left: Path, right: Path) -> bool:

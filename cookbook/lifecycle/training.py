@@ -29,6 +29,7 @@ from cookbook.core.schema import (
 from cookbook.core.settings import data_path, model_path
 from cookbook.lifecycle.artifacts import save_model
 from cookbook.lifecycle.column_info import DEFAULT_MODEL, column_info
+from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, MAX_COVERAGE, MIN_COVERAGE, calibrate
 from cookbook.lifecycle.data import load_table
 from cookbook.lifecycle.folding import fold_linear
 from cookbook.lifecycle.scoring import score
@@ -129,8 +130,12 @@ def train(
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
     alpha: float = 1.0,
+    coverage: float = DEFAULT_COVERAGE,
 ) -> TrainingReport:
     """Split, fit, evaluate and save a model with its metadata; return a TrainingReport.
+
+    The held-out rows also calibrate a split-conformal interval of *coverage*
+    (``cookbook.lifecycle.conformal``): every training row still goes into the fit.
 
     Both files are written to temporary names and renamed into place, so a failed
     or interrupted run leaves the previous model untouched.
@@ -139,6 +144,10 @@ def train(
 
     if not 0 < test_size < 1:
         raise DataError(f"Test size must be between 0 and 1 (exclusive), got {test_size!r}.")
+    if not MIN_COVERAGE <= coverage <= MAX_COVERAGE:
+        raise DataError(
+            f"Coverage must be between {MIN_COVERAGE} and {MAX_COVERAGE}, got {coverage!r}."
+        )
     if spec.target in spec.features:
         raise DataError(f"The target {spec.target} cannot also be a feature.")
     csv_path = Path(data_file) if data_file is not None else data_path()
@@ -158,7 +167,8 @@ def train(
         features, frame[spec.target], test_size=test_size, random_state=random_state
     )
     estimator = build_estimator(spec, alpha).fit(x_train, y_train)
-    metrics = score(y_test.to_numpy(dtype="float64"), estimator.predict(x_test))
+    actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
+    metrics = score(actual, predicted)
     schema = describe_schema(spec, x_train, y_train)
     folded = fold_linear(estimator, schema)
     metadata = {
@@ -177,6 +187,7 @@ def train(
         },
         "libraries": library_versions(),
         "metrics": {"held_out": metrics},
+        "interval": calibrate(actual, predicted, coverage),
         "folded": None if folded is None else folded.to_dict(),
         "chart": chart_bins(schema, frame),
     }

@@ -90,6 +90,16 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.capture_dropped = Counter(
+            "capture_dropped_total",
+            "Predictions not captured because the capture queue was full (never the request).",
+            registry=registry,
+        )
+        self.capture_errors = Counter(
+            "capture_errors_total",
+            "Predictions not captured because the capture store failed to write them.",
+            registry=registry,
+        )
         self.reloads = Counter(
             "model_reloads_total",
             "Model reloads accepted (counted once, by the process that verified the model).",

@@ -78,6 +78,21 @@ def prediction_schema(schema: Schema) -> dict[str, Any]:
         properties = {
             target.name: {"type": "number", "description": f"Predicted {target.name}{unit}."}
         }
+    bound = {"type": "number"}
+    interval: dict[str, Any] = {
+        "low": {**bound, "description": "Lower end, rounded like the answer."},
+        "high": {**bound, "description": "Upper end, rounded like the answer."},
+        "coverage": {**bound, "description": "Share of cases the interval is meant to hold."},
+    }
+    if schema.answer_format == HEIGHT_ANSWER:
+        interval["low_human_readable"] = {"type": "string", "example": "5 foot, 11 inches"}
+        interval["high_human_readable"] = {"type": "string", "example": "6 foot, 5 inches"}
+    properties["interval"] = {
+        "type": "object",
+        "description": "Split-conformal prediction interval; present when the model has one.",
+        "required": ["low", "high", "coverage"],
+        "properties": interval,
+    }
     properties["warning"] = {
         "type": "string",
         "description": "Present only when a number lies outside its training range.",
@@ -255,6 +270,7 @@ def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict
         },
     }
     document["paths"].update(protocol_paths(schema))
+    document["paths"].update(quality_paths(schema))
     document["components"]["schemas"].update(protocol_schemas(schema))
     if admin:
         document["paths"]["/admin/reload"] = _ADMIN_RELOAD
@@ -321,6 +337,48 @@ def protocol_paths(schema: Schema) -> dict[str, Any]:
                 "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
                 "415": _error("Unsupported Content-Type.", "Content-Type is not supported."),
             },
+        }},
+    }  # fmt: skip
+
+
+def quality_paths(schema: Schema) -> dict[str, Any]:
+    """Return the ground-truth feedback and online quality routes."""
+    item = {
+        "type": "object",
+        "required": ["request_id", "actual"],
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1,
+                           "description": "The X-Request-ID of the answer."},
+            "actual": {"type": "number", "description": f"The true {schema.target.name}."},
+            "index": {"type": "integer", "minimum": 0,
+                      "description": "The row of a batch answer (default 0)."},
+        },
+    }  # fmt: skip
+    json_object = {"type": "object", "additionalProperties": True}
+    return {
+        "/feedback": {"post": {
+            "summary": "Join true values with captured predictions (behind API_TOKEN when set)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [item, {"type": "array", "items": item, "minItems": 1,
+                                 "maxItems": 10_000}]}}}},
+            "responses": {
+                "200": _json_response("Joined.", json_object, {"joined": ["3f2a..."]}),
+                "400": _error("A bad value.", '"actual" must be a number.'),
+                "401": _error("API_TOKEN is set and the token is missing or wrong.", "..."),
+                "404": _error("Unknown or expired request id.", "Unknown request id(s)."),
+                "409": _error("Feedback was already given.", "The first value stands."),
+                "413": _error("Too many items.", "Split the feedback."),
+            },
+        }},
+        "/quality": {"get": {
+            "summary": "Online quality per model version from feedback: labelled rows, MAE, "
+                       "RMSE, bias and interval coverage",
+            "parameters": [{"name": "window_seconds", "in": "query", "required": False,
+                            "schema": {"type": "number", "exclusiveMinimum": True,
+                                       "minimum": 0, "maximum": 1e9},
+                            "description": "The window, in seconds (default 86400)."}],
+            "responses": {"200": _json_response("Quality by version.", json_object),
+                          "400": _error("A bad window.", "window_seconds must be positive.")},
         }},
     }  # fmt: skip
 

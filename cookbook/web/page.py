@@ -85,8 +85,8 @@ def home() -> tuple[str, int]:
         except payload.PayloadError as exc:
             error, status = str(exc), exc.status
         else:
-            # A prediction made for the page counts in the ML metrics and drift like any other.
-            served.observe(rows, values)
+            # A prediction made for the page counts in the metrics, drift and capture like any.
+            service_state().record(rows, values, body)
             prediction = body["prediction"]
             if chart is not None:
                 marker = chart.marker(float(rows[0][0]), values[0], prediction)
@@ -98,11 +98,30 @@ def home() -> tuple[str, int]:
         chart=chart,
         marker=marker,
         prediction=prediction,
+        interval_text=interval_words(prediction, schema.target.unit or ""),
+        has_interval=predictor.interval is not None,
         error=error,
         predict_url=request.host_url + "predict",
         example=json.dumps(schema.example_row()),
     )
     return page, status
+
+
+def interval_words(prediction: Mapping[str, Any] | None, unit: str = "") -> str:
+    """Return the answer's interval in words: "90% of cases like this are between A and B".
+
+    ``static/page.js`` writes the same sentence from ``POST /predict``'s answer.
+    """
+    interval = (prediction or {}).get("interval")
+    if not interval:
+        return ""
+    share = f"{round(interval['coverage'] * 100):d}%"
+    if "low_human_readable" in interval:
+        low, high = interval["low_human_readable"], interval["high_human_readable"]
+        return f"{share} of players like this are between {low} and {high}."
+    suffix = f" {unit}" if unit else ""
+    low, high = f"{interval['low']}{suffix}", f"{interval['high']}{suffix}"
+    return f"{share} of cases like this are between {low} and {high}."
 
 
 def form_fields(schema: Schema, texts: Mapping[str, str | None]) -> list[dict[str, Any]]:
@@ -191,6 +210,7 @@ class Chart:
     y_step: float
     line: tuple[float, float, float, float]
     bins: list[dict[str, Any]]
+    band: dict[str, Any] | None  # the prediction interval around the line, when the model has one
     low: float  # the training range of the feature
     high: float
     x_label: str
@@ -209,8 +229,11 @@ class Chart:
         low, high = feature.training_range
         bins = list(stored.get("bins", []))
         line_values = [float(v) for v in predictor.predict_rows([(low,), (high,)])]
+        interval = predictor.interval
+        spread = 0.0 if interval is None else interval.half_width
         xs = [low, high] + [b["x"] for b in bins]
         ys = line_values + [b["mean"] for b in bins]
+        ys += [v + d for v in line_values for d in (-spread, spread)]
         x_step = float(stored.get("x_step") or 1.0)
         y_step = float(stored.get("y_step") or _nice_step(min(ys), max(ys)))
         x = Scale(*_widen(min(xs), max(xs), x_step), cls.LEFT, cls.RIGHT)
@@ -230,8 +253,19 @@ class Chart:
             for b in bins
         ]
         line = (x(low), y(line_values[0]), x(high), y(line_values[1]))
+        band = None
+        if interval is not None:
+            (start, end), q = line_values, interval.half_width
+            corners = [(low, start + q), (high, end + q), (high, end - q), (low, start - q)]
+            band = {
+                "points": " ".join(f"{x(cx)},{y(cy)}" for cx, cy in corners),
+                "title": f"{interval.coverage:.0%} prediction interval: the model ± "
+                f"{q:.1f}{y_unit} ({interval.method})",
+                "coverage": f"{interval.coverage:.0%}",
+            }
         return cls(
-            x=x, y=y, x_step=x_step, y_step=y_step, line=line, bins=points, low=low, high=high,
+            x=x, y=y, x_step=x_step, y_step=y_step, line=line, bins=points, band=band,
+            low=low, high=high,
             x_label=feature.name + (f" ({feature.unit})" if feature.unit else ""),
             y_label=target.name + (f" ({target.unit})" if target.unit else ""),
             x_unit=x_unit, y_unit=y_unit,

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from cookbook.web import request_log
 from cookbook.web.page import CONTENT_SECURITY_POLICY
 from cookbook.web.request_log import REQUESTS
-from cookbook.web.served import service_state
+from cookbook.web.served import REQUEST_ID_KEY, service_state
 from cookbook.web.views import catch_up
 
 
@@ -44,6 +44,7 @@ class RequestPlumbing:
         if generation != state.served.generation:
             catch_up(self.app, generation)
         request_id = request_log.request_id(environ.get("HTTP_X_REQUEST_ID"))
+        environ[REQUEST_ID_KEY] = request_id  # the captured predictions carry it
         answered = []
 
         def start(status: str, headers: list, exc_info: Any = None) -> Any:

@@ -58,7 +58,7 @@ def invocations() -> Response:
             {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
                       f"(the /predict body) or {CSV_TYPE} (rows of "
                       f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
-    served.observe(rows, values)
+    service_state().record(rows, values, body)
     if answer_type == CSV_TYPE:
         field = predictor.schema.answer_fields()[0]
         answers = body["predictions"] if "predictions" in body else [body["prediction"]]

@@ -7,17 +7,21 @@ assignment on reload, so a request sees the old model or the new one, never half
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from cookbook.core.prediction import Predictor, Row
+from cookbook.web.capture import CaptureSettings, CaptureWriter
 from cookbook.web.metrics import ModelMetrics, ServiceMetrics
 from cookbook.web.online_drift import DriftMonitor
 from cookbook.web.reload import ReloadState
 
 EXTENSION = "cookbook"
+# Where the request plumbing leaves the response's request id in the WSGI environ.
+REQUEST_ID_KEY = "cookbook.request_id"
+CHAMPION = "champion"
 # Refresh the drift gauges every this many rows: PSI costs a few microseconds.
 DRIFT_GAUGE_EVERY = 64
 
@@ -60,12 +64,37 @@ class ServiceState:
     served: ServedModel
     metrics: ServiceMetrics
     reload: ReloadState  # created before gunicorn forks (preload_app): every worker shares it
+    capture: CaptureWriter | None = None  # None: CAPTURE_FRACTION is 0
+    # More Prometheus text for /metrics, computed at scrape time (the quality gauges).
+    metric_sources: list[Callable[[], bytes]] = field(default_factory=list)
+
+    def record(self, rows: Sequence[Row], values: Sequence[float], body: dict) -> None:
+        """Count answered rows in the ML metrics and drift, and capture them with their answers.
+
+        *body* is the response body (``prediction`` or ``predictions``) the rows were
+        answered with; the request id is the one the response carries.
+        """
+        served = self.served
+        served.observe(rows, values)
+        if self.capture is not None:
+            answers = body["predictions"] if "predictions" in body else [body["prediction"]]
+            self.capture.record(request.environ.get(REQUEST_ID_KEY, ""), served.version,
+                                CHAMPION, served.predictor.schema.feature_names, rows, values,
+                                answers)  # fmt: skip
 
 
 def init_app(app: Flask, predictor: Predictor) -> ServiceState:
-    """Put a new ServiceState serving *predictor* on *app*; return it."""
+    """Put a new ServiceState serving *predictor* on *app*; return it.
+
+    Raise ``CaptureError`` when the capture store cannot be used.
+    """
     metrics = ServiceMetrics()
-    state = ServiceState(ServedModel.of(predictor, 0, metrics), metrics, ReloadState())
+    settings: CaptureSettings = app.config["CAPTURE"]
+    capture = None
+    if settings.fraction > 0:
+        capture = CaptureWriter(settings, metrics.capture_dropped, metrics.capture_errors)
+        capture.prepare()
+    state = ServiceState(ServedModel.of(predictor, 0, metrics), metrics, ReloadState(), capture)
     app.extensions[EXTENSION] = state
     return state
 

@@ -101,7 +101,6 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @blueprint.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
     """Predict for the rows in the request's input tensors; one output tensor per field."""
-    served = service_state().served
     predictor = _model(name, version)
     if request.headers.get("Inference-Header-Content-Length"):
         raise ProtocolError("The binary tensor extension is not supported: send JSON tensors.")
@@ -114,8 +113,8 @@ def infer(name: str, version: str | None = None) -> Response:
         rows, values, _ = predictor.predict_request(columns)
     except InvalidInput as exc:
         raise ProtocolError(str(exc), getattr(exc, "status", 400)) from None
-    served.observe(rows, values)
     answers = predictor.response_body(rows, values, True)["predictions"]
+    service_state().record(rows, values, {"predictions": answers})
     body: dict[str, Any] = {"model_name": predictor.schema.name,
                             "model_version": predictor.version}  # fmt: skip
     if "id" in document:

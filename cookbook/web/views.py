@@ -47,9 +47,9 @@ def predict() -> Response:
     token = current_app.config["API_TOKEN"]
     if token and not auth.bearer_matches(request.headers.get("Authorization"), token):
         return unauthorized("Send Authorization: Bearer <API_TOKEN> to call /predict.")
-    served = service_state().served
-    body, rows, values = payload.answer_body(served.predictor, request.get_data(cache=False))
-    served.observe(rows, values)
+    state = service_state()
+    body, rows, values = payload.answer_body(state.served.predictor, request.get_data(cache=False))
+    state.record(rows, values, body)
     return json_response(body)
 
 
@@ -79,8 +79,10 @@ def model_metadata() -> Response:
 
 def metrics() -> Response:
     """Return Prometheus metrics in the text format."""
-    recorder = service_state().metrics
-    return current_app.response_class(recorder.render(), mimetype=recorder.content_type)
+    state = service_state()
+    recorder = state.metrics
+    text = recorder.render() + b"".join(source() for source in state.metric_sources)
+    return current_app.response_class(text, mimetype=recorder.content_type)
 
 
 def openapi_document() -> Response:

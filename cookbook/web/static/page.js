@@ -31,6 +31,15 @@
     return Math.round((startPx + ((clamped - low) / (high - low)) * (endPx - startPx)) * 10) / 10;
   }
 
+  function intervalWords(interval) {
+    const share = `${Math.round(interval.coverage * 100)}%`;
+    if ("low_human_readable" in interval) {
+      return `${share} of players like this are between ${interval.low_human_readable} and ${interval.high_human_readable}.`;
+    }
+    const unit = answer.dataset.unit ? ` ${answer.dataset.unit}` : "";
+    return `${share} of cases like this are between ${interval.low}${unit} and ${interval.high}${unit}.`;
+  }
+
   function showError(message) {
     error.textContent = message;
     error.hidden = false;
@@ -49,6 +58,13 @@
     } else {
       document.getElementById("answer-human").textContent = prediction.height_human_readable;
       document.getElementById("answer-inches").textContent = prediction.height_inches;
+    }
+    // The same sentence as page.interval_words, from the answer's interval.
+    const band = document.getElementById("answer-interval");
+    if (band) {
+      const interval = prediction.interval;
+      band.textContent = interval ? intervalWords(interval) : "";
+      band.hidden = !interval;
     }
     const warning = document.getElementById("answer-warning");
     warning.textContent = prediction.warning || "";

@@ -1,0 +1,64 @@
+"""``utilscli.py capture export``: captured rows as a CSV the drift and evaluate commands read.
+
+Columns: ``request_id``, ``time`` (ISO 8601, UTC), ``model_version``, ``role``, the model's
+features (named as in training), the answer's fields, ``interval_low``/``interval_high``,
+and the target (e.g. ``Height``): the true value where feedback arrived, empty otherwise,
+so ``evaluate --data`` scores exactly the labelled rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import re
+
+from cookbook.core.schema import Schema
+from cookbook.lifecycle.capture_store import CaptureStore
+
+AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_since(text: str | None, now: float | None = None) -> float | None:
+    """Return the epoch seconds *text* names (an age like ``24h`` or an ISO date-time)."""
+    if text is None:
+        return None
+    now = _dt.datetime.now(_dt.UTC).timestamp() if now is None else now
+    match = AGE.match(text.strip())
+    if match:
+        return now - float(match.group(1)) * SECONDS[match.group(2)]
+    try:
+        moment = _dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an age (30m, 24h, 7d) nor an ISO date-time."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.timestamp()
+
+
+def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tuple[str, int]:
+    """Return the CSV text of the captured rows and how many there are."""
+    fields = list(schema.answer_fields())
+    header = ["request_id", "time", "model_version", "role", *schema.feature_names, *fields,
+              "interval_low", "interval_high", schema.target.name]  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    rows = store.rows(since)
+    for row in rows:
+        moment = _dt.datetime.fromtimestamp(row["ts"], _dt.UTC).isoformat(timespec="milliseconds")
+        answer = row["answer"]
+        writer.writerow([
+            row["request_id"], moment, row["model_version"], row["role"],
+            *(row["inputs"].get(name, "") for name in schema.feature_names),
+            *(answer.get(field, "") for field in fields),
+            _blank(row["interval_low"]), _blank(row["interval_high"]), _blank(row["actual"]),
+        ])  # fmt: skip
+    return buffer.getvalue(), len(rows)
+
+
+def _blank(value: float | None) -> object:
+    return "" if value is None else value

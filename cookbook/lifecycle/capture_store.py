@@ -1,0 +1,274 @@
+"""Where captured predictions live: an embedded SQLite database or a PostgreSQL server.
+
+Each answered row is one record: the request id and the row's index in it, the time, the
+model version, which role answered (champion, canary), the inputs, the predicted value,
+the answer as sent (its prediction interval included) and, once feedback arrives, the
+true value. ``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so every
+worker of a deployment writes to one file) or ``postgresql://...`` for deployments with
+several replicas. The same SQL serves both; only placeholders and a few types differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cookbook.core.errors import MlibError
+
+COLUMNS = ("request_id", "row_index", "ts", "model_version", "role", "inputs", "prediction",
+           "answer", "interval_low", "interval_high")  # fmt: skip
+# Seconds a writer waits for another writer's lock before the batch fails.
+BUSY_TIMEOUT_SECONDS = 5.0
+
+
+class CaptureError(MlibError):
+    """The capture store cannot be reached or used: one line saying why."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One answered row, as captured."""
+
+    request_id: str
+    row_index: int
+    ts: float  # seconds since the epoch, UTC
+    model_version: str
+    role: str
+    inputs: dict[str, Any]
+    prediction: float
+    answer: dict[str, Any]
+
+    def values(self) -> tuple:
+        """Return the record's values in COLUMNS order."""
+        interval = self.answer.get("interval") or {}
+        return (self.request_id, self.row_index, self.ts, self.model_version, self.role,
+                json.dumps(self.inputs), self.prediction, json.dumps(self.answer),
+                interval.get("low"), interval.get("high"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A true value for one captured row."""
+
+    request_id: str
+    row_index: int
+    actual: float
+
+
+class CaptureStore:
+    """The capture table in one database; every method opens and closes its own connection."""
+
+    placeholder = "?"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -------------------------------------------------------------- connections
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """Yield a connection inside a transaction (committed on success)."""
+        raise NotImplementedError
+
+    def create(self) -> None:
+        """Create the table and its indexes if they do not exist."""
+        with self.connect() as db:
+            for statement in self.ddl():
+                db.execute(statement)
+
+    def ddl(self) -> list[str]:
+        """Return the statements that create the table."""
+        return [
+            f"""CREATE TABLE IF NOT EXISTS predictions (
+                request_id TEXT NOT NULL, row_index INTEGER NOT NULL, ts {self.float_type} NOT NULL,
+                model_version TEXT NOT NULL, role TEXT NOT NULL, inputs TEXT NOT NULL,
+                prediction {self.float_type} NOT NULL, answer TEXT NOT NULL,
+                interval_low {self.float_type}, interval_high {self.float_type},
+                actual {self.float_type}, actual_ts {self.float_type},
+                PRIMARY KEY (request_id, row_index))""",
+            "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
+        ]
+
+    float_type = "REAL"
+
+    def sql(self, text: str) -> str:
+        """Return *text* with ``?`` placeholders in this database's style."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Insert *records* in one transaction (a row captured twice keeps the first)."""
+        if not records:
+            return
+        marks = ", ".join("?" * len(COLUMNS))
+        statement = self.sql(
+            f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (request_id, row_index) DO NOTHING"
+        )
+        with self.connect() as db:
+            cursor = db.cursor()
+            cursor.executemany(statement, [record.values() for record in records])
+
+    def add_feedback(self, items: Sequence[Feedback]) -> dict[str, list[str]]:
+        """Join true values with captured rows; return request ids by outcome.
+
+        ``joined``: the value was stored; ``unknown``: no such captured row (never captured,
+        or trimmed by retention); ``already``: the row had feedback (the first value stands).
+        """
+        outcome: dict[str, list[str]] = {"joined": [], "unknown": [], "already": []}
+        now = time.time()
+        with self.connect() as db:
+            for item in items:
+                cursor = db.execute(
+                    self.sql("UPDATE predictions SET actual = ?, actual_ts = ? WHERE request_id = ?"
+                             " AND row_index = ? AND actual IS NULL"),
+                    (item.actual, now, item.request_id, item.row_index),
+                )  # fmt: skip
+                if cursor.rowcount:
+                    outcome["joined"].append(item.request_id)
+                    continue
+                found = db.execute(
+                    self.sql("SELECT 1 FROM predictions WHERE request_id = ? AND row_index = ?"),
+                    (item.request_id, item.row_index),
+                ).fetchone()
+                outcome["already" if found else "unknown"].append(item.request_id)
+        return outcome
+
+    def trim(self, max_rows: int | None = None, max_age_seconds: float | None = None) -> int:
+        """Delete records beyond the newest *max_rows* or older than *max_age_seconds*."""
+        deleted = 0
+        with self.connect() as db:
+            if max_age_seconds is not None:
+                cursor = db.execute(self.sql("DELETE FROM predictions WHERE ts < ?"),
+                                    (time.time() - max_age_seconds,))  # fmt: skip
+                deleted += max(cursor.rowcount, 0)
+            if max_rows is not None:
+                row = db.execute(
+                    self.sql("SELECT ts FROM predictions ORDER BY ts DESC LIMIT 1 OFFSET ?"),
+                    (max_rows,),
+                ).fetchone()
+                if row is not None:
+                    cursor = db.execute(self.sql("DELETE FROM predictions WHERE ts <= ?"),
+                                        (row[0],))  # fmt: skip
+                    deleted += max(cursor.rowcount, 0)
+        return deleted
+
+    # ------------------------------------------------------------------ reading
+
+    def rows(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Return the captured rows (oldest first), from *since* (epoch seconds) if given."""
+        query = f"SELECT {', '.join(COLUMNS)}, actual FROM predictions"
+        params: tuple = ()
+        if since is not None:
+            query += " WHERE ts >= ?"
+            params = (since,)
+        query += " ORDER BY ts, request_id, row_index"
+        with self.connect() as db:
+            found = db.execute(self.sql(query), params).fetchall()
+        names = (*COLUMNS, "actual")
+        result = []
+        for values in found:
+            row = dict(zip(names, values, strict=True))
+            row["inputs"] = json.loads(row["inputs"])
+            row["answer"] = json.loads(row["answer"])
+            result.append(row)
+        return result
+
+    def quality(self, window_seconds: float) -> dict[str, dict[str, Any]]:
+        """Return, per model version, the labelled rows' count, MAE, RMSE, bias and the
+        share whose true value lay inside the prediction interval, over the window."""
+        query = ("SELECT model_version, role, prediction, actual, interval_low, interval_high "
+                 "FROM predictions WHERE actual IS NOT NULL AND ts >= ?")  # fmt: skip
+        with self.connect() as db:
+            found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
+        by_version: dict[str, dict[str, Any]] = {}
+        for version, role, predicted, actual, low, high in found:
+            stats = by_version.setdefault(version, {"roles": set(), "errors": [], "inside": []})
+            stats["roles"].add(role)
+            stats["errors"].append(predicted - actual)
+            if low is not None and high is not None:
+                stats["inside"].append(low <= actual <= high)
+        report = {}
+        for version, stats in by_version.items():
+            errors = stats["errors"]
+            report[version] = {
+                "roles": sorted(stats["roles"]),
+                "labelled": len(errors),
+                "mae": sum(abs(e) for e in errors) / len(errors),
+                "rmse": math.sqrt(sum(e * e for e in errors) / len(errors)),
+                "bias": sum(errors) / len(errors),  # predicted minus true: > 0 is too high
+                "interval_coverage": (
+                    sum(stats["inside"]) / len(stats["inside"]) if stats["inside"] else None
+                ),  # fmt: skip
+            }
+        return report
+
+
+class SQLiteStore(CaptureStore):
+    """The embedded store: one SQLite file in WAL mode, shared by a deployment's workers."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path = Path(urlsplit(url).path)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise CaptureError(f"Cannot open the capture database {self.path}: {exc}.") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writers
+            db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; fast commits
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+
+class PostgresStore(CaptureStore):
+    """PostgreSQL: one table shared by every replica of a deployment."""
+
+    placeholder = "%s"
+    float_type = "DOUBLE PRECISION"
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            db = psycopg.connect(self.url, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise CaptureError(f"Cannot reach the capture database: {exc}".strip()) from None
+        try:
+            with db.transaction():
+                yield db
+        finally:
+            db.close()
+
+
+def open_store(url: str) -> CaptureStore:
+    """Return the store *url* names (``sqlite:///PATH`` or ``postgresql://...``)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        return SQLiteStore(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(url)
+    raise CaptureError(
+        f"CAPTURE_URL {url!r} is neither sqlite:///PATH nor postgresql://...: fix it."
+    )

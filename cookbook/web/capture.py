@@ -1,0 +1,162 @@
+"""Capture every answered prediction, off the request path.
+
+Each worker keeps a bounded queue and one writer thread (started in the worker, after the
+fork) that writes batches to the capture store every ``FLUSH_SECONDS`` at most, so an
+answer is in the store well within a second of being sent. When the queue is full, the
+record is dropped and counted in ``capture_dropped_total``; the request never waits.
+``CAPTURE_FRACTION`` samples requests; retention (``CAPTURE_MAX_ROWS``,
+``CAPTURE_MAX_AGE_DAYS``) is enforced by the writer now and then.
+
+Where the data goes, ``CAPTURE_URL``: by default an SQLite file that belongs to this
+deployment, ``<tmp>/cookbook-capture/<deployment>/capture.sqlite3``, where ``<deployment>``
+names the served model's path and the port, so two services on one machine never share
+a file; in a container, ``<tmp>`` is the container's own ``/tmp``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cookbook.core.prediction import Row
+from cookbook.lifecycle.capture_store import CaptureStore, Record, open_store
+from cookbook.web.request_log import SERVICE_LOGGER
+
+log = logging.getLogger(SERVICE_LOGGER)
+FLUSH_SECONDS = 0.2
+BATCH_RECORDS = 500
+# Retention is checked after this many writes (a DELETE per batch would cost every batch).
+TRIM_EVERY_BATCHES = 50
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Where and how much to capture, from the environment."""
+
+    url: str
+    fraction: float = 1.0
+    queue_records: int = 10_000
+    max_rows: int | None = 1_000_000
+    max_age_days: float | None = 30.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], model_path: str) -> CaptureSettings:
+        """Return the settings in *environ*; raise ValueError naming a bad variable."""
+
+        def number(name: str, default: float | None, kind: type = float) -> Any:
+            text = environ.get(name)
+            if text in (None, ""):
+                return default
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {text!r}.") from None
+
+        fraction = number("CAPTURE_FRACTION", 1.0)
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"CAPTURE_FRACTION must be between 0 and 1, got {fraction}.")
+        return cls(
+            url=environ.get("CAPTURE_URL") or default_url(model_path, environ.get("PORT", "")),
+            fraction=fraction,
+            queue_records=number("CAPTURE_QUEUE", 10_000, int),
+            max_rows=number("CAPTURE_MAX_ROWS", 1_000_000, int),
+            max_age_days=number("CAPTURE_MAX_AGE_DAYS", 30.0),
+        )
+
+
+def default_url(model_path: str, port: str) -> str:
+    """Return this deployment's own SQLite file: named by the model's path and the port."""
+    identity = f"{os.path.realpath(model_path)}:{port}"
+    deployment = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), "cookbook-capture", deployment)
+    return f"sqlite:///{folder}/capture.sqlite3"
+
+
+class CaptureWriter:
+    """A bounded queue of records and the thread that writes them, per process."""
+
+    def __init__(self, settings: CaptureSettings, dropped: Any, errors: Any) -> None:
+        self.settings = settings
+        self.store: CaptureStore = open_store(settings.url)
+        self.dropped = dropped  # prometheus counters, shared across workers
+        self.errors = errors
+        self._pid: int | None = None
+        self._queue: queue.Queue = queue.Queue(settings.queue_records)
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Create the table; raise ``CaptureError`` if the store cannot be used at all."""
+        self.store.create()
+
+    def record(self, request_id: str, version: str, role: str, names: Sequence[str],
+               rows: Sequence[Row], values: Sequence[float],
+               answers: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
+        """Queue the answered rows of one request (sampled by CAPTURE_FRACTION)."""
+        fraction = self.settings.fraction
+        if fraction < 1.0 and random.random() >= fraction:
+            return
+        self._ensure_thread()
+        now = time.time()
+        for index, (row, value, answer) in enumerate(zip(rows, values, answers, strict=True)):
+            inputs = dict(zip(names, row, strict=True))
+            record = Record(request_id, index, now, version, role, inputs, float(value),
+                            dict(answer))  # fmt: skip
+            try:
+                self._queue.put_nowait(record)
+            except queue.Full:
+                self.dropped.inc()
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # A forked worker inherits the queue's locks in whatever state: start afresh.
+            self._queue = queue.Queue(self.settings.queue_records)
+            threading.Thread(target=self._run, name="capture-writer", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        batches = 0
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + FLUSH_SECONDS
+            while len(batch) < BATCH_RECORDS:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=timeout))
+                except queue.Empty:
+                    break
+            try:
+                self.store.write(batch)
+                batches += 1
+                if batches % TRIM_EVERY_BATCHES == 0:
+                    self._trim()
+            except Exception as exc:  # a store outage (CaptureError or driver) must not end it
+                self.errors.inc(len(batch))
+                log.error(
+                    "capture write failed",
+                    extra={
+                        "fields": {
+                            "event": "capture_failed",
+                            "records": len(batch),
+                            "reason": str(exc),
+                        }
+                    },
+                )
+
+    def _trim(self) -> None:
+        age = self.settings.max_age_days
+        self.store.trim(self.settings.max_rows, None if age is None else age * 86_400)

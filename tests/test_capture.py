@@ -1,0 +1,247 @@
+"""Data capture, ground-truth feedback and online quality: the stores for real (SQLite and
+PostgreSQL), the routes through the app, and a real production server with two workers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+
+import pytest
+import requests
+from helpers import ROOT, run_script, start_server, stop
+
+import mlib
+from app import create_app
+from cookbook.cli.capture_export import parse_since
+from cookbook.lifecycle.capture_store import Feedback, Record, open_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/capture.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = open_store(url)
+    store.create()
+    if request.param == "postgresql":
+        with store.connect() as db:
+            db.execute("DELETE FROM predictions")
+    return store
+
+
+def record(request_id: str, index: int = 0, predicted: float = 73.0, ts: float | None = None,
+           version: str = "v1", low: float = 70.0, high: float = 76.0) -> Record:  # fmt: skip
+    answer = {"height_inches": predicted, "interval": {"low": low, "high": high, "coverage": 0.9}}
+    return Record(request_id, index, ts or time.time(), version, "champion", {"Weight": 200.0},
+                  predicted, answer)  # fmt: skip
+
+
+def test_feedback_joins_once_and_names_unknown_ids(store):
+    store.write([record("a"), record("b", 0), record("b", 1)])
+    outcome = store.add_feedback([Feedback("a", 0, 74.0), Feedback("b", 1, 69.0),
+                                  Feedback("nope", 0, 70.0)])  # fmt: skip
+    assert outcome == {"joined": ["a", "b"], "unknown": ["nope"], "already": []}
+    again = store.add_feedback([Feedback("a", 0, 80.0)])
+    assert again == {"joined": [], "unknown": [], "already": ["a"]}
+    actual = {(r["request_id"], r["row_index"]): r["actual"] for r in store.rows()}
+    assert actual == {("a", 0): 74.0, ("b", 0): None, ("b", 1): 69.0}  # the first value stands
+
+
+def test_quality_is_computed_per_version(store):
+    truths = {"v1": [(73.0, 74.0), (73.0, 71.0), (75.0, 77.5)], "v2": [(70.0, 70.5)]}
+    items = []
+    for version, pairs in truths.items():
+        for i, (predicted, actual) in enumerate(pairs):
+            store.write([record(f"{version}-{i}", predicted=predicted, version=version,
+                                low=predicted - 2, high=predicted + 2)])  # fmt: skip
+            items.append(Feedback(f"{version}-{i}", 0, actual))
+    store.add_feedback(items)
+    report = store.quality(3600)
+    errors = [p - a for p, a in truths["v1"]]
+    assert report["v1"]["labelled"] == 3
+    assert report["v1"]["mae"] == pytest.approx(sum(map(abs, errors)) / 3)
+    assert report["v1"]["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / 3))
+    assert report["v1"]["bias"] == pytest.approx(sum(errors) / 3)
+    assert report["v1"]["interval_coverage"] == pytest.approx(2 / 3)  # 77.5 is outside 73-77
+    assert report["v2"]["labelled"] == 1 and report["v2"]["interval_coverage"] == 1.0
+
+
+def test_retention_keeps_the_newest_rows(store):
+    now = time.time()
+    store.write([record(f"r{i}", ts=now - 100 + i) for i in range(10)])
+    store.trim(max_rows=4)
+    assert [r["request_id"] for r in store.rows()] == ["r6", "r7", "r8", "r9"]
+    store.trim(max_age_seconds=92.5)  # r6 (94 s old) and r7 (93 s) go
+    assert [r["request_id"] for r in store.rows()] == ["r8", "r9"]
+    assert [r["request_id"] for r in store.rows(since=now - 91.5)] == ["r9"]
+
+
+def test_since_reads_ages_and_dates():
+    assert parse_since("24h", now=100_000.0) == 100_000.0 - 86_400
+    assert parse_since("2026-01-01T00:00:00") == parse_since("2026-01-01T00:00:00+00:00")
+    with pytest.raises(ValueError, match="neither an age"):
+        parse_since("yesterday")
+
+
+# ------------------------------------------------------------------ through the app
+
+
+@pytest.fixture
+def capture_app(trained_model, tmp_path):
+    url = f"sqlite:///{tmp_path}/capture.sqlite3"
+    app = create_app({"MODEL_PATH": str(trained_model), "TESTING": True,
+                      "CAPTURE_ENV": {"CAPTURE_URL": url}})  # fmt: skip
+    return app, app.test_client(), open_store(url)
+
+
+def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
+    deadline = time.monotonic() + seconds
+    while len(rows := store.rows()) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return rows
+
+
+def test_every_contract_is_captured_within_a_second(capture_app):
+    _, client, store = capture_app
+    sent = time.monotonic()
+    client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
+    client.post("/predict", json={"Weight": [180, 250]}, headers={"X-Request-ID": "p2"})
+    client.get("/?weight=190", headers={"X-Request-ID": "page"})
+    client.post(
+        "/v2/models/mlb-height/infer",
+        headers={"X-Request-ID": "v2"},
+        json={"inputs": [{"name": "Weight", "datatype": "FP64", "shape": [1], "data": [210]}]},
+    )
+    client.post("/invocations", data="220\n", content_type="text/csv",
+                headers={"X-Request-ID": "sm"})  # fmt: skip
+    client.post("/predict", json={"Weight": "x"})  # refused: nothing to capture
+    rows = wait_for_rows(store, 6)
+    assert time.monotonic() - sent < 1.0 + 0.5  # the writer flushes every 0.2 s
+    captured = {(r["request_id"], r["row_index"]): r for r in rows}
+    assert set(captured) == {("p1", 0), ("p2", 0), ("p2", 1), ("page", 0), ("v2", 0), ("sm", 0)}
+    assert captured[("p2", 1)]["inputs"] == {"Weight": 250.0}
+    assert captured[("p1", 0)]["answer"]["height_human_readable"] == "6 foot, 2 inches"
+    assert {r["role"] for r in rows} == {"champion"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"request_id": "p1", "actual": "74"}, 400, "must be a number"),
+        ({"request_id": "p1", "actual": True}, 400, "must be a number"),
+        ({"request_id": "p1", "actual": None}, 400, "must be a number"),
+        ({"request_id": "p1"}, 400, "must be a number"),
+        ({"actual": 74}, 400, "request_id"),
+        ({"request_id": "p1", "actual": 74, "index": -1}, 400, "index"),
+        ([], 400, "empty"),
+        ({"request_id": "never", "actual": 74}, 404, "Unknown or expired"),
+    ],
+)
+def test_bad_feedback_is_refused_with_a_reason(capture_app, body, status, words):
+    _, client, store = capture_app
+    client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
+    wait_for_rows(store, 1)
+    response = client.post("/feedback", json=body)
+    assert response.status_code == status and words in response.get_json()["error"]
+
+
+def test_non_finite_feedback_is_refused(capture_app):
+    _, client, _ = capture_app
+    response = client.post("/feedback", data='{"request_id": "p1", "actual": 1e999}')
+    assert response.status_code == 400 and "finite" in response.get_json()["error"]
+
+
+def test_feedback_then_quality_and_its_metrics(capture_app, trained_model):
+    _, client, store = capture_app
+    client.post("/predict", json={"Weight": [200, 180]}, headers={"X-Request-ID": "b1"})
+    wait_for_rows(store, 2)
+    joined = client.post(
+        "/feedback",
+        json=[
+            {"request_id": "b1", "actual": 74.0},
+            {"request_id": "b1", "index": 1, "actual": 71.0},
+        ],
+    )
+    assert joined.status_code == 200 and joined.get_json()["joined"] == ["b1", "b1"]
+    twice = client.post("/feedback", json={"request_id": "b1", "actual": 60.0})
+    assert twice.status_code == 409
+    version = mlib.read_metadata(trained_model)["model_version"]
+    report = client.get("/quality").get_json()["versions"][version]
+    predicted = [r["prediction"] for r in store.rows()]
+    errors = [predicted[0] - 74.0, predicted[1] - 71.0]
+    assert report["labelled"] == 2
+    assert report["mae"] == pytest.approx(sum(map(abs, errors)) / 2)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'model_quality_labelled{{version="{version}"}} 2.0' in metrics
+    assert "capture_dropped_total 0.0" in metrics
+
+
+def test_capture_fraction_zero_captures_nothing(trained_model, tmp_path):
+    url = f"sqlite:///{tmp_path}/none.sqlite3"
+    app = create_app({"MODEL_PATH": str(trained_model), "TESTING": True,
+                      "CAPTURE_ENV": {"CAPTURE_URL": url, "CAPTURE_FRACTION": "0"}})  # fmt: skip
+    client = app.test_client()
+    assert client.post("/predict", json={"Weight": 200}).status_code == 200
+    assert client.get("/quality").get_json()["versions"] == {}
+
+
+def test_a_full_queue_drops_records_not_requests(trained_model, tmp_path):
+    url = f"sqlite:///{tmp_path}/small.sqlite3"
+    app = create_app({"MODEL_PATH": str(trained_model), "TESTING": True,
+                      "CAPTURE_ENV": {"CAPTURE_URL": url, "CAPTURE_QUEUE": "5"}})  # fmt: skip
+    client = app.test_client()
+    response = client.post("/predict", json={"Weight": [200] * 2000})
+    assert response.status_code == 200 and len(response.get_json()["predictions"]) == 2000
+    metrics = client.get("/metrics").get_data(as_text=True)
+    dropped = next(float(line.split()[-1]) for line in metrics.splitlines()
+                   if line.startswith("capture_dropped_total "))  # fmt: skip
+    assert dropped >= 2000 - 5 - 500  # what the queue and one in-flight batch could hold
+
+
+# ------------------------------------------------------- a real server, two workers
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_capture_feedback_and_export_on_the_production_server(request, trained_model, tmp_path,
+                                                               backend):  # fmt: skip
+    url = (f"sqlite:///{tmp_path}/capture.sqlite3" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))  # fmt: skip
+    if backend == "postgresql":
+        store = open_store(url)
+        store.create()
+        with store.connect() as db:
+            db.execute("DELETE FROM predictions")
+    process, base_url = start_server(trained_model, tmp_path, CAPTURE_URL=url)
+    try:
+        ids = []
+        for i in range(40):  # new connections: both workers answer some
+            weight = 170 + i
+            answer = requests.post(f"{base_url}/predict", json={"Weight": weight}, timeout=10)
+            ids.append((answer.headers["X-Request-ID"], weight))
+        time.sleep(1.0)  # captured within a second of being answered
+        feedback = [{"request_id": rid, "actual": 60 + w / 5} for rid, w in ids]
+        joined = requests.post(f"{base_url}/feedback", json=feedback, timeout=10)
+        assert joined.status_code == 200 and len(joined.json()["joined"]) == 40
+        quality = requests.get(f"{base_url}/quality", timeout=10).json()["versions"]
+        assert [stats["labelled"] for stats in quality.values()] == [40]
+        exported = tmp_path / "captured.csv"
+        env = {"MODEL_PATH": str(trained_model), "CAPTURE_URL": url}
+        result = run_script("utilscli.py", "capture", "export", "--output", str(exported),
+                            env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.DictReader(io.StringIO(exported.read_text())))
+        assert len(rows) == 40 and {r["request_id"] for r in rows} == {rid for rid, _ in ids}
+        for command in (["drift", "--data", str(exported)], ["evaluate", "--data", str(exported)]):
+            checked = run_script("utilscli.py", *command, env=env)
+            assert checked.returncode in (0, 1, 2), checked.stderr  # a verdict, not a failure
+        evaluated = run_script("utilscli.py", "evaluate", "--data", str(exported), "--json",
+                               env=env)  # fmt: skip
+        import json
+
+        assert json.loads(evaluated.stdout)["overall"]["rows"] == 40
+    finally:
+        stop(process)
+    assert ROOT.exists()
