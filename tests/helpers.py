@@ -50,6 +50,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "htwtmlb.csv"
 
 
+def openapi_paths(app) -> set[str]:
+    """Return the app's routes as OpenAPI writes them (Flask's <name> is OpenAPI's {name})."""
+    return {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()
+            if rule.endpoint != "static"}  # fmt: skip
+
+
 def break_model(model_file: Path, fault: str) -> Path:
     """Damage the model pair at *model_file* as *fault* says; return the path to load."""
     metadata_file = metadata_path(model_file)

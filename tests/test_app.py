@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from helpers import ANSWER_200_LBS, BAD_BODIES
+from helpers import ANSWER_200_LBS, BAD_BODIES, openapi_paths
 
 import mlib
 from app import create_app
@@ -141,10 +141,7 @@ def test_metrics_count_requests_and_predictions(client):
 def test_openapi_documents_every_route(app, client):
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
-    # Flask writes a path parameter <name>, OpenAPI {name}.
-    routes = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()
-              if rule.endpoint != "static"}  # fmt: skip
-    assert routes == set(document["paths"])
+    assert openapi_paths(app) == set(document["paths"])
     predict = document["paths"]["/predict"]["post"]
     assert {"200", "400", "413"} <= set(predict["responses"])
     assert predict["requestBody"]["content"]["application/json"]["examples"]
