@@ -33,6 +33,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Unset or empty: /predict is open and the admin routes do not exist (404).
         API_TOKEN=os.environ.get("API_TOKEN") or None,
         ADMIN_TOKEN=os.environ.get("ADMIN_TOKEN") or None,
+        # A candidate that scores the champion's traffic without answering (cookbook.web.shadow).
+        SHADOW_MODEL_PATH=os.environ.get("SHADOW_MODEL_PATH") or None,
+        # Shadow answers further apart than this (in the target's unit) count as disagreeing.
+        ROLLOUT_TOLERANCE=float(os.environ.get("ROLLOUT_TOLERANCE") or 1.0),
     )
     if config:
         app.config.update(config)

@@ -653,6 +653,47 @@ def capture_export(since: str | None, output: Path, capture_url: str | None) -> 
         click.echo(f"Wrote {count:,} captured rows to {output}", err=True)
 
 
+@cli.group("rollout")
+def rollout() -> None:
+    """Watch a candidate model on live traffic before it is promoted."""
+
+
+@rollout.command("status")
+@host_option("Base URL of a deployment (a .../predict URL works too).")
+@timeout_option(10.0, "Seconds to wait for the answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def rollout_status(host: str, timeout: float, as_json: bool) -> None:
+    """Print the champion and the shadow with their figures (GET /rollout)."""
+    import requests
+
+    url = service_root(host) + "/rollout"
+    try:
+        response = requests.get(url, timeout=timeout)
+    except requests.exceptions.RequestException as exc:
+        raise click.ClickException(f"Cannot reach {url}: {_reason(exc)}") from None
+    if not response.ok:
+        raise click.ClickException(f"{url} answered {response.status_code}.")
+    report = response.json()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"Champion: {report['champion']['version']}")
+    shadow = report.get("shadow")
+    if shadow is None:
+        refused = report.get("shadow_refused")
+        click.echo(f"Shadow:   none{f' ({refused})' if refused else ''}")
+        return
+    click.echo(
+        f"Shadow:   {shadow['version']}: {shadow['n']} rows scored, mean |difference| "
+        f"{_fmt(shadow['mean_abs_difference'], 3)}, p95 {_fmt(shadow['p95_abs_difference'], 3)}, "
+        f"beyond {shadow['tolerance']:g}: {_fmt(shadow['share_beyond_tolerance'], 3)}"
+    )
+    click.echo(
+        f"          labelled {shadow['labelled']}: MAE champion "
+        f"{_fmt(shadow['champion_mae'], 3)}, shadow {_fmt(shadow['shadow_mae'], 3)}"
+    )
+
+
 @cli.command("card")
 @click.option(
     "--output",

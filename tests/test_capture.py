@@ -245,3 +245,75 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
     finally:
         stop(process)
     assert ROOT.exists()
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+@pytest.fixture
+def shadow_model(tmp_path, data_file):
+    """A different model of the same features: what a retrain with alpha=50 gives."""
+    return mlib.train(data_file, tmp_path / "shadow" / "model.joblib", alpha=50.0).model_file
+
+
+def shadow_app(trained_model, tmp_path, shadow_path):
+    url = f"sqlite:///{tmp_path}/capture.sqlite3"
+    app = create_app({"MODEL_PATH": str(trained_model), "TESTING": True,
+                      "SHADOW_MODEL_PATH": str(shadow_path), "ROLLOUT_TOLERANCE": 0.05,
+                      "CAPTURE_ENV": {"CAPTURE_URL": url}})  # fmt: skip
+    return app.test_client(), open_store(url)
+
+
+def test_a_shadow_scores_every_row_and_never_answers(trained_model, tmp_path, shadow_model):
+    client, store = shadow_app(trained_model, tmp_path, shadow_model)
+    champion = mlib.load_predictor(trained_model)
+    shadow = mlib.load_predictor(shadow_model)
+    weights = [170, 200, 240]
+    answer = client.post("/predict", json={"Weight": weights}, headers={"X-Request-ID": "s1"})
+    assert answer.get_json() == champion.answer({"Weight": weights})  # the champion answers
+    assert answer.headers["X-Model-Version"] == champion.version
+    deadline = time.monotonic() + 2
+    while len(store.rows()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    roles = sorted((r["role"], r["model_version"]) for r in store.rows())
+    assert roles == [("champion", champion.version)] * 3 + [("shadow", shadow.version)] * 3
+    client.post("/feedback", json=[{"request_id": "s1", "index": i, "actual": 73.0}
+                                   for i in range(3)])  # fmt: skip
+    report = client.get("/rollout").get_json()
+    expected = [abs(shadow.predict_row((w,)) - champion.predict_row((w,))) for w in weights]
+    assert report["champion"]["version"] == champion.version
+    assert report["shadow"]["version"] == shadow.version and report["shadow"]["n"] == 3
+    assert report["shadow"]["mean_abs_difference"] == pytest.approx(sum(expected) / 3)
+    assert report["shadow"]["share_beyond_tolerance"] == pytest.approx(
+        sum(d > 0.05 for d in expected) / 3)  # fmt: skip
+    assert report["shadow"]["labelled"] == 3
+    assert report["shadow"]["shadow_mae"] == pytest.approx(
+        sum(abs(shadow.predict_row((w,)) - 73.0) for w in weights) / 3)  # fmt: skip
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "model_shadow_abs_difference_count 3.0" in metrics
+    # Quality and the export keep to what was answered.
+    assert list(client.get("/quality").get_json()["versions"]) == [champion.version]
+
+
+def test_a_broken_shadow_never_affects_the_answers(trained_model, tmp_path, shadow_model):
+    shadow_model.write_bytes(b"tampered")
+    client, _ = shadow_app(trained_model, tmp_path, shadow_model)
+    answer = client.post("/predict", json={"Weight": 200})
+    assert answer.status_code == 200
+    report = client.get("/rollout").get_json()
+    assert report["shadow"] is None and "does not match" in report["shadow_refused"]
+
+
+def test_rollout_status_prints_the_shadows_figures(trained_model, tmp_path, shadow_model):
+    process, base_url = start_server(trained_model, tmp_path, SHADOW_MODEL_PATH=str(shadow_model),
+                                     CAPTURE_URL=f"sqlite:///{tmp_path}/c.sqlite3")  # fmt: skip
+    try:
+        for weight in (180, 200, 220):
+            requests.post(f"{base_url}/predict", json={"Weight": weight}, timeout=10)
+        time.sleep(1.0)
+        result = run_script("utilscli.py", "rollout", "status", "--host", base_url, env={})
+    finally:
+        stop(process)
+    assert result.returncode == 0, result.stderr
+    shadow = mlib.read_metadata(shadow_model)["model_version"]
+    assert f"Shadow:   {shadow}: 3 rows scored" in result.stdout

@@ -16,6 +16,8 @@ import re
 from cookbook.core.schema import Schema
 from cookbook.lifecycle.capture_store import CaptureStore
 
+# The roles whose answers were sent; a shadow's rows are scored only (see GET /rollout).
+ANSWERING_ROLES = ("champion", "canary")
 AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -47,7 +49,7 @@ def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tu
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    rows = store.rows(since)
+    rows = store.rows(since, roles=ANSWERING_ROLES)
     for row in rows:
         moment = _dt.datetime.fromtimestamp(row["ts"], _dt.UTC).isoformat(timespec="milliseconds")
         answer = row["answer"]

@@ -93,7 +93,7 @@ class CaptureStore:
                 prediction {self.float_type} NOT NULL, answer TEXT NOT NULL,
                 interval_low {self.float_type}, interval_high {self.float_type},
                 actual {self.float_type}, actual_ts {self.float_type},
-                PRIMARY KEY (request_id, row_index))""",
+                PRIMARY KEY (request_id, row_index, role))""",
             "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
         ]
 
@@ -112,7 +112,7 @@ class CaptureStore:
         marks = ", ".join("?" * len(COLUMNS))
         statement = self.sql(
             f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({marks}) "
-            "ON CONFLICT (request_id, row_index) DO NOTHING"
+            "ON CONFLICT (request_id, row_index, role) DO NOTHING"
         )
         with self.connect() as db:
             cursor = db.cursor()
@@ -164,13 +164,21 @@ class CaptureStore:
 
     # ------------------------------------------------------------------ reading
 
-    def rows(self, since: float | None = None) -> list[dict[str, Any]]:
-        """Return the captured rows (oldest first), from *since* (epoch seconds) if given."""
+    def rows(self, since: float | None = None, roles: Sequence[str] | None = None
+             ) -> list[dict[str, Any]]:  # fmt: skip
+        """Return the captured rows (oldest first), from *since* (epoch seconds) if given,
+        of the given *roles* only if given."""
         query = f"SELECT {', '.join(COLUMNS)}, actual FROM predictions"
-        params: tuple = ()
+        conditions, params = [], []
         if since is not None:
-            query += " WHERE ts >= ?"
-            params = (since,)
+            conditions.append("ts >= ?")
+            params.append(since)
+        if roles is not None:
+            conditions.append(f"role IN ({', '.join('?' * len(roles))})")
+            params.extend(roles)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        params = tuple(params)
         query += " ORDER BY ts, request_id, row_index"
         with self.connect() as db:
             found = db.execute(self.sql(query), params).fetchall()
@@ -183,11 +191,23 @@ class CaptureStore:
             result.append(row)
         return result
 
+    def shadow_pairs(self, window_seconds: float) -> list[tuple[float, float, float | None]]:
+        """Return (champion value, shadow value, true value or None) for every row both
+        scored in the window."""
+        query = ("SELECT c.prediction, s.prediction, c.actual FROM predictions c JOIN predictions s"
+                 " ON s.request_id = c.request_id AND s.row_index = c.row_index"
+                 " WHERE c.role = 'champion' AND s.role = 'shadow' AND c.ts >= ?")  # fmt: skip
+        with self.connect() as db:
+            found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
+        return [tuple(row) for row in found]
+
     def quality(self, window_seconds: float) -> dict[str, dict[str, Any]]:
         """Return, per model version, the labelled rows' count, MAE, RMSE, bias and the
         share whose true value lay inside the prediction interval, over the window."""
+        # Shadow rows are scored, never answered: their quality is /rollout's.
         query = ("SELECT model_version, role, prediction, actual, interval_low, interval_high "
-                 "FROM predictions WHERE actual IS NOT NULL AND ts >= ?")  # fmt: skip
+                 "FROM predictions WHERE actual IS NOT NULL AND ts >= ? "
+                 "AND role <> 'shadow'")  # fmt: skip
         with self.connect() as db:
             found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
         by_version: dict[str, dict[str, Any]] = {}

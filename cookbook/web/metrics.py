@@ -36,6 +36,8 @@ from cookbook.core.schema import NumberFeature, Schema
 LATENCY_BUCKETS_SECONDS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
+# Shadow disagreement, in the target's unit (inches for the MLB models).
+SHADOW_DIFFERENCE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 # Used for a feature or target whose schema names no buckets of its own.
 DEFAULT_VALUE_BUCKETS = (0.01, 0.1, 1, 10, 100, 1000, 10_000)
 
@@ -98,6 +100,18 @@ class ServiceMetrics:
         self.capture_errors = Counter(
             "capture_errors_total",
             "Predictions not captured because the capture store failed to write them.",
+            registry=registry,
+        )
+        self.shadow_differences = Histogram(
+            "model_shadow_abs_difference",
+            "Absolute difference between the shadow model's prediction and the champion's, "
+            "in the target's unit (one observation per row).",
+            buckets=SHADOW_DIFFERENCE_BUCKETS,
+            registry=registry,
+        )
+        self.shadow_errors = Counter(
+            "model_shadow_errors_total",
+            "Shadow scorings that failed or were dropped (the answers were not affected).",
             registry=registry,
         )
         self.reloads = Counter(

@@ -370,6 +370,11 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
                 "413": _error("Too many items.", "Split the feedback."),
             },
         }},
+        "/rollout": {"get": {
+            "summary": "The champion and the shadow model: how far apart they answer on the "
+                       "same rows, and both models' MAE where feedback arrived",
+            "responses": {"200": _json_response("Rollout report.", json_object)},
+        }},
         "/quality": {"get": {
             "summary": "Online quality per model version from feedback: labelled rows, MAE, "
                        "RMSE, bias and interval coverage",

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
 from cookbook.web import auth, payload
 from cookbook.web.served import service_state
+from cookbook.web.shadow import rollout_report
 from cookbook.web.views import json_response, unauthorized
 
 blueprint = Blueprint("quality", __name__)
@@ -114,6 +115,26 @@ def quality() -> Response:
     except CaptureError as exc:
         return json_response({"error": str(exc)}, 503)
     return json_response({"window_seconds": window_seconds, "versions": versions})
+
+
+@blueprint.get("/rollout")
+def rollout() -> Response:
+    """Return the champion and the shadow: how far apart they answer, and their MAE where
+    feedback arrived, over the quality window."""
+    state = service_state()
+    tolerance = current_app.config["ROLLOUT_TOLERANCE"]
+    body: dict[str, Any] = {
+        "window_seconds": QUALITY_WINDOW_SECONDS,
+        "champion": {"version": state.served.version},
+        "shadow": None,
+    }
+    if state.shadow_refusal:
+        body["shadow_refused"] = state.shadow_refusal
+    if state.shadow is not None:
+        pairs = [] if state.capture is None else state.capture.store.shadow_pairs(
+            QUALITY_WINDOW_SECONDS)  # fmt: skip
+        body["shadow"] = {"version": state.shadow.version, **rollout_report(pairs, tolerance)}
+    return json_response(body)
 
 
 def quality_metrics() -> bytes:

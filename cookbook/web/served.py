@@ -7,17 +7,22 @@ assignment on reload, so a request sees the old model or the new one, never half
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, request
 
+from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor, Row
 from cookbook.web.capture import CaptureSettings, CaptureWriter
 from cookbook.web.metrics import ModelMetrics, ServiceMetrics
 from cookbook.web.online_drift import DriftMonitor
-from cookbook.web.reload import ReloadState
+from cookbook.web.reload import ReloadState, load_verified
+from cookbook.web.request_log import SERVICE_LOGGER
+from cookbook.web.shadow import ShadowScorer
 
+log = logging.getLogger(SERVICE_LOGGER)
 EXTENSION = "cookbook"
 # Where the request plumbing leaves the response's request id in the WSGI environ.
 REQUEST_ID_KEY = "cookbook.request_id"
@@ -65,6 +70,8 @@ class ServiceState:
     metrics: ServiceMetrics
     reload: ReloadState  # created before gunicorn forks (preload_app): every worker shares it
     capture: CaptureWriter | None = None  # None: CAPTURE_FRACTION is 0
+    shadow: ShadowScorer | None = None  # SHADOW_MODEL_PATH's model, when it loaded
+    shadow_refusal: str | None = None  # why SHADOW_MODEL_PATH is not scoring
     # More Prometheus text for /metrics, computed at scrape time (the quality gauges).
     metric_sources: list[Callable[[], bytes]] = field(default_factory=list)
 
@@ -76,11 +83,14 @@ class ServiceState:
         """
         served = self.served
         served.observe(rows, values)
+        request_id = request.environ.get(REQUEST_ID_KEY, "")
         if self.capture is not None:
             answers = body["predictions"] if "predictions" in body else [body["prediction"]]
-            self.capture.record(request.environ.get(REQUEST_ID_KEY, ""), served.version,
-                                CHAMPION, served.predictor.schema.feature_names, rows, values,
+            self.capture.record(request_id, served.version, CHAMPION,
+                                served.predictor.schema.feature_names, rows, values,
                                 answers)  # fmt: skip
+        if self.shadow is not None:
+            self.shadow.submit(request_id, rows, values)
 
 
 def init_app(app: Flask, predictor: Predictor) -> ServiceState:
@@ -95,6 +105,21 @@ def init_app(app: Flask, predictor: Predictor) -> ServiceState:
         capture = CaptureWriter(settings, metrics.capture_dropped, metrics.capture_errors)
         capture.prepare()
     state = ServiceState(ServedModel.of(predictor, 0, metrics), metrics, ReloadState(), capture)
+    shadow_path = app.config.get("SHADOW_MODEL_PATH")
+    if shadow_path:
+        try:
+            shadow = load_verified(shadow_path)
+            if shadow.schema.feature_names != predictor.schema.feature_names:
+                theirs = ", ".join(shadow.schema.feature_names)
+                ours = ", ".join(predictor.schema.feature_names)
+                raise MlibError(f"it takes {theirs}, the champion {ours}")
+        except MlibError as exc:
+            # A shadow never affects the answers: a bad one is reported, not fatal.
+            state.shadow_refusal = f"Shadow model {shadow_path} refused: {exc}"
+            log.error(state.shadow_refusal, extra={"fields": {"event": "shadow_refused"}})
+        else:
+            state.shadow = ShadowScorer(shadow, capture, metrics.shadow_differences,
+                                        metrics.shadow_errors)  # fmt: skip
     app.extensions[EXTENSION] = state
     return state
 

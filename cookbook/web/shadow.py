@@ -1,0 +1,114 @@
+"""Shadow scoring: a candidate model scores the champion's traffic, off the request path.
+
+With ``SHADOW_MODEL_PATH`` set, every answered request's validated rows go (through a
+bounded queue, per worker) to a thread that predicts them with the shadow model, records
+the absolute difference from the champion's answer (``model_shadow_abs_difference``) and
+captures the shadow's answer under the role ``shadow``, beside the champion's. The shadow
+never answers, and a shadow that fails to load or errors never affects an answer: the
+failure is logged and counted (``model_shadow_errors_total``). ``GET /rollout`` compares
+the two on the same rows, with both models' MAE where feedback arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from cookbook.core.prediction import Predictor, Row
+from cookbook.web.capture import CaptureWriter
+from cookbook.web.metrics import observe_many
+from cookbook.web.request_log import SERVICE_LOGGER
+
+log = logging.getLogger(SERVICE_LOGGER)
+SHADOW = "shadow"
+QUEUE_REQUESTS = 10_000
+
+
+class ShadowScorer:
+    """Score the champion's rows with a shadow model in a thread of each worker."""
+
+    def __init__(self, predictor: Predictor, capture: CaptureWriter | None, differences: Any,
+                 errors: Any) -> None:  # fmt: skip
+        self.predictor = predictor
+        self.capture = capture
+        self.differences = differences  # histogram of |shadow - champion|
+        self.errors = errors
+        self._pid: int | None = None
+        self._queue: queue.Queue = queue.Queue(QUEUE_REQUESTS)
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        """Return the shadow model's version."""
+        return self.predictor.version
+
+    def submit(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
+        """Queue a request's rows and the champion's values; drop (and count) when full."""
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait((request_id, rows, values))
+        except queue.Full:
+            self.errors.inc()
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.Queue(QUEUE_REQUESTS)  # a forked worker starts afresh
+            threading.Thread(target=self._run, name="shadow-scorer", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            request_id, rows, values = self._queue.get()
+            try:
+                self.score(request_id, rows, values)
+            except Exception as exc:  # the shadow's failure is its own, never the answer's
+                self.errors.inc()
+                log.error("shadow scoring failed", extra={"fields": {
+                    "event": "shadow_failed", "model_version": self.version,
+                    "reason": str(exc)}})  # fmt: skip
+
+    def score(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
+        """Predict *rows* with the shadow; record the differences and capture its answers."""
+        shadow_values = self.predictor.predict_rows(rows)
+        differences = [abs(s - c) for s, c in zip(shadow_values, values, strict=True)]
+        if not all(math.isfinite(d) for d in differences):
+            raise ValueError("the shadow predicted a non-finite value")
+        observe_many(self.differences, differences)
+        if self.capture is not None:
+            answers = [self.predictor.answer_row(row, value)
+                       for row, value in zip(rows, shadow_values, strict=True)]  # fmt: skip
+            self.capture.record(request_id, self.version, SHADOW,
+                                self.predictor.schema.feature_names, rows, shadow_values,
+                                answers)  # fmt: skip
+
+
+def rollout_report(pairs: Sequence[tuple[float, float, float | None]],
+                   tolerance: float) -> dict[str, Any]:  # fmt: skip
+    """Summarise (champion, shadow, true-or-None) pairs: disagreement and, where labelled,
+    both models' MAE on the same rows."""
+    differences = sorted(abs(s - c) for c, s, _ in pairs)
+    labelled = [(c, s, a) for c, s, a in pairs if a is not None]
+    n = len(differences)
+    report: dict[str, Any] = {
+        "n": n,
+        "mean_abs_difference": sum(differences) / n if n else None,
+        "p95_abs_difference": differences[min(n - 1, math.ceil(0.95 * n) - 1)] if n else None,
+        "share_beyond_tolerance": sum(d > tolerance for d in differences) / n if n else None,
+        "tolerance": tolerance,
+        "labelled": len(labelled),
+        "champion_mae": None,
+        "shadow_mae": None,
+    }
+    if labelled:
+        report["champion_mae"] = sum(abs(c - a) for c, _, a in labelled) / len(labelled)
+        report["shadow_mae"] = sum(abs(s - a) for _, s, a in labelled) / len(labelled)
+    return report
