@@ -35,8 +35,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ADMIN_TOKEN=os.environ.get("ADMIN_TOKEN") or None,
         # A candidate that scores the champion's traffic without answering (cookbook.web.shadow).
         SHADOW_MODEL_PATH=os.environ.get("SHADOW_MODEL_PATH") or None,
+        # A candidate that answers CANARY_FRACTION of the requests (cookbook.web.canary).
+        CANARY_MODEL_PATH=os.environ.get("CANARY_MODEL_PATH") or None,
+        CANARY_FRACTION=_env_number("CANARY_FRACTION", 0.0),
         # Shadow answers further apart than this (in the target's unit) count as disagreeing.
-        ROLLOUT_TOLERANCE=float(os.environ.get("ROLLOUT_TOLERANCE") or 1.0),
+        ROLLOUT_TOLERANCE=_env_number("ROLLOUT_TOLERANCE", 1.0),
     )
     if config:
         app.config.update(config)
@@ -58,6 +61,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     views.register(app)
     app.wsgi_app = RequestPlumbing(app, app.wsgi_app)
     return app
+
+
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise MlibError(f"{name} must be a number, got {text!r}.") from None
 
 
 def reload_model(app: Flask):

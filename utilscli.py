@@ -694,6 +694,54 @@ def rollout_status(host: str, timeout: float, as_json: bool) -> None:
     )
 
 
+@rollout.command("promote")
+@host_option("Base URL of the deployment whose candidate to promote.")
+@timeout_option(10.0, "Seconds to wait for each answer.")
+@click.option(
+    "--min-labels",
+    type=click.IntRange(1),
+    default=30,
+    show_default=True,
+    help="Labelled rows the candidate needs before it can be promoted.",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 1),
+    default=gate.DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Largest allowed MAE increase over the champion's, relative (0.05: 5%).",
+)
+@click.option("--admin-token", envvar="ADMIN_TOKEN", help="The service's ADMIN_TOKEN, to reload.")
+def rollout_promote(host: str, timeout: float, min_labels: int, tolerance: float,
+                    admin_token: str | None) -> None:  # fmt: skip
+    """Promote the canary (or shadow) in the registry and reload, if live feedback backs it."""
+    import requests
+
+    from cookbook.cli.rollout import candidate_of
+
+    root = service_root(host)
+    try:
+        report = requests.get(f"{root}/rollout", timeout=timeout).json()
+    except (requests.exceptions.RequestException, ValueError) as exc:
+        raise click.ClickException(f"Cannot read {root}/rollout: {exc}") from None
+    version, why = candidate_of(report, min_labels, tolerance)
+    if version is None:
+        raise click.ClickException(f"Not promoted: {why}")
+    store = registry.Registry()
+    with one_line_errors():
+        entry = store.promote(version, reason="rollout")
+    click.echo(f"Promoted {entry.version}: {why}")
+    if not admin_token:
+        click.echo("Reload the service to serve it: SIGHUP, or POST /admin/reload.", err=True)
+        return
+    answer = requests.post(f"{root}/admin/reload", timeout=timeout,
+                           headers={"Authorization": f"Bearer {admin_token}"})  # fmt: skip
+    if answer.status_code != 200:
+        raise click.ClickException(f"{root}/admin/reload answered {answer.status_code}: "
+                                   f"{answer.json().get('error', answer.reason)}")  # fmt: skip
+    click.echo(f"Reloaded: {root} serves {answer.json()['model_version']}.")
+
+
 @cli.command("card")
 @click.option(
     "--output",

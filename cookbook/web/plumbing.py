@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from cookbook.web import request_log
 from cookbook.web.page import CONTENT_SECURITY_POLICY
 from cookbook.web.request_log import REQUESTS
-from cookbook.web.served import REQUEST_ID_KEY, service_state
+from cookbook.web.served import MODEL_VERSION_KEY, REQUEST_ID_KEY, service_state
 from cookbook.web.views import catch_up
 
 
@@ -49,7 +49,7 @@ class RequestPlumbing:
 
         def start(status: str, headers: list, exc_info: Any = None) -> Any:
             # Read when the view is done: an admin reload answers with the new version.
-            version = state.served.version
+            version = environ.get(MODEL_VERSION_KEY) or state.served.version
             answered.extend((int(status[:3]), version))
             headers.append(("X-Model-Version", version))
             headers.append(("X-Request-ID", request_id))

@@ -127,7 +127,14 @@ def rollout() -> Response:
         "window_seconds": QUALITY_WINDOW_SECONDS,
         "champion": {"version": state.served.version},
         "shadow": None,
+        "canary": None,
     }
+    versions = {} if state.capture is None else state.capture.store.quality(QUALITY_WINDOW_SECONDS)
+    body["champion"]["quality"] = versions.get(state.served.version)
+    if state.canary is not None:
+        version = state.canary.predictor.version
+        body["canary"] = {"version": version, "fraction": state.canary.fraction,
+                          "quality": versions.get(version)}  # fmt: skip
     if state.shadow_refusal:
         body["shadow_refused"] = state.shadow_refusal
     if state.shadow is not None:

@@ -46,8 +46,8 @@ def invocations() -> Response:
             {"error": f"Cannot answer in {request.headers.get('Accept')!r}: accept "
                       f"{JSON_TYPE} or {CSV_TYPE}."}, 406)  # fmt: skip
     content_type = (request.mimetype or JSON_TYPE).lower()
-    served = service_state().served
-    predictor = served.predictor
+    state = service_state()
+    predictor, role = state.answering()
     raw = request.get_data(cache=False)
     if content_type == JSON_TYPE:
         body, rows, values = payload.answer_body(predictor, raw)
@@ -58,7 +58,7 @@ def invocations() -> Response:
             {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
                       f"(the /predict body) or {CSV_TYPE} (rows of "
                       f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
-    service_state().record(rows, values, body)
+    state.record(rows, values, body, predictor, role)
     if answer_type == CSV_TYPE:
         field = predictor.schema.answer_fields()[0]
         answers = body["predictions"] if "predictions" in body else [body["prediction"]]

@@ -15,6 +15,7 @@ from flask import Flask, current_app, request
 
 from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor, Row
+from cookbook.web.canary import CANARY, Canary, check_same_inputs
 from cookbook.web.capture import CaptureSettings, CaptureWriter
 from cookbook.web.metrics import ModelMetrics, ServiceMetrics
 from cookbook.web.online_drift import DriftMonitor
@@ -26,6 +27,8 @@ log = logging.getLogger(SERVICE_LOGGER)
 EXTENSION = "cookbook"
 # Where the request plumbing leaves the response's request id in the WSGI environ.
 REQUEST_ID_KEY = "cookbook.request_id"
+# ... and the version of the model that answered, when it is not the champion.
+MODEL_VERSION_KEY = "cookbook.model_version"
 CHAMPION = "champion"
 # Refresh the drift gauges every this many rows: PSI costs a few microseconds.
 DRIFT_GAUGE_EVERY = 64
@@ -72,10 +75,24 @@ class ServiceState:
     capture: CaptureWriter | None = None  # None: CAPTURE_FRACTION is 0
     shadow: ShadowScorer | None = None  # SHADOW_MODEL_PATH's model, when it loaded
     shadow_refusal: str | None = None  # why SHADOW_MODEL_PATH is not scoring
+    canary: Canary | None = None  # CANARY_MODEL_PATH's model and its share of traffic
     # More Prometheus text for /metrics, computed at scrape time (the quality gauges).
     metric_sources: list[Callable[[], bytes]] = field(default_factory=list)
 
-    def record(self, rows: Sequence[Row], values: Sequence[float], body: dict) -> None:
+    def answering(self) -> tuple[Predictor, str]:
+        """Return the model that answers this request and its role (champion or canary).
+
+        The choice is left in the WSGI environ, so the response's ``X-Model-Version`` names
+        the model that answered.
+        """
+        canary = self.canary
+        if canary is not None and canary.answers(request.headers.get("X-Canary-Key")):
+            request.environ[MODEL_VERSION_KEY] = canary.predictor.version
+            return canary.predictor, CANARY
+        return self.served.predictor, CHAMPION
+
+    def record(self, rows: Sequence[Row], values: Sequence[float], body: dict,
+               predictor: Predictor | None = None, role: str = "champion") -> None:  # fmt: skip
         """Count answered rows in the ML metrics and drift, and capture them with their answers.
 
         *body* is the response body (``prediction`` or ``predictions``) the rows were
@@ -84,12 +101,12 @@ class ServiceState:
         served = self.served
         served.observe(rows, values)
         request_id = request.environ.get(REQUEST_ID_KEY, "")
+        predictor = predictor or served.predictor
         if self.capture is not None:
             answers = body["predictions"] if "predictions" in body else [body["prediction"]]
-            self.capture.record(request_id, served.version, CHAMPION,
-                                served.predictor.schema.feature_names, rows, values,
-                                answers)  # fmt: skip
-        if self.shadow is not None:
+            self.capture.record(request_id, predictor.version, role,
+                                predictor.schema.feature_names, rows, values, answers)  # fmt: skip
+        if self.shadow is not None and role == CHAMPION:
             self.shadow.submit(request_id, rows, values)
 
 
@@ -105,14 +122,14 @@ def init_app(app: Flask, predictor: Predictor) -> ServiceState:
         capture = CaptureWriter(settings, metrics.capture_dropped, metrics.capture_errors)
         capture.prepare()
     state = ServiceState(ServedModel.of(predictor, 0, metrics), metrics, ReloadState(), capture)
+    canary_path = app.config.get("CANARY_MODEL_PATH")
+    if canary_path:  # verified and probed before serving: a bad canary stops the start
+        state.canary = Canary.load(canary_path, app.config["CANARY_FRACTION"], predictor)
     shadow_path = app.config.get("SHADOW_MODEL_PATH")
     if shadow_path:
         try:
             shadow = load_verified(shadow_path)
-            if shadow.schema.feature_names != predictor.schema.feature_names:
-                theirs = ", ".join(shadow.schema.feature_names)
-                ours = ", ".join(predictor.schema.feature_names)
-                raise MlibError(f"it takes {theirs}, the champion {ours}")
+            check_same_inputs(shadow, predictor, "Shadow")
         except MlibError as exc:
             # A shadow never affects the answers: a bad one is reported, not fatal.
             state.shadow_refusal = f"Shadow model {shadow_path} refused: {exc}"

@@ -21,7 +21,8 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.core.validation import MAX_BATCH_ROWS
 from cookbook.web import payload
-from cookbook.web.served import service_state
+from cookbook.web.canary import CANARY
+from cookbook.web.served import CHAMPION, service_state
 from cookbook.web.views import json_response
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
@@ -84,7 +85,9 @@ def model_metadata(name: str, version: str | None = None) -> Response:
     ]  # fmt: skip
     outputs = [{"name": field, "datatype": _output_type(field), "shape": [-1]}
                for field in schema.answer_fields()]  # fmt: skip
-    return json_response({"name": schema.name, "versions": [predictor.version],
+    canary = service_state().canary
+    versions = [predictor.version] + ([canary.predictor.version] if canary else [])
+    return json_response({"name": schema.name, "versions": versions,
                           "platform": PLATFORM, "inputs": inputs, "outputs": outputs})  # fmt: skip
 
 
@@ -102,6 +105,10 @@ def model_ready(name: str, version: str | None = None) -> Response:
 def infer(name: str, version: str | None = None) -> Response:
     """Predict for the rows in the request's input tensors; one output tensor per field."""
     predictor = _model(name, version)
+    state = service_state()
+    role = CANARY if state.canary and predictor is state.canary.predictor else CHAMPION
+    if version is None:  # the unversioned route is routed like /predict
+        predictor, role = state.answering()
     if request.headers.get("Inference-Header-Content-Length"):
         raise ProtocolError("The binary tensor extension is not supported: send JSON tensors.")
     document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
@@ -114,7 +121,7 @@ def infer(name: str, version: str | None = None) -> Response:
     except InvalidInput as exc:
         raise ProtocolError(str(exc), getattr(exc, "status", 400)) from None
     answers = predictor.response_body(rows, values, True)["predictions"]
-    service_state().record(rows, values, {"predictions": answers})
+    state.record(rows, values, {"predictions": answers}, predictor, role)
     body: dict[str, Any] = {"model_name": predictor.schema.name,
                             "model_version": predictor.version}  # fmt: skip
     if "id" in document:
@@ -131,17 +138,21 @@ def infer(name: str, version: str | None = None) -> Response:
 
 
 def _model(name: str, version: str | None) -> Predictor:
-    predictor = service_state().served.predictor
+    """Return the model a route names: the champion, or the canary by its version."""
+    state = service_state()
+    predictor = state.served.predictor
     if name != predictor.schema.name:
         raise ProtocolError(
             f"No model {name!r}: this server serves {predictor.schema.name!r}.", 404
         )
-    if version is not None and version != predictor.version:
-        raise ProtocolError(
-            f"No version {version!r} of {name!r}: the served version is {predictor.version!r}.",
-            404,
-        )
-    return predictor
+    if version is None or version == predictor.version:
+        return predictor
+    if state.canary is not None and version == state.canary.predictor.version:
+        return state.canary.predictor
+    raise ProtocolError(
+        f"No version {version!r} of {name!r}: the served version is {predictor.version!r}.",
+        404,
+    )
 
 
 def _output_type(field: str) -> str:

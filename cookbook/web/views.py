@@ -48,8 +48,9 @@ def predict() -> Response:
     if token and not auth.bearer_matches(request.headers.get("Authorization"), token):
         return unauthorized("Send Authorization: Bearer <API_TOKEN> to call /predict.")
     state = service_state()
-    body, rows, values = payload.answer_body(state.served.predictor, request.get_data(cache=False))
-    state.record(rows, values, body)
+    predictor, role = state.answering()
+    body, rows, values = payload.answer_body(predictor, request.get_data(cache=False))
+    state.record(rows, values, body, predictor, role)
     return json_response(body)
 
 
@@ -136,7 +137,19 @@ def reload_model(app: Flask) -> Outcome:
         state.metrics.reloads.inc()
     else:
         state.metrics.reload_refusals.inc()
+    reload_canary(app)
     return outcome
+
+
+def reload_canary(app: Flask) -> None:
+    """Load CANARY_MODEL_PATH again in this process; a refused canary keeps serving."""
+    state = service_state(app)
+    if state.canary is None:
+        return
+    refusal = state.canary.reload(state.served.predictor)
+    if refusal is not None:
+        log_refusal(state.canary.path, state.canary.predictor, MlibError(refusal))
+        state.metrics.reload_refusals.inc()
 
 
 def catch_up(app: Flask, generation: int) -> None:
@@ -151,6 +164,7 @@ def catch_up(app: Flask, generation: int) -> None:
         state.served.generation = generation  # refuse once, not on every request
         return
     state.served = served
+    reload_canary(app)
 
 
 def unauthorized(message: str) -> Response:
