@@ -677,7 +677,19 @@ def rollout_status(host: str, timeout: float, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report))
         return
-    click.echo(f"Champion: {report['champion']['version']}")
+
+    def quality(stats: dict | None) -> str:
+        if not stats:
+            return "no labelled rows yet"
+        return f"{stats['labelled']} labelled, MAE {_fmt(stats['mae'], 3)}"
+
+    click.echo(
+        f"Champion: {report['champion']['version']} ({quality(report['champion'].get('quality'))})"
+    )
+    canary = report.get("canary")
+    if canary:
+        click.echo(f"Canary:   {canary['version']} answers {canary['fraction']:.0%} "
+                   f"({quality(canary.get('quality'))})")  # fmt: skip
     shadow = report.get("shadow")
     if shadow is None:
         refused = report.get("shadow_refused")
@@ -691,6 +703,20 @@ def rollout_status(host: str, timeout: float, as_json: bool) -> None:
     click.echo(
         f"          labelled {shadow['labelled']}: MAE champion "
         f"{_fmt(shadow['champion_mae'], 3)}, shadow {_fmt(shadow['shadow_mae'], 3)}"
+    )
+
+
+@rollout.command("shadow")
+@click.argument("version")
+def rollout_shadow(version: str) -> None:
+    """Print the SHADOW_MODEL_PATH that makes registered VERSION the shadow (verified first)."""
+    store = registry.Registry()
+    with one_line_errors():
+        entry = store.entry(version)
+        verified_metadata(entry.model_file)
+    click.echo(f"SHADOW_MODEL_PATH={entry.model_file}")
+    click.echo(
+        "Set it in the service's environment and restart it to score this version.", err=True
     )
 
 

@@ -133,3 +133,14 @@ def test_sighup_reloads_the_canary_too(champion_and_canary, tmp_path, data_file)
         assert versions() == {newer}
     finally:
         stop(process)
+
+
+def test_rollout_shadow_names_a_registered_version(champion_and_canary):
+    served, canary = champion_and_canary
+    result = run_script("utilscli.py", "rollout", "shadow", canary.version[:6],
+                        env={"MODEL_PATH": str(served)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"SHADOW_MODEL_PATH={canary.model_file}"
+    unknown = run_script("utilscli.py", "rollout", "shadow", "ffffff",
+                         env={"MODEL_PATH": str(served)})  # fmt: skip
+    assert unknown.returncode == 1 and "No model version" in unknown.stderr
