@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 
 from cookbook.core.errors import MlibError
 
+# One encoder, compact: json.dumps would build its separators for each call.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 COLUMNS = ("request_id", "row_index", "ts", "model_version", "role", "inputs", "prediction",
            "answer", "interval_low", "interval_high")  # fmt: skip
 # Seconds a writer waits for another writer's lock before the batch fails.
@@ -47,11 +50,21 @@ class Record:
     answer: dict[str, Any]
 
     def values(self) -> tuple:
-        """Return the record's values in COLUMNS order."""
-        interval = self.answer.get("interval") or {}
+        """Return the record's values in COLUMNS order.
+
+        The answer is stored without its interval, which has columns of its own: the
+        interval's words are made again from them, and every byte here costs the workers.
+        """
+        answer = self.answer
+        interval = answer.get("interval")
+        if interval is None:
+            low = high = None
+            fields = answer
+        else:
+            low, high = interval.get("low"), interval.get("high")
+            fields = {key: value for key, value in answer.items() if key != "interval"}
         return (self.request_id, self.row_index, self.ts, self.model_version, self.role,
-                json.dumps(self.inputs), self.prediction, json.dumps(self.answer),
-                interval.get("low"), interval.get("high"))  # fmt: skip
+                _dumps(self.inputs), self.prediction, _dumps(fields), low, high)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,10 @@ class CaptureStore:
                 interval_low {self.float_type}, interval_high {self.float_type},
                 actual {self.float_type}, actual_ts {self.float_type},
                 PRIMARY KEY (request_id, row_index, role))""",
-            "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)",
+            # Only labelled rows are indexed by time (what /quality reads): a new row, which has
+            # no feedback yet, costs one index insertion (the key's), not two.
+            "CREATE INDEX IF NOT EXISTS predictions_labelled ON predictions (ts) "
+            "WHERE actual IS NOT NULL",
         ]
 
     float_type = "REAL"
@@ -239,17 +255,45 @@ class SQLiteStore(CaptureStore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.path = Path(urlsplit(url).path)
+        self._writer: sqlite3.Connection | None = None  # the writer thread's own connection
+        self._writer_lock = threading.Lock()
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Insert *records* in one transaction, on a connection kept open between batches."""
+        if not records:
+            return
+        marks = ", ".join("?" * len(COLUMNS))
+        statement = (f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({marks}) "
+                     "ON CONFLICT (request_id, row_index, role) DO NOTHING")  # fmt: skip
+        with self._writer_lock:
+            try:
+                if self._writer is None:
+                    self._writer = self._open()
+                db = self._writer
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(statement, [record.values() for record in records])
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._writer is not None:
+                    self._writer.close()
+                self._writer = None  # reconnect on the next batch
+                raise CaptureError(f"Cannot write to {self.path}: {exc}.") from None
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                             check_same_thread=False)  # fmt: skip
+        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writers
+        db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; fast commits
+        return db
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            db = self._open()
         except (OSError, sqlite3.Error) as exc:
             raise CaptureError(f"Cannot open the capture database {self.path}: {exc}.") from None
         try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writers
-            db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; fast commits
             db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")

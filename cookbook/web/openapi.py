@@ -347,10 +347,11 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
         "type": "object",
         "required": ["request_id", "actual"],
         "properties": {
-            "request_id": {"type": "string", "minLength": 1,
+            "request_id": {"type": "string", "minLength": 1, "maxLength": 128,
+                           "pattern": "^[A-Za-z0-9._:/+=@-]+$",
                            "description": "The X-Request-ID of the answer."},
             "actual": {"type": "number", "description": f"The true {schema.target.name}."},
-            "index": {"type": "integer", "minimum": 0,
+            "index": {"type": "integer", "minimum": 0, "maximum": MAX_BATCH_ROWS - 1,
                       "description": "The row of a batch answer (default 0)."},
         },
     }  # fmt: skip

@@ -17,8 +17,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
 from cookbook.web import auth, payload
+from cookbook.web.request_log import is_request_id
 from cookbook.web.served import service_state
 from cookbook.web.shadow import rollout_report
 from cookbook.web.views import json_response, unauthorized
@@ -33,6 +35,7 @@ def export_quality_metrics(setup: Any) -> None:
 
 
 QUALITY_WINDOW_SECONDS = 86_400
+MAX_WINDOW_SECONDS = 1e9  # about 31 years: longer is a mistake
 MAX_FEEDBACK_ITEMS = 10_000
 EXAMPLE = 'send {"request_id": "...", "actual": 74.0} (or a list of them; "index" for a batch row)'
 
@@ -80,7 +83,7 @@ def parse_feedback(document: Any) -> list[Feedback]:
         if not isinstance(item, dict):
             raise payload.PayloadError(f"{where}feedback must be a JSON object: {EXAMPLE}.")
         request_id = item.get("request_id")
-        if not isinstance(request_id, str) or not request_id:
+        if not is_request_id(request_id):
             raise payload.PayloadError(
                 f'{where}"request_id" must be the X-Request-ID of an answer.'
             )
@@ -90,8 +93,10 @@ def parse_feedback(document: Any) -> list[Feedback]:
         if not math.isfinite(float(actual)):
             raise payload.PayloadError(f'{where}"actual" must be finite, got {actual!r}.')
         index = item.get("index", 0)
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise payload.PayloadError(f'{where}"index" must be a row index (0, 1, ...).')
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_ROWS:
+            raise payload.PayloadError(
+                f'{where}"index" must be a row index (0 to {MAX_ROWS - 1}), got {index!r}.'
+            )
         parsed.append(Feedback(request_id, index, float(actual)))
     return parsed
 
@@ -103,11 +108,12 @@ def quality() -> Response:
     window = request.args.get("window_seconds", str(QUALITY_WINDOW_SECONDS))
     try:
         window_seconds = float(window)
-        if not 0 < window_seconds < math.inf:
+        if not 0 < window_seconds <= MAX_WINDOW_SECONDS:
             raise ValueError
     except ValueError:
-        return json_response({"error": f"window_seconds must be a positive number, "
-                                       f"got {window!r}."}, 400)  # fmt: skip
+        return json_response({"error": f"window_seconds must be a number of seconds in "
+                                       f"(0, {MAX_WINDOW_SECONDS:g}], got {window!r}."},
+                             400)  # fmt: skip
     if capture is None:
         return json_response({"window_seconds": window_seconds, "versions": {}})
     try:

@@ -114,9 +114,18 @@ def configure(level: str | int = "INFO", stream: TextIO | None = None) -> None:
     logger.propagate = False
 
 
+def is_request_id(text: object) -> bool:
+    """Return whether *text* could be a request id this service sent (short and plain)."""
+    return (
+        isinstance(text, str)
+        and 0 < len(text) <= MAX_REQUEST_ID
+        and _REQUEST_ID_CHARS.issuperset(text)
+    )
+
+
 def request_id(header: str | None) -> str:
     """Return the client's ``X-Request-ID`` when it is short and plain, else a new one."""
-    if header and len(header) <= MAX_REQUEST_ID and _REQUEST_ID_CHARS.issuperset(header):
+    if is_request_id(header):
         return header
     # Unique, not secret: the random module (reseeded in each forked worker) needs no syscall.
     return f"{random.getrandbits(128):032x}"
