@@ -20,15 +20,14 @@ import logging
 import os
 import random
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cookbook.core.prediction import Row
 from cookbook.lifecycle.capture_store import CaptureStore, Record, open_store
+from cookbook.web.background import BackgroundDrain
 from cookbook.web.request_log import SERVICE_LOGGER
 
 log = logging.getLogger(SERVICE_LOGGER)
@@ -82,19 +81,17 @@ def default_url(model_path: str, port: str) -> str:
 
 
 class CaptureWriter:
-    """A bounded queue of records and the thread that writes them, per process."""
+    """Queue answered rows and write them to the store in batches, off the request path."""
 
     def __init__(self, settings: CaptureSettings, dropped: Any, errors: Any) -> None:
         self.settings = settings
         self.store: CaptureStore = open_store(settings.url)
         self.dropped = dropped  # prometheus counters, shared across workers
         self.errors = errors
-        self._pid: int | None = None
-        # A deque, not a queue.Queue: appending takes no lock and wakes no thread. A Queue
-        # woke the writer for every record, a thread switch per request (a third of the
-        # throughput); the writer now sleeps and takes whatever arrived.
-        self._buffer: deque[Record] = deque()
-        self._lock = threading.Lock()
+        self.batches = 0
+        self.drain = BackgroundDrain("capture-writer", self._write, self._failed,
+                                     limit=settings.queue_records, interval=FLUSH_SECONDS,
+                                     batch=BATCH_RECORDS)  # fmt: skip
 
     def prepare(self) -> None:
         """Create the table; raise ``CaptureError`` if the store cannot be used at all."""
@@ -107,53 +104,25 @@ class CaptureWriter:
         fraction = self.settings.fraction
         if fraction < 1.0 and random.random() >= fraction:
             return
-        self._ensure_thread()
-        buffer, limit = self._buffer, self.settings.queue_records
+        room = self.drain.room()
+        if room < len(rows):
+            self.dropped.inc(len(rows) - max(room, 0))
         now = time.time()
-        for index, (row, value, answer) in enumerate(zip(rows, values, answers, strict=True)):
-            if len(buffer) >= limit:
-                self.dropped.inc(len(rows) - index)
-                return
-            inputs = dict(zip(names, row, strict=True))
-            buffer.append(Record(request_id, index, now, version, role, inputs, float(value),
-                                 answer))  # fmt: skip
+        for index in range(min(len(rows), max(room, 0))):
+            inputs = dict(zip(names, rows[index], strict=True))
+            self.drain.put(Record(request_id, index, now, version, role, inputs,
+                                  float(values[index]), answers[index]))  # fmt: skip
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._buffer = deque()  # a forked worker starts with nothing of its parent's
-            threading.Thread(target=self._run, name="capture-writer", daemon=True).start()
-            self._pid = os.getpid()
+    def _write(self, batch: list[Record]) -> None:
+        self.store.write(batch)
+        self.batches += 1
+        if self.batches % TRIM_EVERY_BATCHES == 0:
+            self._trim()
 
-    def _run(self) -> None:
-        batches = 0
-        buffer = self._buffer
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            while buffer:
-                batch = []
-                while buffer and len(batch) < BATCH_RECORDS:
-                    batch.append(buffer.popleft())
-                try:
-                    self.store.write(batch)
-                    batches += 1
-                    if batches % TRIM_EVERY_BATCHES == 0:
-                        self._trim()
-                except Exception as exc:  # a store outage (CaptureError or driver) must not end it
-                    self.errors.inc(len(batch))
-                    log.error(
-                        "capture write failed",
-                        extra={
-                            "fields": {
-                                "event": "capture_failed",
-                                "records": len(batch),
-                                "reason": str(exc),
-                            }
-                        },
-                    )
+    def _failed(self, batch: list[Record], exc: Exception) -> None:
+        self.errors.inc(len(batch))
+        log.error("capture write failed", extra={"fields": {
+            "event": "capture_failed", "records": len(batch), "reason": str(exc)}})  # fmt: skip
 
     def _trim(self) -> None:
         age = self.settings.max_age_days

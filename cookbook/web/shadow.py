@@ -1,9 +1,10 @@
 """Shadow scoring: a candidate model scores the champion's traffic, off the request path.
 
 With ``SHADOW_MODEL_PATH`` set, every answered request's validated rows go (through a
-bounded queue, per worker) to a thread that predicts them with the shadow model, records
-the absolute difference from the champion's answer (``model_shadow_abs_difference``) and
-captures the shadow's answer under the role ``shadow``, beside the champion's. The shadow
+bounded buffer per worker, drained every half second) to a thread that predicts them with
+the shadow model, records the absolute difference from the champion's answer
+(``model_shadow_abs_difference``) and captures the shadow's answer under the role
+``shadow``, beside the champion's. The shadow
 never answers, and a shadow that fails to load or errors never affects an answer: the
 failure is logged and counted (``model_shadow_errors_total``). ``GET /rollout`` compares
 the two on the same rows, with both models' MAE where feedback arrived.
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import queue
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from cookbook.core.prediction import Predictor, Row
+from cookbook.web.background import BackgroundDrain
 from cookbook.web.capture import CaptureWriter
 from cookbook.web.metrics import observe_many
 from cookbook.web.request_log import SERVICE_LOGGER
@@ -27,6 +26,8 @@ from cookbook.web.request_log import SERVICE_LOGGER
 log = logging.getLogger(SERVICE_LOGGER)
 SHADOW = "shadow"
 QUEUE_REQUESTS = 10_000
+INTERVAL_SECONDS = 0.5
+BATCH_REQUESTS = 1000
 
 
 class ShadowScorer:
@@ -38,9 +39,9 @@ class ShadowScorer:
         self.capture = capture
         self.differences = differences  # histogram of |shadow - champion|
         self.errors = errors
-        self._pid: int | None = None
-        self._queue: queue.Queue = queue.Queue(QUEUE_REQUESTS)
-        self._lock = threading.Lock()
+        self.drain = BackgroundDrain("shadow-scorer", self._score_all, self._failed,
+                                     limit=QUEUE_REQUESTS, interval=INTERVAL_SECONDS,
+                                     batch=BATCH_REQUESTS)  # fmt: skip
 
     @property
     def version(self) -> str:
@@ -49,32 +50,23 @@ class ShadowScorer:
 
     def submit(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
         """Queue a request's rows and the champion's values; drop (and count) when full."""
-        self._ensure_thread()
-        try:
-            self._queue.put_nowait((request_id, rows, values))
-        except queue.Full:
+        if self.drain.room() < 1:
             self.errors.inc()
-
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
             return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._queue = queue.Queue(QUEUE_REQUESTS)  # a forked worker starts afresh
-            threading.Thread(target=self._run, name="shadow-scorer", daemon=True).start()
-            self._pid = os.getpid()
+        self.drain.put((request_id, rows, values))
 
-    def _run(self) -> None:
-        while True:
-            request_id, rows, values = self._queue.get()
+    def _score_all(self, items: list) -> None:
+        for request_id, rows, values in items:
             try:
                 self.score(request_id, rows, values)
             except Exception as exc:  # the shadow's failure is its own, never the answer's
-                self.errors.inc()
-                log.error("shadow scoring failed", extra={"fields": {
-                    "event": "shadow_failed", "model_version": self.version,
-                    "reason": str(exc)}})  # fmt: skip
+                self._failed([(request_id, rows, values)], exc)
+
+    def _failed(self, items: list, exc: Exception) -> None:
+        self.errors.inc(len(items))
+        log.error("shadow scoring failed", extra={"fields": {
+            "event": "shadow_failed", "model_version": self.version,
+            "reason": str(exc)}})  # fmt: skip
 
     def score(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
         """Predict *rows* with the shadow; record the differences and capture its answers."""
