@@ -111,8 +111,12 @@ headers=$(mktemp)
 answer=$(curl --silent --show-error --max-time 5 --dump-header "$headers" \
   --data '{"Weight": 200}' "$base_url/predict") || fail "POST /predict failed"
 expected='{"prediction": {"height_inches": 73.6, "height_human_readable": "6 foot, 2 inches"}}'
-"$PYTHON" -c 'import json, sys; sys.exit(json.loads(sys.argv[1]) != json.loads(sys.argv[2]))' \
-  "$answer" "$expected" || fail "POST /predict answered $answer, expected $expected"
+# The cookbook's fields exactly as they were, and the prediction interval beside them.
+"$PYTHON" -c '
+import json, sys
+got, want = json.loads(sys.argv[1])["prediction"], json.loads(sys.argv[2])["prediction"]
+sys.exit(not (want.items() <= got.items() and {"low", "high", "coverage"} <= got["interval"].keys()))
+' "$answer" "$expected" || fail "POST /predict answered $answer, expected $expected and an interval"
 grep -qi '^x-model-version: ' "$headers" || fail "/predict has no X-Model-Version header"
 rm -f "$headers"
 echo "docker-smoke: POST /predict {\"Weight\": 200} -> $answer"
