@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from cookbook.core.errors import MlibError
-from cookbook.core.settings import model_path
+from cookbook.core.settings import env_number, model_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.capture_store import CaptureError
 from cookbook.web import page, quality, request_log, sagemaker, served, v2, views
@@ -64,11 +64,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _env_number(name: str, default: float) -> float:
-    text = os.environ.get(name)
     try:
-        return float(text) if text else default
-    except ValueError:
-        raise MlibError(f"{name} must be a number, got {text!r}.") from None
+        return env_number(os.environ, name, default)
+    except ValueError as exc:
+        raise MlibError(str(exc)) from None
 
 
 def reload_model(app: Flask):

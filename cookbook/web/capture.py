@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cookbook.core.prediction import Row
+from cookbook.core.settings import env_number
 from cookbook.lifecycle.capture_store import CaptureStore, Record, open_store
 from cookbook.web.background import BackgroundDrain
 from cookbook.web.request_log import SERVICE_LOGGER
@@ -52,13 +53,7 @@ class CaptureSettings:
         """Return the settings in *environ*; raise ValueError naming a bad variable."""
 
         def number(name: str, default: float | None, kind: type = float) -> Any:
-            text = environ.get(name)
-            if text in (None, ""):
-                return default
-            try:
-                return kind(text)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {text!r}.") from None
+            return env_number(environ, name, default, kind=kind)
 
         fraction = number("CAPTURE_FRACTION", 1.0)
         if not 0 <= fraction <= 1:

@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cookbook.core.settings import env_number
 from cookbook.web import request_log
 from cookbook.web.rsgi import Limits, WSGIOverRSGI
 
@@ -60,17 +61,8 @@ class ServerSettings:
         env = os.environ if environ is None else environ
         defaults = cls()
 
-        def number(name: str, default: int, low: int = 1) -> int:
-            text = env.get(name)
-            if text in (None, ""):
-                return default
-            try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(f"{name} must be a whole number, got {text!r}.") from None
-            if value < low:
-                raise ValueError(f"{name} must be at least {low}, got {value}.")
-            return value
+        def number(name: str, default: int) -> int:
+            return env_number(env, name, default, kind=int, minimum=1)
 
         return cls(
             host=env.get("HOST", defaults.host),
