@@ -31,6 +31,14 @@ HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 POST_LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
+# A new weight for every request (150.0-290.9 lb), as real traffic is: what capture stores
+# then differs from row to row.
+POST_VARIED_LUA = """wrk.method = "POST"
+request = function()
+  local weight = math.random(150, 290) .. "." .. math.random(0, 9)
+  return wrk.format(nil, nil, nil, '{"Weight": ' .. weight .. '}')
+end
+"""
 
 
 def summary(values: list[float], fmt: str = "{:,.1f}") -> str:
@@ -152,7 +160,7 @@ def worker_pss_mb(master: subprocess.Popen) -> list[float]:
 
 
 def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
-                headers: dict[str, str]) -> dict[str, dict]:  # fmt: skip
+                headers: dict[str, str], lua: str = POST_LUA) -> dict[str, dict]:  # fmt: skip
     """Serve every variant (label -> server kind, environment) at once and load them in
     interleaved rounds, so the machine's drift affects them alike.
 
@@ -164,7 +172,7 @@ def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
     try:
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "post.lua"
-            script.write_text(POST_LUA)
+            script.write_text(lua)
             for _, (port, _) in servers.items():  # warm-up
                 subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
                                 f"http://127.0.0.1:{port}/predict"],
@@ -194,7 +202,7 @@ def capture_overhead() -> dict[str, dict]:
         return http_rounds(
             {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
              "capture off": ("production", {"CAPTURE_FRACTION": "0"})},
-            {},
+            {}, POST_VARIED_LUA,
         )  # fmt: skip
 
 

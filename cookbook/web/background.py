@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,17 @@ class BackgroundDrain:
         self.interval = interval
         self.batch = batch
         self._buffer: deque[Any] = deque()
-        self._pid: int | None = None
+        self._started = False
+        self._lock = threading.Lock()
+        # A forked worker starts with nothing of its parent's: no items, no thread. The hook
+        # holds the drain weakly, so it never keeps a discarded one alive.
+        drain = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (d := drain()) is not None and d.forget())
+
+    def forget(self) -> None:
+        """Drop the parent's items and thread (called in a forked child)."""
+        self._buffer = deque()
+        self._started = False
         self._lock = threading.Lock()
 
     def room(self) -> int:
@@ -43,14 +54,13 @@ class BackgroundDrain:
         self._buffer.append(item)
 
     def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
+        if self._started:
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._started:
                 return
-            self._buffer = deque()  # a forked worker starts with nothing of its parent's
             threading.Thread(target=self._run, name=self.name, daemon=True).start()
-            self._pid = os.getpid()
+            self._started = True
 
     def _run(self) -> None:
         buffer = self._buffer
