@@ -11,7 +11,7 @@ PORT ?= 8080
 WEIGHT ?= 200
 PREDICT_URL ?= http://localhost:$(PORT)/predict
 
-.PHONY: help install data test lint format run serve serve-gunicorn retrain predict bench test-reliability
+.PHONY: help install data test lint format run serve serve-gunicorn retrain ct print-data-url predict bench test-reliability
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -57,6 +57,13 @@ serve-gunicorn: install ## Serve with gunicorn's sync workers: only behind a buf
 
 retrain: install data ## Retrain model.joblib and model.json from htwtmlb.csv
 	$(BIN)/python utilscli.py retrain
+
+# DATA_URL is the new data here; htwtmlb.csv (make data) stays the golden set's pinned source.
+ct: install ## Continuous training: fetch DATA_URL, check drift, retrain through the gate (FORCE=1 forces)
+	$(BIN)/python utilscli.py ct --data-url "$(DATA_URL)" $(if $(FORCE),--force)
+
+print-data-url: ## Print DATA_URL (the retrain workflow's default data)
+	@echo "$(DATA_URL)"
 
 predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 	$(BIN)/python utilscli.py predict --weight $(WEIGHT) --host $(PREDICT_URL)

@@ -13,15 +13,17 @@ import click
 
 import cookbook
 from cli import NUMBER, echo_prediction
+from cookbook.cli import ct_report
 from cookbook.cli.errors import one_line_errors
+from cookbook.cli.gate_report import comparison_cells
 from cookbook.cli.tables import fmt as _fmt
 from cookbook.cli.tables import render_table
 from cookbook.core.files import write_bytes_atomic
 from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.core.psi import PSI_ALERT, PSI_WARN
 from cookbook.core.settings import data_path, model_path
+from cookbook.lifecycle import continuous, evaluation, gate, modelcard, registry
 from cookbook.lifecycle import drift as offline_drift
-from cookbook.lifecycle import evaluation, gate, modelcard, registry
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
 from cookbook.lifecycle.training import parse_columns, spec_for
 
@@ -34,6 +36,17 @@ def host_option(help_text: str):
         "--host",
         default=lambda: os.environ.get("PREDICT_URL", DEFAULT_HOST),
         show_default=f"PREDICT_URL or {DEFAULT_HOST}",
+        help=help_text,
+    )
+
+
+def tolerance_option(help_text: str):
+    """Return the gate's ``--tolerance`` option (0 to 1, the gate's default)."""
+    return click.option(
+        "--tolerance",
+        type=click.FloatRange(0, 1),
+        default=gate.DEFAULT_TOLERANCE,
+        show_default=True,
         help=help_text,
     )
 
@@ -104,13 +117,7 @@ def cli() -> None:
     help="Labelled CSV to use as the golden set [default: the pinned held-out rows of "
     "the original htwtmlb.csv].",
 )
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(0, 1),
-    default=gate.DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Largest allowed drop in R² (absolute) against the served model, on either set.",
-)
+@tolerance_option("Largest allowed drop in R² (absolute) against the served model, on either set.")
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
 @click.option(
     "--coverage",
@@ -198,36 +205,59 @@ def retrain(
 
 def comparison_table(comparisons: list[gate.Comparison]) -> str:
     """Return the candidate-versus-served comparison as an aligned text table."""
-    header = (
-        "rows",
-        "n",
-        "R² cand.",
-        "R² served",
-        "ΔR²",
-        "RMSE cand.",
-        "RMSE served",
-        "MAE cand.",
-        "MAE served",
-        "verdict",
-    )
-    body = []
-    for c in comparisons:
-        served = c.served or {}
-        body.append(
-            (
-                c.rows_name,
-                str(c.candidate["rows"]),
-                _fmt(c.candidate["r2"], 4),
-                _fmt(served.get("r2"), 4),
-                _fmt(c.r2_change, 4, signed=True),
-                _fmt(c.candidate["rmse"], 3),
-                _fmt(served.get("rmse"), 3),
-                _fmt(c.candidate["mae"], 3),
-                _fmt(served.get("mae"), 3),
-                "ok" if c.passed else "WORSE",
-            )
+    return render_table(*comparison_cells(comparisons))
+
+
+@cli.command("ct")
+@click.option("--data-url", required=True, help="The new training CSV: https:// or file://.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retrain even if the data is unchanged; promote even if the gate refuses.",
+)
+@click.option(
+    "--pr-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: str(Path(__file__).resolve().parent / ".ct" / "pull-request.md"),
+    show_default=".ct/pull-request.md beside this script",
+    help="Where a promotion writes the pull request: the title, a blank line, the body.",
+)
+@tolerance_option("Largest allowed drop in R² (absolute) against the served model, on either set.")
+@click.pass_context
+def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance: float) -> None:
+    """Continuous training: fetch new data, check its drift, retrain through the gate.
+
+    Exit codes: 0 promoted (the pull request is in --pr-file), 3 nothing to do (the
+    data is unchanged), 4 refused by the quality gate (the served model is untouched),
+    1 the run failed (one line on stderr).
+    """
+    served = model_path()
+    with one_line_errors():
+        run = continuous.run(data_url, served, force=force, tolerance=tolerance)
+    click.echo(f"Data: {data_url}")
+    click.echo(f"sha256: {run.data_sha256}")
+    report = run.drift
+    if report is not None:
+        click.echo(
+            f"Drift against {report['model_version']}: {report['verdict']} "
+            f"(worst feature {report['worst_feature']}, PSI {report['psi']:.4f})"
         )
-    return render_table(header, body)
+    if run.retrain is not None:
+        click.echo(comparison_table(run.retrain.comparisons))
+        for note in run.retrain.notes:
+            click.echo(f"Note: {note}")
+    click.echo(ct_report.verdict_line(run))
+    if run.outcome is continuous.Outcome.PROMOTED:
+        text = ct_report.pull_request_text(run, Path(__file__).resolve().parent)
+        try:
+            pr_file.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(pr_file, text.encode("utf-8"))
+        except OSError as exc:
+            raise click.ClickException(f"Cannot write {pr_file}: {exc.strerror}") from None
+        click.echo(f"Pull request: {pr_file}")
+    else:
+        pr_file.unlink(missing_ok=True)  # a stale one must not be opened for this run
+    ctx.exit(run.outcome.exit_code)
 
 
 @cli.command("predict")
@@ -730,13 +760,7 @@ def rollout_shadow(version: str) -> None:
     show_default=True,
     help="Labelled rows the candidate needs before it can be promoted.",
 )
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(0, 1),
-    default=gate.DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Largest allowed MAE increase over the champion's, relative (0.05: 5%).",
-)
+@tolerance_option("Largest allowed MAE increase over the champion's, relative (0.05: 5%).")
 @click.option("--admin-token", envvar="ADMIN_TOKEN", help="The service's ADMIN_TOKEN, to reload.")
 def rollout_promote(host: str, timeout: float, min_labels: int, tolerance: float,
                     admin_token: str | None) -> None:  # fmt: skip

@@ -3,35 +3,16 @@
 
 Usage: python scripts/fetch_data.py URL DESTINATION SHA256
 
-The file is written beside DESTINATION under a temporary name and renamed into
-place only when its checksum matches, so a failed or tampered download leaves
-nothing behind.
+Runs before the virtualenv exists (``make data``): the download itself is
+``cookbook.lifecycle.fetching``, standard library only.
 """
 
-import hashlib
-import os
 import sys
-import tempfile
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def fetch(url: str, destination: Path, expected_sha256: str) -> None:
-    """Download *url* to *destination* if its sha256 is *expected_sha256*, else raise."""
-    handle, staged = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as answer:
-            for block in iter(lambda: answer.read(1 << 16), b""):
-                digest.update(block)
-                out.write(block)
-        if digest.hexdigest() != expected_sha256:
-            raise ValueError(f"sha256 of {url} is {digest.hexdigest()}, expected {expected_sha256}")
-        os.chmod(staged, 0o644)
-        os.replace(staged, destination)
-    finally:
-        if os.path.exists(staged):
-            os.unlink(staged)
+from cookbook.lifecycle.fetching import FetchError, fetch  # noqa: E402
 
 
 def main() -> None:
@@ -40,8 +21,8 @@ def main() -> None:
     url, destination, expected = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     try:
         fetch(url, destination, expected)
-    except (OSError, ValueError) as exc:
-        sys.exit(f"Error: cannot fetch {url}: {exc}")
+    except FetchError as exc:
+        sys.exit(f"Error: {exc}")
     print(f"{destination} verified (sha256 {expected[:12]}...)")
 
 

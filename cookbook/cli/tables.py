@@ -1,4 +1,4 @@
-"""Plain-text tables and numbers for the commands' human output."""
+"""Tables and numbers for the commands' human output: plain text, or Markdown for GitHub."""
 
 from __future__ import annotations
 
@@ -20,4 +20,13 @@ def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def render_markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Return *rows* under *header* as a GitHub Markdown table (numbers right-aligned)."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
+              for row in rows]  # fmt: skip
     return "\n".join(lines)

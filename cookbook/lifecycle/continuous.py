@@ -1,0 +1,136 @@
+"""Continuous training: fetch new data, measure its drift, retrain through the gate, conclude.
+
+``utilscli.py ct`` and the weekly workflow (``.github/workflows/retrain.yml``) run this
+one function, so a laptop and CI do the same thing. Three outcomes, each with its own
+exit code:
+
+- **promoted**: the candidate passed the quality gate (or ``force``) and is now the served
+  pair, with its registry entry and a refreshed model card: open a pull request;
+- **nothing to do**: the data is the very file the served model was trained on, or
+  retraining on it gives the served model again;
+- **refused**: the gate found the candidate worse on the new data's held-out rows or on
+  the golden set; the served pair is untouched (the candidate stays in the registry).
+
+The new data is fetched into a temporary folder, never over ``htwtmlb.csv``: the golden set
+is rebuilt from that original file, and it must stay the yardstick.
+"""
+
+from __future__ import annotations
+
+import enum
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cookbook.core.errors import ModelError
+from cookbook.core.files import write_bytes_atomic
+from cookbook.core.layout import metadata_path
+from cookbook.core.loading import schema_of, verified_metadata
+from cookbook.lifecycle import gate, modelcard
+from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
+from cookbook.lifecycle.drift import drift
+from cookbook.lifecycle.fetching import fetch
+from cookbook.lifecycle.registry import Registry
+from cookbook.lifecycle.training import DEFAULT_SPEC, ModelSpec
+
+CARD_FILE = "MODEL_CARD.md"
+
+
+class Outcome(enum.Enum):
+    """What a continuous-training run concluded, with its exit code."""
+
+    PROMOTED = ("promoted", 0)
+    NOTHING_TO_DO = ("nothing to do", 3)
+    REFUSED = ("refused", 4)
+
+    def __init__(self, label: str, exit_code: int) -> None:
+        self.label = label
+        self.exit_code = exit_code
+
+
+@dataclass
+class TrainingRun:
+    """One run: the data it fetched, its drift, the gate's verdict, and the outcome."""
+
+    outcome: Outcome
+    reason: str
+    data_url: str
+    data_sha256: str
+    served_version: str | None  # what was served before the run
+    drift: dict[str, Any] | None = None
+    retrain: gate.RetrainResult | None = None
+    forced: bool = False
+    changed_files: list[Path] = field(default_factory=list)
+
+    @property
+    def version(self) -> str | None:
+        """Return the candidate's version, if the run trained one."""
+        return None if self.retrain is None else self.retrain.entry.version
+
+
+def run(data_url: str, served_model: Path, *, force: bool = False,
+        tolerance: float = gate.DEFAULT_TOLERANCE) -> TrainingRun:  # fmt: skip
+    """Fetch *data_url*, compare it with what *served_model* learnt, retrain through the gate.
+
+    *force* retrains even when the data is unchanged and promotes even when the gate
+    refuses: an operator's deliberate choice, which the pull request then says.
+    Raise ``MlibError`` (one line) when the data cannot be fetched or read, or the
+    served model cannot be verified.
+    """
+    served = _served_metadata(served_model)
+    with tempfile.TemporaryDirectory(prefix="cookbook-ct-") as folder:
+        data_file = Path(folder) / (Path(urlsplit(data_url).path).name or "data.csv")
+        sha256 = fetch(data_url, data_file)
+        served_version = None if served is None else served["model_version"]
+        common = {"data_url": data_url, "data_sha256": sha256, "served_version": served_version}
+        if served is not None and served["data"]["sha256"] == sha256 and not force:
+            return TrainingRun(
+                Outcome.NOTHING_TO_DO,
+                f"the data is unchanged: sha256 {sha256[:12]} is the file the served model "
+                f"{served_version} was trained on",
+                **common,
+            )  # fmt: skip
+        report = None if served is None else drift(served_model, data_file)
+        spec = DEFAULT_SPEC if served is None else ModelSpec.of_schema(schema_of(served))
+        coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
+        result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
+                              force=force, coverage=coverage)  # fmt: skip
+    common.update(drift=report, retrain=result, forced=force and not result.passed)
+    if result.promoted and result.entry.version == served_version:
+        return TrainingRun(Outcome.NOTHING_TO_DO,
+                           f"retraining on this data gives the served model {served_version} "
+                           "again", **common)  # fmt: skip
+    if not result.promoted:
+        failed = [c for c in result.comparisons if not c.passed]
+        worst = min(failed, key=lambda c: c.r2_change)
+        return TrainingRun(
+            Outcome.REFUSED,
+            f"the quality gate refused candidate {result.entry.version}: R² on "
+            f"{worst.rows_name} fell by {-worst.r2_change:.4f}, more than the tolerance "
+            f"{tolerance:g}; {served_model.name} still serves {served_version}",
+            **common,
+        )  # fmt: skip
+    card = served_model.parent / CARD_FILE
+    write_bytes_atomic(card, modelcard.render_card(verified_metadata(served_model)).encode())
+    how = "forced past the quality gate" if common["forced"] else "passed the quality gate"
+    return TrainingRun(Outcome.PROMOTED,
+                       f"candidate {result.entry.version} {how} and is now served",
+                       changed_files=_promoted_files(served_model), **common)  # fmt: skip
+
+
+def _served_metadata(served_model: Path) -> dict[str, Any] | None:
+    if not served_model.exists():
+        return None  # a first run: the gate promotes the first model
+    try:
+        return verified_metadata(served_model)
+    except ModelError:
+        return None  # unusable: the gate replaces it, and says so in its notes
+
+
+def _promoted_files(served_model: Path) -> list[Path]:
+    """Return what a promotion changes: the served pair, the registry (the new entry and the
+    promotion record) and the card."""
+    return [served_model, metadata_path(served_model), Registry(served_model).root,
+            served_model.parent / CARD_FILE]  # fmt: skip
