@@ -12,7 +12,8 @@ body="$(mktemp)"
 trap 'rm -f "$body"' EXIT
 tail -n +3 "$PR_FILE" >"$body"
 
-base="$(git rev-parse --abbrev-ref HEAD)"
+# The branch the run started from (a detached checkout has no name of its own).
+base="${GITHUB_REF_NAME:-$(git rev-parse --abbrev-ref HEAD)}"
 branch="ct/retrain-$(date -u +%Y%m%d)-${GITHUB_RUN_ID:-local}"
 git config user.name "github-actions[bot]"
 git config user.email "41898282+github-actions[bot]@users.noreply.github.com"

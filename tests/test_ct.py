@@ -82,6 +82,14 @@ def test_the_same_data_is_nothing_to_do(deployment, datasets):
     assert not (deployment / "pull-request.md").exists()
 
 
+def test_forcing_the_same_data_retrains_to_the_very_same_model(deployment, datasets):
+    before = served_digest(deployment)
+    result = ct(deployment, datasets["same"], "--force")
+    assert result.returncode == 3, result.stderr
+    assert f"gives the served model {COMMITTED_VERSION} again" in result.stdout
+    assert served_digest(deployment) == before
+
+
 def test_a_small_real_shift_is_promoted_with_its_pull_request(deployment, datasets):
     result = ct(deployment, datasets["shift_small"])
     assert result.returncode == Outcome.PROMOTED.exit_code == 0, result.stderr
