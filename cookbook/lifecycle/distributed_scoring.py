@@ -53,7 +53,6 @@ from cookbook.lifecycle.vectorized import answer_columns
 if TYPE_CHECKING:
     from distributed import Client
 
-FORMATS = ("parquet", "csv")
 INPUT_KINDS = {".csv": "csv", ".parquet": "parquet"}  # suffix -> reader
 # A Parquet file with more rows is split along its row groups, so that a few large files
 # still keep every worker busy; a CSV file is one partition (a quoted field may span lines,
