@@ -68,9 +68,10 @@ print-data-url: ## Print DATA_URL (the retrain workflow's default data)
 predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 	$(BIN)/python utilscli.py predict --weight $(WEIGHT) --host $(PREDICT_URL)
 
-bench: install ## Measure throughput, latency, start-up and memory; print the figures
+bench: install ## Measure throughput, latency, start-up and memory; print the figures (FULL=1: 100M-row Dask run)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/batch_csv.py
+	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)
 
 # ------------------------------------------------------------ container and delivery
 IMAGE ?= mlb-height:latest

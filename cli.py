@@ -44,6 +44,17 @@ class NumberText(click.ParamType):
 NUMBER = NumberText()
 
 
+def chunk_rows_option(help_text: str):
+    """Return the ``--chunk-rows`` option of the batch commands (here and ``utilscli.py score``)."""
+    return click.option(
+        "--chunk-rows",
+        type=click.IntRange(min=1),
+        default=200_000,  # batch.DEFAULT_CHUNK_ROWS, not imported: --weight must not load pandas
+        show_default=True,
+        help=help_text,
+    )
+
+
 def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
     """Return ``--set NAME=VALUE`` options as a dict, or raise a usage error."""
     row = {}
@@ -135,13 +146,7 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Write --input's rejected rows (line, value, reason) to this CSV instead of stderr.",
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    default=200_000,  # batch.DEFAULT_CHUNK_ROWS, not imported: --weight must not load pandas
-    show_default=True,
-    help="Rows of --input read and scored at a time (memory is proportional to it).",
-)
+@chunk_rows_option("Rows of --input read and scored at a time (memory is proportional to it).")
 @click.version_option(cookbook.__version__)
 @click.pass_context
 def predictcli(

@@ -122,10 +122,8 @@ def progress(size_bytes: int | None, source: BinaryIO) -> Iterator[Callable[[int
 
 def echo_summary(report: BatchReport, rejects_path: str | None) -> None:
     """Tell stderr how many rows were scored and rejected, and why."""
-    rows = "row" if report.scored == 1 else "rows"
-    line = f"Scored {report.scored:,} {rows}, rejected {report.rejected:,}"
+    line = report.counts()
     if report.rejected:
-        kinds = ", ".join(f"{kind}: {count:,}" for kind, count in sorted(report.reasons.items()))
         where = f"listed in {rejects_path}" if rejects_path else "listed above"
-        line += f" ({kinds}; {where})"
+        line += f" ({report.kinds()}; {where})"
     click.echo(line + ".", err=True)

@@ -17,3 +17,9 @@ class DataError(MlibError):
 
 class ModelError(MlibError):
     """A model file that is missing, tampered with, or was made by other library versions."""
+
+
+def first_line_of(exc: BaseException) -> str:
+    """Return the first line of *exc*'s message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

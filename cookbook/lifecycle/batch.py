@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 
 from cookbook.core.answers import height_human
-from cookbook.core.errors import InvalidInput
+from cookbook.core.errors import InvalidInput, first_line_of
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, NumberFeature, Schema
 from cookbook.core.validation import validate_category, validate_number
-from cookbook.lifecycle.vectorized import accepted_numbers, predict_frame
+from cookbook.lifecycle.vectorized import accepted_numbers, answer_columns, predict_frame
 
 STDIO = "-"
 DEFAULT_CHUNK_ROWS = 200_000
@@ -79,6 +79,22 @@ class BatchReport:
         self.rejected += len(rejects)
         for reject in rejects:
             self.reasons[reject.kind] = self.reasons.get(reject.kind, 0) + 1
+
+    def add(self, other: BatchReport) -> None:
+        """Add *other*'s counts to these (a partition's to the run's)."""
+        self.scored += other.scored
+        self.rejected += other.rejected
+        for kind, count in other.reasons.items():
+            self.reasons[kind] = self.reasons.get(kind, 0) + count
+
+    def counts(self) -> str:
+        """Return "Scored 9,998 rows, rejected 2": the summary line's start."""
+        rows = "row" if self.scored == 1 else "rows"
+        return f"Scored {self.scored:,} {rows}, rejected {self.rejected:,}"
+
+    def kinds(self) -> str:
+        """Return the rejects per reason, "empty: 1, not a number: 1", sorted by reason."""
+        return ", ".join(f"{kind}: {count:,}" for kind, count in sorted(self.reasons.items()))
 
 
 # ------------------------------------------------------------------ the streaming core
@@ -178,12 +194,18 @@ def require_columns(names: list[str], columns: list[str], *, single: bool = True
 
 
 def read_chunks(
-    source: BinaryIO, names: list[str], columns: list[str], chunk_rows: int
+    source: BinaryIO,
+    names: list[str],
+    columns: list[str],
+    chunk_rows: int,
+    *,
+    dtype: type | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the *columns* of *source* (past its header) in chunks, one row per line.
 
     Blank lines are kept, as empty cells (NaN), so they are reported and line numbers
     hold; a chunk with blank lines but no text still comes back as numbers, the fast path.
+    ``dtype=str`` reads every cell as text instead, as written.
     """
     try:
         reader = pd.read_csv(
@@ -194,6 +216,7 @@ def read_chunks(
             usecols=columns,
             chunksize=chunk_rows,
             engine="c",
+            dtype=dtype,
             skip_blank_lines=False,
             keep_default_na=False,
             na_values=[""],  # only a truly empty cell is missing; "NaN" or "NA" stay text
@@ -205,8 +228,7 @@ def read_chunks(
     except pd.errors.EmptyDataError:
         return  # a header and no rows: nothing to score
     except (pd.errors.ParserError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BatchError(f"Input is not a readable CSV file: {message}") from None
+        raise BatchError(f"Input is not a readable CSV file: {first_line_of(exc)}") from None
 
 
 def parse_numbers(
@@ -450,17 +472,6 @@ class TableFormatter:
     def format(self, values: Mapping[str, np.ndarray]) -> bytes:
         """Return the CSV lines for valid *values* (one array per feature), in order."""
         frame = pd.DataFrame(dict(values))
-        predicted = predict_frame(self.predictor, frame)
-        outside = np.zeros(len(frame), dtype=bool)
-        for feature in self.schema.numeric:
-            low, high = feature.training_range
-            column = frame[feature.name].to_numpy(dtype=np.float64)
-            outside |= (column < low) | (column > high)
-        if self.schema.answer_format == HEIGHT_ANSWER:
-            frame["height_inches"] = np.floor(predicted * 10 + 0.5) / 10
-            inches = np.floor(predicted + 0.5).astype(np.int64)
-            frame["height_human_readable"] = [height_human(i) for i in inches.tolist()]
-        else:
-            frame[self.schema.target.name] = np.round(predicted, self.schema.answer_digits)
-        frame["extrapolation"] = np.where(outside, "true", "false")
+        answers, outside = answer_columns(self.predictor, frame)
+        frame = frame.assign(**answers, extrapolation=np.where(outside, "true", "false"))
         return frame.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")

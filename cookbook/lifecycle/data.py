@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.errors import DataError
+from cookbook.core.errors import DataError, first_line_of
 
 
 def read_csv(path: Path | str, *, what: str = "", **options: Any):
@@ -27,8 +27,7 @@ def read_csv(path: Path | str, *, what: str = "", **options: Any):
     except pd.errors.EmptyDataError:
         raise DataError(f"{label} is empty.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{label} is not a valid CSV file: {message}") from None
+        raise DataError(f"{label} is not a valid CSV file: {first_line_of(exc)}") from None
 
 
 def require_columns(frame: Any, columns: Sequence[str], label: str) -> None:
