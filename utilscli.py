@@ -871,15 +871,10 @@ def card(output: Path | None) -> None:
     """Write a Markdown model card for the served model."""
     served = model_path()
     with one_line_errors():
-        text = modelcard.render_card(verified_metadata(served))
-    if output is not None and str(output) == "-":
-        click.echo(text, nl=False)
-        return
-    target = output if output is not None else served.parent / "MODEL_CARD.md"
-    try:
-        write_bytes_atomic(target, text.encode("utf-8"))
-    except OSError as exc:
-        raise click.ClickException(f"Cannot write {target}: {exc.strerror}") from None
+        if output is not None and str(output) == "-":
+            click.echo(modelcard.render_card(verified_metadata(served)), nl=False)
+            return
+        target = modelcard.write_card(served, output)
     click.echo(f"Wrote the model card to {target}")
 
 

@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cookbook.core.errors import ModelError
-from cookbook.core.files import write_bytes_atomic
 from cookbook.core.layout import metadata_path
 from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.lifecycle import gate, modelcard
@@ -34,8 +33,6 @@ from cookbook.lifecycle.drift import drift
 from cookbook.lifecycle.fetching import fetch
 from cookbook.lifecycle.registry import Registry
 from cookbook.lifecycle.training import DEFAULT_SPEC, ModelSpec
-
-CARD_FILE = "MODEL_CARD.md"
 
 
 class Outcome(enum.Enum):
@@ -112,8 +109,7 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
             f"{tolerance:g}; {served_model.name} still serves {served_version}",
             **common,
         )  # fmt: skip
-    card = served_model.parent / CARD_FILE
-    write_bytes_atomic(card, modelcard.render_card(verified_metadata(served_model)).encode())
+    modelcard.write_card(served_model)
     how = "forced past the quality gate" if common["forced"] else "passed the quality gate"
     return TrainingRun(Outcome.PROMOTED,
                        f"candidate {result.entry.version} {how} and is now served",
@@ -133,4 +129,4 @@ def _promoted_files(served_model: Path) -> list[Path]:
     """Return what a promotion changes: the served pair, the registry (the new entry and the
     promotion record) and the card."""
     return [served_model, metadata_path(served_model), Registry(served_model).root,
-            served_model.parent / CARD_FILE]  # fmt: skip
+            modelcard.card_path(served_model)]  # fmt: skip

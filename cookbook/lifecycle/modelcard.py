@@ -1,12 +1,41 @@
-"""Render a Markdown model card from a served model's verified ``model.json``."""
+"""Render a Markdown model card from a served model's verified ``model.json``, and write it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from cookbook.core.loading import linear_form_of, schema_of
+from cookbook.core.errors import MlibError
+from cookbook.core.files import write_bytes_atomic
+from cookbook.core.loading import linear_form_of, schema_of, verified_metadata
 from cookbook.core.schema import NumberFeature, Schema
+
+CARD_FILE = "MODEL_CARD.md"  # beside the served model
+
+
+class CardError(MlibError):
+    """The card cannot be written: one line saying where and why."""
+
+
+def card_path(served_model: Path) -> Path:
+    """Return where the card of *served_model* lives: ``MODEL_CARD.md`` beside it."""
+    return served_model.parent / CARD_FILE
+
+
+def write_card(served_model: Path, target: Path | None = None) -> Path:
+    """Write the verified *served_model*'s card to *target* (default: beside it); return where.
+
+    Raise ``CardError`` when the file cannot be written (``ModelError`` for a model that
+    does not verify).
+    """
+    target = target if target is not None else card_path(served_model)
+    text = render_card(verified_metadata(served_model))
+    try:
+        write_bytes_atomic(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise CardError(f"Cannot write {target}: {exc.strerror}") from None
+    return target
 
 
 def _number(value: Any, digits: int) -> str:
