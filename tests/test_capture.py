@@ -15,7 +15,7 @@ from helpers import ROOT, run_script, start_server, stop
 import mlib
 from app import create_app
 from cookbook.cli.capture_export import parse_since
-from cookbook.lifecycle.capture_store import Feedback, Record, open_store
+from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,9 +27,15 @@ def store(request, tmp_path):
     store = open_store(url)
     store.create()
     if request.param == "postgresql":
-        with store.connect() as db:
-            db.execute("DELETE FROM predictions")
+        empty(store)
     return store
+
+
+def empty(store) -> None:
+    """Delete what an earlier test left in the shared PostgreSQL database."""
+    with store.connect() as db:
+        for table in TABLES:
+            db.execute(f"DELETE FROM {table}")
 
 
 def record(request_id: str, index: int = 0, predicted: float = 73.0, ts: float | None = None,
@@ -71,8 +77,9 @@ def test_quality_is_computed_per_version(store):
 
 def test_retention_keeps_the_newest_rows(store):
     now = time.time()
-    store.write([record(f"r{i}", ts=now - 100 + i) for i in range(10)])
-    store.trim(max_rows=4)
+    for i in range(10):  # retention deletes whole batches: one record each here
+        store.write([record(f"r{i}", ts=now - 100 + i)])
+    assert store.trim(max_rows=4) == 6
     assert [r["request_id"] for r in store.rows()] == ["r6", "r7", "r8", "r9"]
     store.trim(max_age_seconds=92.5)  # r6 (94 s old) and r7 (93 s) go
     assert [r["request_id"] for r in store.rows()] == ["r8", "r9"]
@@ -215,8 +222,7 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
     if backend == "postgresql":
         store = open_store(url)
         store.create()
-        with store.connect() as db:
-            db.execute("DELETE FROM predictions")
+        empty(store)
     process, base_url = start_server(trained_model, tmp_path, CAPTURE_URL=url)
     try:
         ids = []

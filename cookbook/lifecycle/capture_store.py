@@ -1,18 +1,18 @@
 """Where captured predictions live: an embedded SQLite database or a PostgreSQL server.
 
 Each answered row is one record: the request id and the row's index in it, the time, the
-model version, which role answered (champion, canary), the inputs, the predicted value,
-the answer as sent (its prediction interval included) and, once feedback arrives, the
-true value. ``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so every
-worker of a deployment writes to one file) or ``postgresql://...`` for deployments with
-several replicas. The same SQL serves both; only placeholders and a few types differ.
+model version, which role answered (champion, canary, or a shadow that only scored), the
+inputs, the predicted value and the answer as sent. Records are stored in batches, one
+database row per worker and flush (``cookbook.lifecycle.capture_format`` says how); true
+values from feedback are labels, one row per labelled record, which carry what the
+quality figures need. ``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so
+every worker of a deployment writes to one file) or ``postgresql://...`` for deployments
+with several replicas. The same SQL serves both; only placeholders and a few types differ.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import math
 import sqlite3
 import threading
@@ -26,13 +26,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from cookbook.core.errors import MlibError
+from cookbook.lifecycle import capture_format as fmt
+from cookbook.lifecycle.capture_format import Batch, BatchBuilder
 
-COLUMNS = ("request_id", "row_index", "ts", "model_version", "role", "inputs", "prediction",
-           "answer", "interval_low", "interval_high")  # fmt: skip
-# Rows per INSERT statement (SQLite allows 32,766 parameters in one; these take 500).
-ROWS_PER_INSERT = 50
+TABLES = ("capture_batches", "capture_keys", "capture_labels")
 # Seconds a writer waits for another writer's lock before the batch fails.
 BUSY_TIMEOUT_SECONDS = 5.0
+# Batch bodies one feedback call keeps at hand: feedback often names neighbouring requests.
+FEEDBACK_BODIES = 32
 
 
 class CaptureError(MlibError):
@@ -40,7 +41,7 @@ class CaptureError(MlibError):
 
 
 class Record(NamedTuple):
-    """One answered row, as captured (a tuple: the writer makes thousands a second)."""
+    """One answered row, as captured."""
 
     request_id: str
     row_index: int
@@ -50,39 +51,6 @@ class Record(NamedTuple):
     inputs: dict[str, Any]
     prediction: float
     answer: dict[str, Any]
-
-    def values(self) -> tuple:
-        """Return the record's values in COLUMNS order."""
-        return row_values(*self)
-
-
-def row_values(request_id: str, row_index: int, ts: float, model_version: str, role: str,
-               inputs: dict[str, Any], prediction: float,
-               answer: dict[str, Any]) -> tuple:  # fmt: skip
-    """Return one captured row's values in COLUMNS order (*answer* loses its interval).
-
-    The interval has columns of its own and its words are made again from them: every
-    byte stored here costs the writer. orjson writes the two documents in a tenth of
-    json's time.
-    """
-    interval = answer.get("interval")
-    if interval is None:
-        low = high = None
-        fields = answer
-    else:
-        low, high = interval.get("low"), interval.get("high")
-        fields = answer.copy()  # a copy and a del: half the time of a comprehension
-        del fields["interval"]
-    return (request_id, row_index, ts, model_version, role, orjson.dumps(inputs).decode(),
-            prediction, orjson.dumps(fields).decode(), low, high)  # fmt: skip
-
-
-@functools.lru_cache(maxsize=8)
-def insert_statement(placeholder: str, rows: int) -> str:
-    """Return an INSERT of *rows* rows of COLUMNS (a row captured twice keeps the first)."""
-    row = "(" + ", ".join([placeholder] * len(COLUMNS)) + ")"
-    return (f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join([row] * rows)} "
-            "ON CONFLICT (request_id, row_index, role) DO NOTHING")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,10 +62,29 @@ class Feedback:
     actual: float
 
 
+def batch_of(records: Sequence[Record]) -> Batch:
+    """Return *records* as one Batch (each keeps its own time)."""
+    builder = BatchBuilder(min(r.ts for r in records))
+    for r in records:
+        builder.add(r.request_id, r.ts, r.model_version, r.role, list(r.inputs),
+                    [tuple(r.inputs.values())], [r.prediction], [r.answer],
+                    first_index=r.row_index)  # fmt: skip
+    return builder.build(max(r.ts for r in records))
+
+
+def interval_of(answer: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Return the (low, high) of an answer's prediction interval, or (None, None)."""
+    interval = answer.get("interval") or {}
+    return interval.get("low"), interval.get("high")
+
+
 class CaptureStore:
-    """The capture table in one database; every method opens and closes its own connection."""
+    """The capture tables in one database; every method opens and closes its own connection."""
 
     placeholder = "?"
+    float_type = "REAL"
+    id_type = "INTEGER PRIMARY KEY"  # SQLite's rowid: grows with every batch
+    blob_type = "BLOB"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -110,28 +97,31 @@ class CaptureStore:
         raise NotImplementedError
 
     def create(self) -> None:
-        """Create the table and its indexes if they do not exist."""
+        """Create the tables and their indexes if they do not exist."""
         with self.connect() as db:
             for statement in self.ddl():
                 db.execute(statement)
 
     def ddl(self) -> list[str]:
-        """Return the statements that create the table."""
+        """Return the statements that create the tables."""
+        real = self.float_type
         return [
-            f"""CREATE TABLE IF NOT EXISTS predictions (
-                request_id TEXT NOT NULL, row_index INTEGER NOT NULL, ts {self.float_type} NOT NULL,
-                model_version TEXT NOT NULL, role TEXT NOT NULL, inputs TEXT NOT NULL,
-                prediction {self.float_type} NOT NULL, answer TEXT NOT NULL,
-                interval_low {self.float_type}, interval_high {self.float_type},
-                actual {self.float_type}, actual_ts {self.float_type},
-                PRIMARY KEY (request_id, row_index, role))""",
-            # Only labelled rows are indexed by time (what /quality reads): a new row, which has
-            # no feedback yet, costs one index insertion (the key's), not two.
-            "CREATE INDEX IF NOT EXISTS predictions_labelled ON predictions (ts) "
-            "WHERE actual IS NOT NULL",
+            f"""CREATE TABLE IF NOT EXISTS capture_batches (
+                id {self.id_type}, first_ts {real} NOT NULL, last_ts {real} NOT NULL,
+                records INTEGER NOT NULL, key_min TEXT, key_max TEXT,
+                feature_names TEXT NOT NULL, body {self.blob_type} NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS capture_batches_keys ON capture_batches (key_max, key_min)",
+            "CREATE INDEX IF NOT EXISTS capture_batches_time ON capture_batches (last_ts)",
+            """CREATE TABLE IF NOT EXISTS capture_keys (
+                request_id TEXT NOT NULL, batch_id BIGINT NOT NULL,
+                PRIMARY KEY (request_id, batch_id))""",
+            f"""CREATE TABLE IF NOT EXISTS capture_labels (
+                request_id TEXT NOT NULL, row_index INTEGER NOT NULL, role TEXT NOT NULL,
+                model_version TEXT NOT NULL, ts {real} NOT NULL, prediction {real} NOT NULL,
+                interval_low {real}, interval_high {real}, actual {real} NOT NULL,
+                actual_ts {real} NOT NULL, PRIMARY KEY (request_id, row_index, role))""",
+            "CREATE INDEX IF NOT EXISTS capture_labels_time ON capture_labels (ts)",
         ]
-
-    float_type = "REAL"
 
     def sql(self, text: str) -> str:
         """Return *text* with ``?`` placeholders in this database's style."""
@@ -140,27 +130,26 @@ class CaptureStore:
     # ------------------------------------------------------------------ writing
 
     def write(self, records: Sequence[Record]) -> None:
-        """Insert *records* in one transaction (a row captured twice keeps the first)."""
-        self.write_rows([record.values() for record in records])
+        """Store *records* as one batch."""
+        if records:
+            self.write_batch(batch_of(records))
 
-    def write_rows(self, rows: Sequence[tuple]) -> None:
-        """Insert rows of values in COLUMNS order in one transaction (first capture stands)."""
-        if not rows:
-            return
+    def write_batch(self, batch: Batch) -> None:
+        """Store *batch* in one transaction."""
         with self.connect() as db:
-            for statement, parameters in self.inserts(rows):
-                db.execute(statement, parameters)
+            self.insert_batch(db, batch)
 
-    def inserts(self, rows: Sequence[tuple]) -> Iterator[tuple[str, list]]:
-        """Yield the statements, and their parameters, that insert *rows*.
-
-        Each statement inserts up to ``ROWS_PER_INSERT`` rows: a third less database time
-        per row than one statement per row (``executemany``), on the worker's CPU.
-        """
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
-            yield (insert_statement(self.placeholder, len(chunk)),
-                   [value for row in chunk for value in row])  # fmt: skip
+    def insert_batch(self, db: Any, batch: Batch) -> None:
+        """Insert *batch*, and its ids the time keys do not cover, on connection *db*."""
+        batch_id = db.execute(
+            self.sql("INSERT INTO capture_batches (first_ts, last_ts, records, key_min, key_max,"
+                     " feature_names, body) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            (batch.first_ts, batch.last_ts, batch.records, batch.key_min, batch.key_max,
+             batch.names_json(), batch.body),
+        ).fetchone()[0]  # fmt: skip
+        for request_id in batch.unkeyed_ids:
+            db.execute(self.sql("INSERT INTO capture_keys (request_id, batch_id) VALUES (?, ?)"),
+                       (request_id, batch_id))  # fmt: skip
 
     def add_feedback(self, items: Sequence[Feedback]) -> dict[str, list[str]]:
         """Join true values with captured rows; return request ids by outcome.
@@ -171,87 +160,154 @@ class CaptureStore:
         outcome: dict[str, list[str]] = {"joined": [], "unknown": [], "already": []}
         now = time.time()
         with self.connect() as db:
+            bodies: dict[int, bytes] = {}
             for item in items:
-                cursor = db.execute(
-                    self.sql("UPDATE predictions SET actual = ?, actual_ts = ? WHERE request_id = ?"
-                             " AND row_index = ? AND actual IS NULL"),
-                    (item.actual, now, item.request_id, item.row_index),
-                )  # fmt: skip
-                if cursor.rowcount:
-                    outcome["joined"].append(item.request_id)
-                    continue
-                found = db.execute(
-                    self.sql("SELECT 1 FROM predictions WHERE request_id = ? AND row_index = ?"),
+                labelled = db.execute(
+                    self.sql("SELECT 1 FROM capture_labels WHERE request_id = ? AND row_index = ?"),
                     (item.request_id, item.row_index),
-                ).fetchone()
-                outcome["already" if found else "unknown"].append(item.request_id)
+                ).fetchone()  # fmt: skip
+                if labelled:
+                    outcome["already"].append(item.request_id)
+                    continue
+                found = [record for record in self._records_of(db, item.request_id, bodies)
+                         if record[fmt.ROW_INDEX] == item.row_index]  # fmt: skip
+                if not found:
+                    outcome["unknown"].append(item.request_id)
+                    continue
+                stored = 0
+                for record in found:  # the first record of each role stands
+                    low, high = interval_of(record[fmt.ANSWER])
+                    stored += db.execute(
+                        self.sql("INSERT INTO capture_labels (request_id, row_index, role,"
+                                 " model_version, ts, prediction, interval_low, interval_high,"
+                                 " actual, actual_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                                 " ON CONFLICT DO NOTHING"),
+                        (item.request_id, item.row_index, record[fmt.ROLE],
+                         record[fmt.MODEL_VERSION], record[fmt.TS], record[fmt.PREDICTION], low,
+                         high, item.actual, now),
+                    ).rowcount  # fmt: skip
+                outcome["joined" if stored > 0 else "already"].append(item.request_id)
         return outcome
 
+    def _records_of(self, db: Any, request_id: str, bodies: dict[int, bytes]
+                    ) -> Iterator[list[Any]]:  # fmt: skip
+        """Yield the captured records of *request_id*, oldest batch first."""
+        batch_ids = {
+            row[0]
+            for row in db.execute(
+                self.sql("SELECT batch_id FROM capture_keys WHERE request_id = ?"), (request_id,)
+            )
+        }
+        key = fmt.key_of(request_id)
+        if key is not None:
+            batch_ids.update(row[0] for row in db.execute(
+                self.sql("SELECT id FROM capture_batches WHERE key_max >= ? AND key_min <= ?"),
+                (key, key)))  # fmt: skip
+        for batch_id in sorted(batch_ids):
+            if batch_id not in bodies:
+                if len(bodies) >= FEEDBACK_BODIES:
+                    del bodies[next(iter(bodies))]
+                row = db.execute(self.sql("SELECT body FROM capture_batches WHERE id = ?"),
+                                 (batch_id,)).fetchone()  # fmt: skip
+                bodies[batch_id] = bytes(row[0]) if row else b""
+            yield from fmt.find(bodies[batch_id], request_id)
+
     def trim(self, max_rows: int | None = None, max_age_seconds: float | None = None) -> int:
-        """Delete records beyond the newest *max_rows* or older than *max_age_seconds*."""
-        deleted = 0
+        """Delete the batches beyond the newest *max_rows* records or older than
+        *max_age_seconds*, and what refers to them; return how many records went.
+
+        Whole batches go: what is kept is at most *max_rows* records.
+        """
+        deleted = []
         with self.connect() as db:
             if max_age_seconds is not None:
-                cursor = db.execute(self.sql("DELETE FROM predictions WHERE ts < ?"),
-                                    (time.time() - max_age_seconds,))  # fmt: skip
-                deleted += max(cursor.rowcount, 0)
+                deleted += db.execute(
+                    self.sql("DELETE FROM capture_batches WHERE last_ts < ? RETURNING records"),
+                    (time.time() - max_age_seconds,)).fetchall()  # fmt: skip
             if max_rows is not None:
-                row = db.execute(
-                    self.sql("SELECT ts FROM predictions ORDER BY ts DESC LIMIT 1 OFFSET ?"),
-                    (max_rows,),
+                deleted += db.execute(
+                    self.sql("DELETE FROM capture_batches WHERE id IN (SELECT id FROM (SELECT id,"
+                             " SUM(records) OVER (ORDER BY id DESC) AS newer FROM capture_batches)"
+                             " AS counted WHERE newer > ?) RETURNING records"), (max_rows,),
+                ).fetchall()  # fmt: skip
+            if deleted:
+                oldest_id, oldest_ts = db.execute(
+                    "SELECT min(id), min(first_ts) FROM capture_batches"
                 ).fetchone()
-                if row is not None:
-                    cursor = db.execute(self.sql("DELETE FROM predictions WHERE ts <= ?"),
-                                        (row[0],))  # fmt: skip
-                    deleted += max(cursor.rowcount, 0)
-        return deleted
+                if oldest_id is None:
+                    db.execute("DELETE FROM capture_keys")
+                    db.execute("DELETE FROM capture_labels")
+                else:
+                    db.execute(self.sql("DELETE FROM capture_keys WHERE batch_id < ?"),
+                               (oldest_id,))  # fmt: skip
+                    db.execute(self.sql("DELETE FROM capture_labels WHERE ts < ?"), (oldest_ts,))
+        return sum(row[0] for row in deleted)
 
     # ------------------------------------------------------------------ reading
+
+    def _batches(self, db: Any, since: float | None) -> Iterator[tuple[dict, list[list[Any]]]]:
+        """Yield (feature names by version, records) of each batch holding records from
+        *since*, oldest first."""
+        query, params = "SELECT feature_names, body FROM capture_batches", ()
+        if since is not None:
+            query, params = query + " WHERE last_ts >= ?", (since,)
+        for names, body in db.execute(self.sql(query + " ORDER BY id"), params):
+            yield orjson.loads(names), fmt.decode(bytes(body))
 
     def rows(self, since: float | None = None, roles: Sequence[str] | None = None
              ) -> list[dict[str, Any]]:  # fmt: skip
         """Return the captured rows (oldest first), from *since* (epoch seconds) if given,
-        of the given *roles* only if given."""
-        query = f"SELECT {', '.join(COLUMNS)}, actual FROM predictions"
-        conditions, params = [], []
-        if since is not None:
-            conditions.append("ts >= ?")
-            params.append(since)
-        if roles is not None:
-            conditions.append(f"role IN ({', '.join('?' * len(roles))})")
-            params.extend(roles)
-        if conditions:
-            query += " WHERE " + " AND ".join(conditions)
-        params = tuple(params)
-        query += " ORDER BY ts, request_id, row_index"
+        of the given *roles* only if given; a row captured twice is the first capture."""
         with self.connect() as db:
-            found = db.execute(self.sql(query), params).fetchall()
-        names = (*COLUMNS, "actual")
-        result = []
-        for values in found:
-            row = dict(zip(names, values, strict=True))
-            row["inputs"] = json.loads(row["inputs"])
-            row["answer"] = json.loads(row["answer"])
-            result.append(row)
-        return result
+            labels = {
+                (r, i, role): actual
+                for r, i, role, actual in db.execute(
+                    "SELECT request_id, row_index, role, actual FROM capture_labels"
+                )
+            }
+            found: dict[tuple, dict[str, Any]] = {}
+            for names, records in self._batches(db, since):
+                for record in records:
+                    request_id, index, ts, version, role, inputs, predicted, answer = record
+                    key = (request_id, index, role)
+                    wanted = (since is None or ts >= since) and (roles is None or role in roles)
+                    if not wanted or key in found:
+                        continue
+                    low, high = interval_of(answer)
+                    found[key] = {
+                        "request_id": request_id, "row_index": index, "ts": ts,
+                        "model_version": version, "role": role,
+                        "inputs": dict(zip(names[version], inputs, strict=True)),
+                        "prediction": predicted, "answer": answer, "interval_low": low,
+                        "interval_high": high, "actual": labels.get(key),
+                    }  # fmt: skip
+        return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))
 
     def shadow_pairs(self, window_seconds: float) -> list[tuple[float, float, float | None]]:
         """Return (champion value, shadow value, true value or None) for every row both
         scored in the window."""
-        query = ("SELECT c.prediction, s.prediction, c.actual FROM predictions c JOIN predictions s"
-                 " ON s.request_id = c.request_id AND s.row_index = c.row_index"
-                 " WHERE c.role = 'champion' AND s.role = 'shadow' AND c.ts >= ?")  # fmt: skip
+        since = time.time() - window_seconds
+        scores: dict[str, dict[tuple, float]] = {"champion": {}, "shadow": {}}
+        champion, shadow = scores["champion"], scores["shadow"]
         with self.connect() as db:
-            found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
-        return [tuple(row) for row in found]
+            for _, records in self._batches(db, since):
+                for record in records:
+                    by_key = scores.get(record[fmt.ROLE])
+                    if by_key is not None and record[fmt.TS] >= since:
+                        key = (record[fmt.REQUEST_ID], record[fmt.ROW_INDEX])
+                        by_key.setdefault(key, record[fmt.PREDICTION])
+            actual = {(r, i): value for r, i, value in db.execute(
+                self.sql("SELECT request_id, row_index, actual FROM capture_labels"
+                         " WHERE role = 'champion' AND ts >= ?"), (since,))}  # fmt: skip
+        return [(value, shadow[key], actual.get(key)) for key, value in champion.items()
+                if key in shadow]  # fmt: skip
 
     def quality(self, window_seconds: float) -> dict[str, dict[str, Any]]:
         """Return, per model version, the labelled rows' count, MAE, RMSE, bias and the
         share whose true value lay inside the prediction interval, over the window."""
         # Shadow rows are scored, never answered: their quality is /rollout's.
         query = ("SELECT model_version, role, prediction, actual, interval_low, interval_high "
-                 "FROM predictions WHERE actual IS NOT NULL AND ts >= ? "
-                 "AND role <> 'shadow'")  # fmt: skip
+                 "FROM capture_labels WHERE ts >= ? AND role <> 'shadow'")  # fmt: skip
         with self.connect() as db:
             found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
         by_version: dict[str, dict[str, Any]] = {}
@@ -286,46 +342,21 @@ class SQLiteStore(CaptureStore):
         self._writer: sqlite3.Connection | None = None  # the writer thread's own connection
         self._writer_lock = threading.Lock()
 
-    def write_rows(self, rows: Sequence[tuple]) -> None:
-        """Insert *rows* in one transaction, on a connection kept open between batches."""
-        if not rows:
-            return
+    def write_batch(self, batch: Batch) -> None:
+        """Store *batch* in one transaction, on a connection kept open between batches."""
         with self._writer_lock:
             try:
                 if self._writer is None:
                     self._writer = self._open()
                 db = self._writer
                 db.execute("BEGIN IMMEDIATE")
-                for statement, parameters in self.inserts(rows):
-                    db.execute(statement, parameters)
+                self.insert_batch(db, batch)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._writer is not None:
                     self._writer.close()
                 self._writer = None  # reconnect on the next batch
                 raise CaptureError(f"Cannot write to {self.path}: {exc}.") from None
-
-    def trim(self, max_rows: int | None = None, max_age_seconds: float | None = None) -> int:
-        """Delete records beyond the newest *max_rows* or older than *max_age_seconds*.
-
-        Rows are found by rowid, which grows in the order they were written (the writers'
-        half-second batches make that time order to within a second): deleting the oldest
-        reads only what it deletes, where the ``ts`` conditions scanned the whole table.
-        """
-        deleted = 0
-        with self.connect() as db:
-            if max_age_seconds is not None:
-                cursor = db.execute(
-                    "DELETE FROM predictions WHERE rowid < COALESCE((SELECT rowid FROM predictions"
-                    " WHERE ts >= ? ORDER BY rowid LIMIT 1), (SELECT max(rowid) + 1 FROM"
-                    " predictions))", (time.time() - max_age_seconds,),
-                )  # fmt: skip
-                deleted += max(cursor.rowcount, 0)
-            if max_rows is not None:
-                cursor = db.execute("DELETE FROM predictions WHERE rowid <= (SELECT max(rowid)"
-                                    " FROM predictions) - ?", (max_rows,))  # fmt: skip
-                deleted += max(cursor.rowcount, 0)
-        return deleted
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,10 +385,12 @@ class SQLiteStore(CaptureStore):
 
 
 class PostgresStore(CaptureStore):
-    """PostgreSQL: one table shared by every replica of a deployment."""
+    """PostgreSQL: the tables shared by every replica of a deployment."""
 
     placeholder = "%s"
     float_type = "DOUBLE PRECISION"
+    id_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    blob_type = "BYTEA"
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:

@@ -1,0 +1,116 @@
+"""The capture batches: lines, time keys, and finding a record again without an index."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cookbook.lifecycle import capture_format as fmt
+from cookbook.lifecycle.capture_format import BatchBuilder
+from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
+
+
+def service_id(ts: float) -> str:
+    """An id of the form the service makes (request_log.request_id), made at *ts*."""
+    return fmt.time_key(ts) + "0123456789abcdef01"
+
+
+def answer(value: float) -> dict:
+    return {"height_inches": value, "interval": {"low": value - 3, "high": value + 3}}
+
+
+def test_a_batch_keeps_the_range_of_its_time_keys_and_lists_the_other_ids():
+    now = time.time()
+    builder = BatchBuilder(now - 0.5)
+    ids = [service_id(now - 0.4), service_id(now - 0.1), "client-chose-this",
+           service_id(now - 86_400), service_id(now - 0.1)]  # fmt: skip
+    for request_id in ids:
+        builder.add(request_id, now, "v1", "champion", ["Weight"], [(200.0,)], [73.0],
+                    [answer(73.0)])  # fmt: skip
+    batch = builder.build(now)
+    assert (batch.key_min, batch.key_max) == (ids[0][:14], ids[1][:14])
+    # A client's own id, and one of the service's form whose time is a day off, are listed.
+    assert batch.unkeyed_ids == ["client-chose-this", ids[3]]
+    assert batch.records == 5 and len(fmt.decode(batch.body)) == 5
+
+
+def test_find_matches_line_starts_only():
+    builder = BatchBuilder(0.0)
+    # A categorical input equal to another request's id must not be taken for that request.
+    builder.add("r1", 1.0, "v1", "champion", ["team", "Weight"], [("r2", 200.0)], [73.0],
+                [answer(73.0)])  # fmt: skip
+    builder.add("r2", 1.0, "v1", "champion", ["team", "Weight"], [("x", 180.0), ("y", 190.0)],
+                [71.0, 72.0], [answer(71.0), answer(72.0)])  # fmt: skip
+    body = builder.build(1.0).body
+    assert [(r[fmt.REQUEST_ID], r[fmt.ROW_INDEX]) for r in fmt.find(body, "r2")] == [
+        ("r2", 0), ("r2", 1)]  # fmt: skip
+    assert list(fmt.find(body, "r")) == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = (f"sqlite:///{tmp_path}/capture.sqlite3" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))  # fmt: skip
+    store = open_store(url)
+    store.create()
+    with store.connect() as db:
+        for table in TABLES:
+            db.execute(f"DELETE FROM {table}")
+    return store
+
+
+def record(request_id: str, ts: float, predicted: float = 73.0, role: str = "champion",
+           index: int = 0) -> Record:  # fmt: skip
+    return Record(request_id, index, ts, "v1", role, {"Weight": 200.0}, predicted,
+                  answer(predicted))  # fmt: skip
+
+
+def test_feedback_finds_service_ids_among_many_batches(store):
+    now = time.time()
+    wanted = []
+    for b in range(200):  # 200 half-second batches of 5 requests
+        ts = now - 100 + b / 2
+        ids = [service_id(ts + i / 100) for i in range(5)]
+        store.write([record(request_id, ts + 0.01) for request_id in ids])
+        if b % 40 == 7:
+            wanted.append(ids[3])
+    outcome = store.add_feedback([Feedback(request_id, 0, 70.0) for request_id in wanted])
+    assert outcome == {"joined": wanted, "unknown": [], "already": []}
+    never = service_id(now - 50.123)  # inside the batches' time, never captured
+    assert store.add_feedback([Feedback(never, 0, 70.0)])["unknown"] == [never]
+    assert store.quality(3600)["v1"]["labelled"] == len(wanted)
+
+
+def test_a_shadow_record_in_a_later_batch_is_labelled_too(store):
+    now = time.time()
+    request_id = service_id(now - 1)
+    store.write([record(request_id, now - 0.99)])
+    store.write([record(service_id(now - 0.5), now - 0.5)])
+    store.write([record(request_id, now - 0.2, predicted=74.5, role="shadow")])
+    assert store.add_feedback([Feedback(request_id, 0, 74.0)])["joined"] == [request_id]
+    assert store.shadow_pairs(3600) == [(73.0, 74.5, 74.0)]
+    assert list(store.quality(3600)) == ["v1"]  # the shadow's label is /rollout's, not quality's
+
+
+def test_a_request_id_captured_twice_is_its_first_capture(store):
+    now = time.time()
+    store.write([record("same", now - 2, predicted=70.0)])
+    store.write([record("same", now - 1, predicted=71.0)])
+    assert [r["prediction"] for r in store.rows()] == [70.0]
+    store.add_feedback([Feedback("same", 0, 72.0)])
+    assert store.quality(3600)["v1"]["mae"] == pytest.approx(2.0)
+
+
+def test_retention_takes_the_key_table_and_the_labels_with_the_batches(store):
+    now = time.time()
+    for i in range(6):
+        store.write([record(f"client-{i}", now - 60 + i)])
+    store.add_feedback([Feedback(f"client-{i}", 0, 72.0) for i in range(6)])
+    assert store.trim(max_rows=2) == 4
+    with store.connect() as db:
+        keys = sorted(row[0] for row in db.execute("SELECT request_id FROM capture_keys"))
+        labels = sorted(row[0] for row in db.execute("SELECT request_id FROM capture_labels"))
+    assert keys == labels == ["client-4", "client-5"]
+    outcome = store.add_feedback([Feedback("client-0", 0, 72.0)])
+    assert outcome["unknown"] == ["client-0"]  # trimmed: unknown or expired
