@@ -28,6 +28,9 @@ from cookbook.lifecycle.vectorized import predict_frame  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
+# Capture's cost is a few percent, below one round's noise here: many short rounds.
+CAPTURE_ROUNDS = int(os.environ.get("BENCH_CAPTURE_ROUNDS", "12"))
+CAPTURE_SECONDS = int(os.environ.get("BENCH_CAPTURE_SECONDS", "5"))
 POST_LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
@@ -134,9 +137,10 @@ def start_server(kind: str, port: int, extra_env: dict[str, str]) -> subprocess.
     raise SystemExit(f"{kind} did not start within 30 s")
 
 
-def wrk(url: str, script: Path, headers: dict[str, str]) -> tuple[float, float]:
-    """Run wrk for HTTP_SECONDS at 16 connections; return (requests/s, p99 ms)."""
-    command = ["wrk", "-t2", "-c16", f"-d{HTTP_SECONDS}s", "--latency", "-s", str(script)]
+def wrk(url: str, script: Path, headers: dict[str, str], seconds: int = HTTP_SECONDS
+        ) -> tuple[float, float]:  # fmt: skip
+    """Run wrk for *seconds* at 16 connections; return (requests/s, p99 ms)."""
+    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script)]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
@@ -159,16 +163,30 @@ def worker_pss_mb(master: subprocess.Popen) -> list[float]:
     return sizes
 
 
-def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
-                headers: dict[str, str], lua: str = POST_LUA) -> dict[str, dict]:  # fmt: skip
-    """Serve every variant (label -> server kind, environment) at once and load them in
-    interleaved rounds, so the machine's drift affects them alike.
+def cpu_seconds(master: subprocess.Popen) -> float:
+    """CPU time (user and system) used so far by a server: its master and its workers."""
+    pids = [str(master.pid), *Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text()
+            .split()]  # fmt: skip
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
-    Return, per variant, the rounds' requests/s and p99 and the workers' memory.
+
+def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
+                headers: dict[str, str], lua: str = POST_LUA, rounds: int = RUNS,
+                seconds: int = HTTP_SECONDS) -> dict[str, dict]:  # fmt: skip
+    """Serve every variant (label -> server kind, environment) at once and load them in
+    interleaved rounds, so the machine's drift affects them alike; every other round runs
+    them in reverse order, so none always goes first.
+
+    Return, per variant, the rounds' requests/s, p99 and CPU µs per request (the server's
+    processes, all threads), and the workers' memory.
     """
     servers = {label: (port := free_port(), start_server(kind, port, env))
                for label, (kind, env) in variants.items()}  # fmt: skip
-    figures = {label: {"rates": [], "p99s": [], "pss": []} for label in variants}
+    figures = {label: {"rates": [], "p99s": [], "cpu_us": [], "pss": []} for label in variants}
     try:
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "post.lua"
@@ -177,11 +195,17 @@ def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
                 subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
                                 f"http://127.0.0.1:{port}/predict"],
                                check=True, capture_output=True)  # fmt: skip
-            for _ in range(RUNS):
-                for label, (port, _) in servers.items():
-                    rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers)
+            for round_number in range(rounds):
+                order = list(servers.items())
+                for label, (port, process) in order[::-1] if round_number % 2 else order:
+                    before = cpu_seconds(process)
+                    rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds)
+                    # What the capture writer still had to store counts as this round's.
+                    time.sleep(0.6)
+                    spent = cpu_seconds(process) - before
                     figures[label]["rates"].append(rate)
                     figures[label]["p99s"].append(p99)
+                    figures[label]["cpu_us"].append(spent / (rate * seconds) * 1e6)
         for label, (_, process) in servers.items():
             figures[label]["pss"] = worker_pss_mb(process)
     finally:
@@ -202,7 +226,7 @@ def capture_overhead() -> dict[str, dict]:
         return http_rounds(
             {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
              "capture off": ("production", {"CAPTURE_FRACTION": "0"})},
-            {}, POST_VARIED_LUA,
+            {}, POST_VARIED_LUA, rounds=CAPTURE_ROUNDS, seconds=CAPTURE_SECONDS,
         )  # fmt: skip
 
 
@@ -239,11 +263,15 @@ def main() -> None:
         on, off = capture["capture on"], capture["capture off"]
         shares = [a / b for a, b in zip(on["rates"], off["rates"], strict=True)]
         rows += [
-            ("Data capture on (SQLite) against off, production server", "", ""),
+            (f"Data capture on (SQLite) against off, production server, {CAPTURE_ROUNDS} rounds"
+             f" of {CAPTURE_SECONDS} s", "", ""),
             ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
             ("    capture off, same rounds (req/s)", summary(off["rates"], "{:,.0f}"), ""),
             ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
-        ]
+            ("    CPU per request, on / off (µs, median)",
+             f"{statistics.median(on['cpu_us']):.1f} / {statistics.median(off['cpu_us']):.1f}",
+             ""),
+        ]  # fmt: skip
     rows += [
         ("In-process single prediction (µs)", summary(in_process_single_us(), "{:.2f}"), "<= 5"),
         ("Batch of 1,000,000 weights (M rows/s)",

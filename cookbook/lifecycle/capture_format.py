@@ -25,7 +25,6 @@ import orjson
 
 TIME_KEY_DIGITS = 14
 REQUEST_ID_DIGITS = 32
-HEX_DIGITS = frozenset("0123456789abcdef")
 # A time key more than this far before its batch began is not trusted to bound the batch
 # (a client may send an id of the service's form): such an id goes in the key table.
 KEY_SLACK_SECONDS = 60.0
@@ -41,10 +40,13 @@ def time_key(ts: float) -> str:
 
 
 def key_of(request_id: str) -> str | None:
-    """Return *request_id*'s time key when it has the service's form, else None."""
-    if len(request_id) == REQUEST_ID_DIGITS and HEX_DIGITS.issuperset(request_id):
-        return request_id[:TIME_KEY_DIGITS]
-    return None
+    """Return *request_id*'s time key when it has the length of the service's ids, else None.
+
+    Keys are compared as text, so an id of that length but not of the service's making is
+    still found by its key: either its key lies inside its batch's bounds, which then hold
+    it, or it is listed in the key table.
+    """
+    return request_id[:TIME_KEY_DIGITS] if len(request_id) == REQUEST_ID_DIGITS else None
 
 
 @dataclass(frozen=True)

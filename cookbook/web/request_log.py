@@ -127,8 +127,8 @@ def request_id(header: str | None) -> str:
     """Return the client's ``X-Request-ID`` when it is short and plain, else a new one."""
     if is_request_id(header):
         return header
-    # Time-ordered, like a UUIDv7: microseconds then 72 random bits. Captured rows are keyed
-    # by it, so new keys land at the end of the capture index instead of on a random page
-    # of it (half the database work per row). Unique, not secret: the random module
+    # Time-ordered, like a UUIDv7: microseconds then 72 random bits. Feedback finds the
+    # captured record by the time the id begins with (cookbook.lifecycle.capture_format),
+    # so capture needs no index entry per record. Unique, not secret: the random module
     # (reseeded in each forked worker) needs no syscall.
     return f"{time.time_ns() // 1000:014x}{random.getrandbits(72):018x}"
