@@ -268,6 +268,8 @@ def main() -> None:
             ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
             ("    capture off, same rounds (req/s)", summary(off["rates"], "{:,.0f}"), ""),
             ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
+            ("    p99 on / off (ms, median)",
+             f"{statistics.median(on['p99s']):.2f} / {statistics.median(off['p99s']):.2f}", ""),
             ("    CPU per request, on / off (µs, median)",
              f"{statistics.median(on['cpu_us']):.1f} / {statistics.median(off['cpu_us']):.1f}",
              ""),

@@ -319,7 +319,12 @@ def test_rollout_status_prints_the_shadows_figures(trained_model, tmp_path, shad
     try:
         for weight in (180, 200, 220):
             requests.post(f"{base_url}/predict", json={"Weight": weight}, timeout=10)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 5  # the shadow scores, then capture stores, off the path
+        while time.monotonic() < deadline:
+            shadow = requests.get(f"{base_url}/rollout", timeout=10).json()["shadow"]
+            if shadow and shadow["n"] == 3:
+                break
+            time.sleep(0.1)
         result = run_script("utilscli.py", "rollout", "status", "--host", base_url, env={})
     finally:
         stop(process)

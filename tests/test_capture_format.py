@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cookbook.lifecycle import capture_format as fmt
-from cookbook.lifecycle.capture_format import BatchBuilder
+from cookbook.lifecycle.capture_format import make_batch
 from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
 
 
@@ -20,29 +20,30 @@ def answer(value: float) -> dict:
     return {"height_inches": value, "interval": {"low": value - 3, "high": value + 3}}
 
 
+def queued(request_id: str, ts: float, names=("Weight",), row=(200.0,), index: int = 0,
+           value: float = 73.0) -> tuple:  # fmt: skip
+    """One answered row as a request queues it for the writer."""
+    return (request_id, index, ts, "v1", "champion", names, row, value, answer(value))
+
+
 def test_a_batch_keeps_the_range_of_its_time_keys_and_lists_the_other_ids():
     now = time.time()
-    builder = BatchBuilder(now - 0.5)
     ids = [service_id(now - 0.4), service_id(now - 0.1), "client-chose-this",
            service_id(now - 86_400), service_id(now - 0.1)]  # fmt: skip
-    for request_id in ids:
-        builder.add(request_id, now, "v1", "champion", ["Weight"], [(200.0,)], [73.0],
-                    [answer(73.0)])  # fmt: skip
-    batch = builder.build(now)
+    batch = make_batch([queued(request_id, now - 0.3) for request_id in ids])
     assert (batch.key_min, batch.key_max) == (ids[0][:14], ids[1][:14])
     # A client's own id, and one of the service's form whose time is a day off, are listed.
     assert batch.unkeyed_ids == ["client-chose-this", ids[3]]
     assert batch.records == 5 and len(fmt.decode(batch.body)) == 5
+    assert batch.feature_names == {"v1": ["Weight"]}
 
 
 def test_find_matches_line_starts_only():
-    builder = BatchBuilder(0.0)
+    names = ("team", "Weight")
     # A categorical input equal to another request's id must not be taken for that request.
-    builder.add("r1", 1.0, "v1", "champion", ["team", "Weight"], [("r2", 200.0)], [73.0],
-                [answer(73.0)])  # fmt: skip
-    builder.add("r2", 1.0, "v1", "champion", ["team", "Weight"], [("x", 180.0), ("y", 190.0)],
-                [71.0, 72.0], [answer(71.0), answer(72.0)])  # fmt: skip
-    body = builder.build(1.0).body
+    body = make_batch([queued("r1", 1.0, names, ("r2", 200.0)),
+                       queued("r2", 1.0, names, ("x", 180.0), 0, 71.0),
+                       queued("r2", 1.0, names, ("y", 190.0), 1, 72.0)]).body  # fmt: skip
     assert [(r[fmt.REQUEST_ID], r[fmt.ROW_INDEX]) for r in fmt.find(body, "r2")] == [
         ("r2", 0), ("r2", 1)]  # fmt: skip
     assert list(fmt.find(body, "r")) == []

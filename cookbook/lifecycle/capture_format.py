@@ -2,10 +2,9 @@
 
 A batch is what one worker answered in one flush interval. Each answered row is one JSON
 line, ``[request_id, row_index, ts, model_version, role, [input values], prediction,
-answer]``, appended as the request is answered; the feature names are kept once per
-batch and model version. Writing a batch is then one row in the database, whatever the
-traffic: the work per prediction is one ``orjson.dumps``, and nothing the request made
-has to outlive it.
+answer]``; the feature names are kept once per batch and model version. Storing a batch
+is then one row in the database, whatever the traffic: no insert and no index entry per
+prediction.
 
 Finding a record again (feedback may come days later) needs no index entry per record.
 The service's own request ids begin with 14 hex digits of microseconds
@@ -17,8 +16,8 @@ is far from its batch's, is listed in the store's key table instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -67,47 +66,34 @@ class Batch:
         return orjson.dumps(self.feature_names).decode()
 
 
-@dataclass
-class BatchBuilder:
-    """Collect answered rows as lines; ``build`` turns them into a Batch."""
-
-    first_ts: float
-    records: int = 0
-    body: bytearray = field(default_factory=bytearray)
-    request_ids: list[str] = field(default_factory=list)
-    feature_names: dict[str, Sequence[str]] = field(default_factory=dict)
-
-    def add(self, request_id: str, ts: float, version: str, role: str, names: Sequence[str],
-            rows: Sequence[Sequence[Any]], values: Sequence[float],
-            answers: Sequence[Mapping[str, Any]], first_index: int = 0) -> None:  # fmt: skip
-        """Append one request's answered rows: all of *rows* (the caller sized them),
-        numbered from *first_index*."""
-        body = self.body
-        for index in range(len(rows)):
-            body += orjson.dumps((request_id, first_index + index, ts, version, role,
-                                  rows[index], values[index], answers[index]),
-                                 option=OPTIONS)  # fmt: skip
-        self.records += len(rows)
-        self.request_ids.append(request_id)
-        if version not in self.feature_names:
-            self.feature_names[version] = names
-
-    def build(self, last_ts: float) -> Batch:
-        """Return the Batch of what was added, its records stamped up to *last_ts*."""
-        lowest, highest = time_key(self.first_ts - KEY_SLACK_SECONDS), time_key(last_ts + 1)
-        keys, unkeyed = [], []
-        for request_id in dict.fromkeys(self.request_ids):  # unique, first seen first
-            key = key_of(request_id)
-            if key is not None and lowest <= key <= highest:
-                keys.append(key)
-            else:
-                unkeyed.append(request_id)
-        return Batch(
-            first_ts=self.first_ts, last_ts=last_ts, records=self.records, body=bytes(self.body),
-            key_min=min(keys, default=None), key_max=max(keys, default=None),
-            unkeyed_ids=unkeyed,
-            feature_names={version: list(names) for version, names in self.feature_names.items()},
-        )  # fmt: skip
+def make_batch(records: Sequence[tuple]) -> Batch:
+    """Return *records* as one Batch: tuples of (request_id, row_index, ts, model_version,
+    role, feature names, input values, prediction, answer), as the requests left them."""
+    body = bytearray()
+    request_ids: dict[str, None] = {}  # unique, first seen first
+    feature_names: dict[str, list[str]] = {}
+    first_ts = last_ts = records[0][2]
+    for request_id, index, ts, version, role, names, row, value, answer in records:
+        body += orjson.dumps((request_id, index, ts, version, role, row, value, answer),
+                             option=OPTIONS)  # fmt: skip
+        request_ids[request_id] = None
+        if version not in feature_names:
+            feature_names[version] = list(names)
+        if ts < first_ts:
+            first_ts = ts
+        elif ts > last_ts:
+            last_ts = ts
+    lowest, highest = time_key(first_ts - KEY_SLACK_SECONDS), time_key(last_ts + 1)
+    keys, unkeyed = [], []
+    for request_id in request_ids:
+        key = key_of(request_id)
+        if key is not None and lowest <= key <= highest:
+            keys.append(key)
+        else:
+            unkeyed.append(request_id)
+    return Batch(first_ts=first_ts, last_ts=last_ts, records=len(records), body=bytes(body),
+                 key_min=min(keys, default=None), key_max=max(keys, default=None),
+                 unkeyed_ids=unkeyed, feature_names=feature_names)  # fmt: skip
 
 
 def decode(body: bytes) -> list[list[Any]]:

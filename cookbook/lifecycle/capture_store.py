@@ -27,7 +27,7 @@ import orjson
 
 from cookbook.core.errors import MlibError
 from cookbook.lifecycle import capture_format as fmt
-from cookbook.lifecycle.capture_format import Batch, BatchBuilder
+from cookbook.lifecycle.capture_format import Batch, make_batch
 
 TABLES = ("capture_batches", "capture_keys", "capture_labels")
 # Seconds a writer waits for another writer's lock before the batch fails.
@@ -64,12 +64,9 @@ class Feedback:
 
 def batch_of(records: Sequence[Record]) -> Batch:
     """Return *records* as one Batch (each keeps its own time)."""
-    builder = BatchBuilder(min(r.ts for r in records))
-    for r in records:
-        builder.add(r.request_id, r.ts, r.model_version, r.role, list(r.inputs),
-                    [tuple(r.inputs.values())], [r.prediction], [r.answer],
-                    first_index=r.row_index)  # fmt: skip
-    return builder.build(max(r.ts for r in records))
+    return make_batch([(r.request_id, r.row_index, r.ts, r.model_version, r.role,
+                        list(r.inputs), list(r.inputs.values()), r.prediction, r.answer)
+                       for r in records])  # fmt: skip
 
 
 def interval_of(answer: dict[str, Any]) -> tuple[float | None, float | None]:

@@ -1,11 +1,11 @@
 """Capture every answered prediction, off the request path.
 
-A request appends one JSON line per answered row to its worker's pending batch
-(``cookbook.lifecycle.capture_format``); each worker's writer thread (started in the
-worker, after the fork) stores the pending batch as one database row every
-``FLUSH_SECONDS`` (0.5 s), so an answer is in the store within a second of being sent.
-When a batch holds ``CAPTURE_QUEUE`` records, further records are dropped and counted in
-``capture_dropped_total``; the request never waits. ``CAPTURE_FRACTION`` samples
+A request appends one tuple per answered row to a bounded queue; each worker's writer
+thread (started in the worker, after the fork) stores what arrived as one batch of JSON
+lines (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
+(0.5 s), so an answer is in the store within a second of being sent. When the queue is
+full, the record is dropped and counted in ``capture_dropped_total``; the request never
+waits. ``CAPTURE_FRACTION`` samples
 requests; retention (``CAPTURE_MAX_ROWS``, ``CAPTURE_MAX_AGE_DAYS``) is enforced by the
 writer now and then.
 
@@ -22,7 +22,6 @@ import logging
 import os
 import random
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,9 +29,9 @@ from typing import Any
 
 from cookbook.core.prediction import Row
 from cookbook.core.settings import env_number
-from cookbook.lifecycle.capture_format import BatchBuilder
+from cookbook.lifecycle.capture_format import make_batch
 from cookbook.lifecycle.capture_store import CaptureStore, open_store
-from cookbook.web.background import PerProcessThread
+from cookbook.web.background import BackgroundDrain
 from cookbook.web.request_log import SERVICE_LOGGER
 
 log = logging.getLogger(SERVICE_LOGGER)
@@ -79,7 +78,7 @@ def default_url(model_path: str, port: str) -> str:
 
 
 class CaptureWriter:
-    """Collect answered rows in a pending batch; a thread stores it every FLUSH_SECONDS."""
+    """Queue answered rows; a thread stores what arrived as one batch every FLUSH_SECONDS."""
 
     def __init__(self, settings: CaptureSettings, dropped: Any, errors: Any) -> None:
         self.settings = settings
@@ -87,13 +86,10 @@ class CaptureWriter:
         self.dropped = dropped  # prometheus counters, shared across workers
         self.errors = errors
         self.writes = 0
-        self._lock = threading.Lock()  # the requests' threads and the writer's
-        self._pending = BatchBuilder(time.time())
-        self.thread = PerProcessThread("capture-writer", self._run, after_fork=self._forget)
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._pending = BatchBuilder(time.time())
+        # One batch takes whatever arrived in the interval: a batch costs a row, not a record.
+        self.drain = BackgroundDrain("capture-writer", self._write, self._failed,
+                                     limit=settings.queue_records, interval=FLUSH_SECONDS,
+                                     batch=settings.queue_records)  # fmt: skip
 
     def prepare(self) -> None:
         """Create the tables; raise ``CaptureError`` if the store cannot be used at all."""
@@ -102,50 +98,29 @@ class CaptureWriter:
     def record(self, request_id: str, version: str, role: str, names: Sequence[str],
                rows: Sequence[Row], values: Sequence[float],
                answers: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
-        """Add the answered rows of one request to the pending batch (sampled by
-        CAPTURE_FRACTION); drop, and count, what a full batch cannot take."""
+        """Queue the answered rows of one request (sampled by CAPTURE_FRACTION)."""
         fraction = self.settings.fraction
         if fraction < 1.0 and random.random() >= fraction:
             return
-        self.thread.ensure_started()
-        now = time.time()
-        with self._lock:
-            pending = self._pending
-            room = max(self.settings.queue_records - pending.records, 0)
-            if room >= len(rows):
-                pending.add(request_id, now, version, role, names, rows, values, answers)
-            elif room:
-                pending.add(request_id, now, version, role, names, rows[:room], values[:room],
-                            answers[:room])  # fmt: skip
+        room = self.drain.room()
         if room < len(rows):
-            self.dropped.inc(len(rows) - room)
-
-    def flush(self) -> None:
-        """Store what the requests added since the last flush, as one batch."""
+            self.dropped.inc(len(rows) - max(room, 0))
+        # The request pays for a tuple per row and nothing else: the serving thread is the
+        # one the clients wait for; the writer encodes the lines.
         now = time.time()
-        with self._lock:
-            pending, self._pending = self._pending, BatchBuilder(now)
-        if not pending.records:
-            return
-        try:
-            self.store.write_batch(pending.build(now))
-        except Exception as exc:  # the store's failure costs records, never the thread
-            self._failed(pending.records, "capture write failed", exc)
-            return
+        put = self.drain.put
+        for index in range(min(len(rows), max(room, 0))):
+            put((request_id, index, now, version, role, names, rows[index], values[index],
+                 answers[index]))  # fmt: skip
+
+    def _write(self, records: list[tuple]) -> None:
+        self.store.write_batch(make_batch(records))
         self.writes += 1
         if self.writes % TRIM_EVERY_WRITES == 0:
             age = self.settings.max_age_days
-            try:
-                self.store.trim(self.settings.max_rows, None if age is None else age * 86_400)
-            except Exception as exc:
-                self._failed(0, "capture retention failed", exc)
+            self.store.trim(self.settings.max_rows, None if age is None else age * 86_400)
 
-    def _run(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            self.flush()
-
-    def _failed(self, records: int, message: str, exc: Exception) -> None:
-        self.errors.inc(records)
-        log.error(message, extra={"fields": {
-            "event": "capture_failed", "records": records, "reason": str(exc)}})  # fmt: skip
+    def _failed(self, records: list[tuple], exc: Exception) -> None:
+        self.errors.inc(len(records))
+        log.error("capture write failed", extra={"fields": {
+            "event": "capture_failed", "records": len(records), "reason": str(exc)}})  # fmt: skip
