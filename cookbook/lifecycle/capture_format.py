@@ -10,8 +10,8 @@ Finding a record again (feedback may come days later) needs no index entry per r
 The service's own request ids begin with 14 hex digits of microseconds
 (``cookbook.web.request_log.request_id``): a batch keeps the range of those time keys, so
 feedback reads only the few batches whose range holds the id and finds its line with a
-substring search. An id of another form (a client's ``X-Request-ID``), or one whose time
-is far from its batch's, is listed in the store's key table instead.
+substring search. An id of another length (a client's own ``X-Request-ID``, mostly), or
+one whose key is far from its batch's time, is listed in the store's key table instead.
 """
 
 from __future__ import annotations

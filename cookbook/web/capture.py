@@ -5,9 +5,8 @@ thread (started in the worker, after the fork) stores what arrived as one batch 
 lines (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
 (0.5 s), so an answer is in the store within a second of being sent. When the queue is
 full, the record is dropped and counted in ``capture_dropped_total``; the request never
-waits. ``CAPTURE_FRACTION`` samples
-requests; retention (``CAPTURE_MAX_ROWS``, ``CAPTURE_MAX_AGE_DAYS``) is enforced by the
-writer now and then.
+waits. ``CAPTURE_FRACTION`` samples requests; retention (``CAPTURE_MAX_ROWS``,
+``CAPTURE_MAX_AGE_DAYS``) is enforced by the writer now and then, by whole batches.
 
 Where the data goes, ``CAPTURE_URL``: by default an SQLite file that belongs to this
 deployment, ``<tmp>/cookbook-capture/<deployment>/capture.sqlite3``, where ``<deployment>``
