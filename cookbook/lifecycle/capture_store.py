@@ -256,12 +256,12 @@ class CaptureStore:
         """Return the captured rows (oldest first), from *since* (epoch seconds) if given,
         of the given *roles* only if given; a row captured twice is the first capture."""
         with self.connect() as db:
-            labels = {
-                (r, i, role): actual
-                for r, i, role, actual in db.execute(
-                    "SELECT request_id, row_index, role, actual FROM capture_labels"
-                )
-            }
+            # Labels carry their record's time: only those of the rows asked for are read.
+            query, params = "SELECT request_id, row_index, role, actual FROM capture_labels", ()
+            if since is not None:
+                query, params = query + " WHERE ts >= ?", (since,)
+            labels = {(r, i, role): actual for r, i, role, actual in db.execute(
+                self.sql(query), params)}  # fmt: skip
             found: dict[tuple, dict[str, Any]] = {}
             for names, records in self._batches(db, since):
                 for record in records:
