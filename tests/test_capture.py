@@ -40,9 +40,8 @@ def empty(store) -> None:
 
 def record(request_id: str, index: int = 0, predicted: float = 73.0, ts: float | None = None,
            version: str = "v1", low: float = 70.0, high: float = 76.0) -> Record:  # fmt: skip
-    answer = {"height_inches": predicted, "interval": {"low": low, "high": high, "coverage": 0.9}}
     return Record(request_id, index, ts or time.time(), version, "champion", {"Weight": 200.0},
-                  predicted, answer)  # fmt: skip
+                  predicted, low, high)  # fmt: skip
 
 
 def test_feedback_joins_once_and_names_unknown_ids(store):
@@ -130,7 +129,7 @@ def test_every_contract_is_captured_within_a_second(capture_app):
     captured = {(r["request_id"], r["row_index"]): r for r in rows}
     assert set(captured) == {("p1", 0), ("p2", 0), ("p2", 1), ("page", 0), ("v2", 0), ("sm", 0)}
     assert captured[("p2", 1)]["inputs"] == {"Weight": 250.0}
-    assert captured[("p1", 0)]["answer"]["height_human_readable"] == "6 foot, 2 inches"
+    assert captured[("p1", 0)]["interval_high"] - captured[("p1", 0)]["interval_low"] > 0
     assert {r["role"] for r in rows} == {"champion"}
 
 
@@ -225,11 +224,12 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
         empty(store)
     process, base_url = start_server(trained_model, tmp_path, CAPTURE_URL=url)
     try:
-        ids = []
+        ids, sent = [], {}
         for i in range(40):  # new connections: both workers answer some
             weight = 170 + i
             answer = requests.post(f"{base_url}/predict", json={"Weight": weight}, timeout=10)
             ids.append((answer.headers["X-Request-ID"], weight))
+            sent[answer.headers["X-Request-ID"]] = answer.json()["prediction"]
         time.sleep(1.0)  # captured within a second of being answered
         feedback = [{"request_id": rid, "actual": 60 + w / 5} for rid, w in ids]
         joined = requests.post(f"{base_url}/feedback", json=feedback, timeout=10)
@@ -243,6 +243,12 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
         assert result.returncode == 0, result.stderr
         rows = list(csv.DictReader(io.StringIO(exported.read_text())))
         assert len(rows) == 40 and {r["request_id"] for r in rows} == {rid for rid, _ in ids}
+        for row in rows:  # the answer's fields, written from the prediction, are those sent
+            answer = sent[row["request_id"]]
+            assert (row["height_inches"], row["height_human_readable"]) == (
+                str(answer["height_inches"]), answer["height_human_readable"])  # fmt: skip
+            assert (float(row["interval_low"]), float(row["interval_high"])) == (
+                answer["interval"]["low"], answer["interval"]["high"])  # fmt: skip
         for command in (["drift", "--data", str(exported)], ["evaluate", "--data", str(exported)]):
             checked = run_script("utilscli.py", *command, env=env)
             assert checked.returncode in (0, 1, 2), checked.stderr  # a verdict, not a failure

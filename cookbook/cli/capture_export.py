@@ -1,7 +1,8 @@
 """``utilscli.py capture export``: captured rows as a CSV the drift and evaluate commands read.
 
 Columns: ``request_id``, ``time`` (ISO 8601, UTC), ``model_version``, ``role``, the model's
-features (named as in training), the answer's fields, ``interval_low``/``interval_high``,
+features (named as in training), the answer's fields (written from the captured prediction
+as the service wrote them), ``interval_low``/``interval_high``,
 and the target (e.g. ``Height``): the true value where feedback arrived, empty otherwise,
 so ``evaluate --data`` scores exactly the labelled rows.
 """
@@ -13,6 +14,7 @@ import datetime as _dt
 import io
 import re
 
+from cookbook.core.answers import answer_writer
 from cookbook.core.schema import Schema
 from cookbook.lifecycle.capture_store import CaptureStore
 
@@ -44,6 +46,7 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
 def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tuple[str, int]:
     """Return the CSV text of the captured rows and how many there are."""
     fields = list(schema.answer_fields())
+    write_answer = answer_writer(schema)
     header = ["request_id", "time", "model_version", "role", *schema.feature_names, *fields,
               "interval_low", "interval_high", schema.target.name]  # fmt: skip
     buffer = io.StringIO()
@@ -52,7 +55,7 @@ def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tu
     rows = store.rows(since, roles=ANSWERING_ROLES)
     for row in rows:
         moment = _dt.datetime.fromtimestamp(row["ts"], _dt.UTC).isoformat(timespec="milliseconds")
-        answer = row["answer"]
+        answer = write_answer(row["prediction"])
         writer.writerow([
             row["request_id"], moment, row["model_version"], row["role"],
             *(row["inputs"].get(name, "") for name in schema.feature_names),

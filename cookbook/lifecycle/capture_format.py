@@ -1,23 +1,31 @@
-"""How captured predictions are laid out: batches of JSON lines, found again by time key.
+"""How captured predictions are laid out: batches of JSON records, found again by time key.
 
-A batch is what one worker answered in one flush interval. Each answered row is one JSON
-line, ``[request_id, row_index, ts, model_version, role, [input values], prediction,
-answer]``; the feature names are kept once per batch and model version. Storing a batch
-is then one row in the database, whatever the traffic: no insert and no index entry per
-prediction.
+A batch is what one worker answered in one flush interval, stored as one JSON array of
+records, ``[request_id, row_index, ts, model_version, role, [input values], prediction,
+interval_low, interval_high]``; the feature names are kept once per batch and model
+version. Storing a batch is then one row in the database, whatever the traffic: no insert
+and no index entry per prediction. A record holds facts only: the answer's other fields
+(the rounded height, its words) follow from the prediction and the model's schema, so they
+are written when read (``capture export``), not encoded and stored for every prediction.
 
 Finding a record again (feedback may come days later) needs no index entry per record.
 The service's own request ids begin with 14 hex digits of microseconds
 (``cookbook.web.request_log.request_id``): a batch keeps the range of those time keys, so
-feedback reads only the few batches whose range holds the id and finds its line with a
+feedback reads only the few batches whose range holds the id and finds its record with a
 substring search. An id of another length (a client's own ``X-Request-ID``, mostly), or
 one whose key is far from its batch's time, is listed in the store's key table instead.
+
+Batches written by the previous build (JSON lines, the whole answer in place of the two
+interval bounds) are still read: ``decode`` and ``find`` return their records in this
+layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -27,10 +35,11 @@ REQUEST_ID_DIGITS = 32
 # A time key more than this far before its batch began is not trusted to bound the batch
 # (a client may send an id of the service's form): such an id goes in the key table.
 KEY_SLACK_SECONDS = 60.0
-OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
-# Positions in a record (a decoded line).
-REQUEST_ID, ROW_INDEX, TS, MODEL_VERSION, ROLE, INPUTS, PREDICTION, ANSWER = range(8)
+# Positions in a record.
+FIELDS = 9
+(REQUEST_ID, ROW_INDEX, TS, MODEL_VERSION, ROLE, INPUTS, PREDICTION, INTERVAL_LOW,
+ INTERVAL_HIGH) = range(FIELDS)  # fmt: skip
 
 
 def time_key(ts: float) -> str:
@@ -66,51 +75,70 @@ class Batch:
         return orjson.dumps(self.feature_names).decode()
 
 
-def make_batch(records: Sequence[tuple]) -> Batch:
-    """Return *records* as one Batch: tuples of (request_id, row_index, ts, model_version,
-    role, feature names, input values, prediction, answer), as the requests left them."""
-    body = bytearray()
-    request_ids: dict[str, None] = {}  # unique, first seen first
-    feature_names: dict[str, list[str]] = {}
-    first_ts = last_ts = records[0][2]
-    for request_id, index, ts, version, role, names, row, value, answer in records:
-        body += orjson.dumps((request_id, index, ts, version, role, row, value, answer),
-                             option=OPTIONS)  # fmt: skip
-        request_ids[request_id] = None
-        if version not in feature_names:
-            feature_names[version] = list(names)
-        if ts < first_ts:
-            first_ts = ts
-        elif ts > last_ts:
-            last_ts = ts
+def make_batch(records: Sequence[Sequence[Any]],
+               feature_names: Mapping[str, Sequence[str]]) -> Batch:  # fmt: skip
+    """Return *records* (in this module's layout, as the requests queued them) as one Batch;
+    *feature_names* gives each of their model versions' feature names.
+
+    The writer thread does this for every flush, holding the interpreter while it runs:
+    one encoding call for the whole batch, and C-level passes over the records.
+    """
+    body = orjson.dumps(records, option=orjson.OPT_SERIALIZE_NUMPY)
+    times = list(map(itemgetter(TS), records))
+    first_ts, last_ts = min(times), max(times)
+    request_ids = dict.fromkeys(map(itemgetter(REQUEST_ID), records))  # unique, in order
     lowest, highest = time_key(first_ts - KEY_SLACK_SECONDS), time_key(last_ts + 1)
-    keys, unkeyed = [], []
-    for request_id in request_ids:
-        key = key_of(request_id)
-        if key is not None and lowest <= key <= highest:
-            keys.append(key)
-        else:
-            unkeyed.append(request_id)
-    return Batch(first_ts=first_ts, last_ts=last_ts, records=len(records), body=bytes(body),
+    keys = [i[:TIME_KEY_DIGITS] for i in request_ids if len(i) == REQUEST_ID_DIGITS]
+    unkeyed = [i for i in request_ids if len(i) != REQUEST_ID_DIGITS]
+    if keys and not lowest <= min(keys) <= max(keys) <= highest:
+        # A key far from the batch's time (rare): list those ids rather than widen the range.
+        inside = {i for i in request_ids if lowest <= (key_of(i) or "") <= highest}
+        keys = [i[:TIME_KEY_DIGITS] for i in inside]
+        unkeyed = [i for i in request_ids if i not in inside]
+    versions = sorted(set(map(itemgetter(MODEL_VERSION), records)))
+    return Batch(first_ts=first_ts, last_ts=last_ts, records=len(records), body=body,
                  key_min=min(keys, default=None), key_max=max(keys, default=None),
-                 unkeyed_ids=unkeyed, feature_names=feature_names)  # fmt: skip
+                 unkeyed_ids=unkeyed,
+                 feature_names={v: list(feature_names[v]) for v in versions})  # fmt: skip
 
 
 def decode(body: bytes) -> list[list[Any]]:
     """Return every record of a batch's body, in the order they were answered."""
+    if body.startswith(b"[["):
+        return orjson.loads(body)
     if not body:
         return []
-    return orjson.loads(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    # The previous build's JSON lines.
+    return [_in_layout(record) for record in orjson.loads(
+        b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]")]  # fmt: skip
+
+
+def _in_layout(record: list[Any]) -> list[Any]:
+    """Return *record* in this layout (a record of the previous build ends with its answer)."""
+    if len(record) == FIELDS:
+        return record
+    interval = record[PREDICTION + 1].get("interval") or {}
+    return [*record[: PREDICTION + 1], interval.get("low"), interval.get("high")]
+
+
+_DECODER = json.JSONDecoder()
 
 
 def find(body: bytes, request_id: str) -> Iterator[list[Any]]:
     """Yield the records of *request_id* in a batch's body (a search, not a decode)."""
-    needle = b'["' + request_id.encode() + b'",'
-    start = body.find(needle)
+    text = body.decode()
+    needle = "[" + orjson.dumps(request_id).decode() + ","
+    start = text.find(needle)
     while start != -1:
-        end = body.find(b"\n", start)
-        end = len(body) if end == -1 else end
-        # A line begins with its request id; the same bytes inside a line are an input.
-        if start == 0 or body[start - 1] == 0x0A:
-            yield orjson.loads(body[start:end])
-        start = body.find(needle, end)
+        # A record begins the body, follows the record before it ("],"), or begins a line
+        # (the previous build's layout); the same text after '",' is an input list.
+        boundary = start <= 1 or text[start - 1] == "\n" or text[start - 2 : start] == "],"
+        end = start + len(needle)
+        if boundary:
+            try:
+                record, end = _DECODER.raw_decode(text, start)
+            except ValueError:  # not a record after all
+                record = None
+            if isinstance(record, list) and record[REQUEST_ID] == request_id:
+                yield _in_layout(record)
+        start = text.find(needle, end)

@@ -2,7 +2,7 @@
 
 Each answered row is one record: the request id and the row's index in it, the time, the
 model version, which role answered (champion, canary, or a shadow that only scored), the
-inputs, the predicted value and the answer as sent. Records are stored in batches, one
+inputs, the predicted value and its interval as sent. Records are stored in batches, one
 database row per worker and flush (``cookbook.lifecycle.capture_format`` says how); true
 values from feedback are labels, one row per labelled record, which carry what the
 quality figures need. ``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so
@@ -50,7 +50,8 @@ class Record(NamedTuple):
     role: str
     inputs: dict[str, Any]
     prediction: float
-    answer: dict[str, Any]
+    interval_low: float | None  # the answer's interval, as sent (None: the model has none)
+    interval_high: float | None
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,10 @@ class Feedback:
 
 def batch_of(records: Sequence[Record]) -> Batch:
     """Return *records* as one Batch (each keeps its own time)."""
-    return make_batch([(r.request_id, r.row_index, r.ts, r.model_version, r.role,
-                        list(r.inputs), list(r.inputs.values()), r.prediction, r.answer)
-                       for r in records])  # fmt: skip
-
-
-def interval_of(answer: dict[str, Any]) -> tuple[float | None, float | None]:
-    """Return the (low, high) of an answer's prediction interval, or (None, None)."""
-    interval = answer.get("interval") or {}
-    return interval.get("low"), interval.get("high")
+    return make_batch(
+        [(*r[: fmt.INPUTS], list(r.inputs.values()), *r[fmt.PREDICTION :]) for r in records],
+        {r.model_version: list(r.inputs) for r in records},
+    )
 
 
 class CaptureStore:
@@ -173,15 +169,14 @@ class CaptureStore:
                     continue
                 stored = 0
                 for record in found:  # the first record of each role stands
-                    low, high = interval_of(record[fmt.ANSWER])
                     stored += db.execute(
                         self.sql("INSERT INTO capture_labels (request_id, row_index, role,"
                                  " model_version, ts, prediction, interval_low, interval_high,"
                                  " actual, actual_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                                  " ON CONFLICT DO NOTHING"),
                         (item.request_id, item.row_index, record[fmt.ROLE],
-                         record[fmt.MODEL_VERSION], record[fmt.TS], record[fmt.PREDICTION], low,
-                         high, item.actual, now),
+                         record[fmt.MODEL_VERSION], record[fmt.TS], record[fmt.PREDICTION],
+                         record[fmt.INTERVAL_LOW], record[fmt.INTERVAL_HIGH], item.actual, now),
                     ).rowcount  # fmt: skip
                 outcome["joined" if stored > 0 else "already"].append(item.request_id)
         return outcome
@@ -265,18 +260,17 @@ class CaptureStore:
             found: dict[tuple, dict[str, Any]] = {}
             for names, records in self._batches(db, since):
                 for record in records:
-                    request_id, index, ts, version, role, inputs, predicted, answer = record
+                    request_id, index, ts, version, role, inputs, predicted, low, high = record
                     key = (request_id, index, role)
                     wanted = (since is None or ts >= since) and (roles is None or role in roles)
                     if not wanted or key in found:
                         continue
-                    low, high = interval_of(answer)
                     found[key] = {
                         "request_id": request_id, "row_index": index, "ts": ts,
                         "model_version": version, "role": role,
                         "inputs": dict(zip(names[version], inputs, strict=True)),
-                        "prediction": predicted, "answer": answer, "interval_low": low,
-                        "interval_high": high, "actual": labels.get(key),
+                        "prediction": predicted, "interval_low": low, "interval_high": high,
+                        "actual": labels.get(key),
                     }  # fmt: skip
         return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))
 

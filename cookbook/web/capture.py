@@ -1,8 +1,10 @@
 """Capture every answered prediction, off the request path.
 
-A request appends one tuple per answered row to a bounded queue; each worker's writer
+A request appends one tuple per answered row to a bounded queue: the facts only (the
+inputs, the prediction and its interval), never the answer's text, so neither the request
+nor the writer encodes words that follow from the prediction. Each worker's writer
 thread (started in the worker, after the fork) stores what arrived as one batch of JSON
-lines (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
+records (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
 (0.5 s), so an answer is in the store within a second of being sent. When the queue is
 full, the record is dropped and counted in ``capture_dropped_total``; the request never
 waits. ``CAPTURE_FRACTION`` samples requests; retention (``CAPTURE_MAX_ROWS``,
@@ -85,6 +87,9 @@ class CaptureWriter:
         self.dropped = dropped  # prometheus counters, shared across workers
         self.errors = errors
         self.writes = 0
+        # Model version -> feature names, filled by the requests before they queue a record
+        # of that version, so every record the writer takes has its names here.
+        self.feature_names: dict[str, Sequence[str]] = {}
         # One batch takes whatever arrived in the interval: a batch costs a row, not a record.
         self.drain = BackgroundDrain("capture-writer", self._write, self._failed,
                                      limit=settings.queue_records, interval=FLUSH_SECONDS,
@@ -104,16 +109,19 @@ class CaptureWriter:
         room = self.drain.room()
         if room < len(rows):
             self.dropped.inc(len(rows) - max(room, 0))
+        if version not in self.feature_names:
+            self.feature_names[version] = names
         # The request pays for a tuple per row and nothing else: the serving thread is the
-        # one the clients wait for; the writer encodes the lines.
+        # one the clients wait for; the writer encodes the batch.
         now = time.time()
         put = self.drain.put
         for index in range(min(len(rows), max(room, 0))):
-            put((request_id, index, now, version, role, names, rows[index], values[index],
-                 answers[index]))  # fmt: skip
+            interval = answers[index].get("interval")
+            low, high = (interval["low"], interval["high"]) if interval else (None, None)
+            put((request_id, index, now, version, role, rows[index], values[index], low, high))
 
     def _write(self, records: list[tuple]) -> None:
-        self.store.write_batch(make_batch(records))
+        self.store.write_batch(make_batch(records, self.feature_names))
         self.writes += 1
         if self.writes % TRIM_EVERY_WRITES == 0:
             age = self.settings.max_age_days
