@@ -14,8 +14,9 @@ from helpers import ROOT, run_script, start_server, stop
 
 import mlib
 from app import create_app
-from cookbook.cli.capture_export import parse_since
+from cookbook.cli.capture_export import captured_csv, parse_since
 from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
+from cookbook.web.served import service_state
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,9 +112,9 @@ def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
 
 
 def test_every_contract_is_captured_within_a_second(capture_app):
-    _, client, store = capture_app
+    app, client, store = capture_app
     sent = time.monotonic()
-    client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
+    p1 = client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
     client.post("/predict", json={"Weight": [180, 250]}, headers={"X-Request-ID": "p2"})
     client.get("/?weight=190", headers={"X-Request-ID": "page"})
     client.post(
@@ -129,7 +130,13 @@ def test_every_contract_is_captured_within_a_second(capture_app):
     captured = {(r["request_id"], r["row_index"]): r for r in rows}
     assert set(captured) == {("p1", 0), ("p2", 0), ("p2", 1), ("page", 0), ("v2", 0), ("sm", 0)}
     assert captured[("p2", 1)]["inputs"] == {"Weight": 250.0}
-    assert captured[("p1", 0)]["interval_high"] - captured[("p1", 0)]["interval_low"] > 0
+    interval = p1.get_json()["prediction"]["interval"]
+    assert (captured[("p1", 0)]["interval_low"], captured[("p1", 0)]["interval_high"]) == (
+        interval["low"], interval["high"])  # fmt: skip
+    # The answer's words are written from the captured prediction, as the service wrote them.
+    text, _ = captured_csv(store, service_state(app).served.predictor.schema, None)
+    exported = {r["request_id"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert exported["p1"]["height_human_readable"] == "6 foot, 2 inches"
     assert {r["role"] for r in rows} == {"champion"}
 
 
