@@ -49,6 +49,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT / "htwtmlb.csv"
 
+# OpenBLAS picks its kernels by CPU, and their sums differ in the last bit (a model trained
+# on one machine is one ulp off the same training on another, so its bytes and version
+# differ): a fresh training equals a committed model to this relative tolerance, and equals
+# its own repeat on one machine exactly.
+LAST_BITS = 1e-12
+
+
+def same_fit(model_file: Path, other_file: Path, frame) -> bool:
+    """Return whether two fitted models predict the same on *frame*, to the last bits."""
+    import numpy as np
+
+    from cookbook.lifecycle.artifacts import load_estimator
+
+    ours, theirs = load_estimator(model_file), load_estimator(other_file)
+    return bool(np.allclose(ours.predict(frame), theirs.predict(frame), rtol=LAST_BITS, atol=0))
+
 
 def openapi_paths(app) -> set[str]:
     """Return the app's routes as OpenAPI writes them (Flask's <name> is OpenAPI's {name})."""

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import (
@@ -18,6 +19,7 @@ from helpers import (
     HELD_OUT_COVERAGE,
     HELD_OUT_ROWS,
     ROOT,
+    same_fit,
 )
 
 import mlib
@@ -75,9 +77,10 @@ def test_the_half_width_is_the_conformal_quantile_of_held_out_residuals(trained_
     }  # fmt: skip
 
 
-def test_the_interval_leaves_the_fitted_model_byte_for_byte_alone(trained_model):
-    # The estimator still fits on every training row: same bytes, same version.
-    assert mlib.read_metadata(trained_model)["model_version"] == COMMITTED_VERSION
+def test_the_interval_leaves_the_fitted_model_alone(trained_model, data_file):
+    # The estimator still fits on every training row: the committed model's fit, to the
+    # last bits that differ from one CPU to another.
+    assert same_fit(trained_model, ROOT / "model.joblib", pd.read_csv(data_file)[["Weight"]])
     assert sha256_file(ROOT / "model.joblib")[:12] == COMMITTED_VERSION
     committed = json.loads((ROOT / "model.json").read_text())
     assert committed["interval"]["half_width"] == pytest.approx(HALF_WIDTH, abs=1e-12)
@@ -88,7 +91,8 @@ def test_the_interval_leaves_the_fitted_model_byte_for_byte_alone(trained_model)
 @pytest.mark.parametrize("coverage", [0.5, 0.8, 0.99])
 def test_train_honours_the_coverage(tmp_path, data_file, trained_model, coverage):
     report = mlib.train(data_file, tmp_path / "model.joblib", coverage=coverage)
-    assert report.version == COMMITTED_VERSION  # only the interval changes
+    # Only the interval changes: the same bytes as the training at the default coverage.
+    assert report.version == mlib.read_metadata(trained_model)["model_version"]
     residuals = held_out_residuals(report.model_file, data_file)
     interval = report.metadata["interval"]
     assert interval["coverage"] == coverage

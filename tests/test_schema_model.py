@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers import same_fit
 
 from app import create_app
 from cli import predictcli
@@ -45,9 +47,10 @@ def test_the_folded_form_equals_the_estimator(position_model):
     )
 
 
-def test_the_committed_example_matches_a_fresh_training(position_model):
+def test_the_committed_example_matches_a_fresh_training(position_model, data_file):
+    frame = pd.read_csv(data_file)[["Weight", "Position"]]
+    assert same_fit(EXAMPLE, position_model.model_file, frame)  # to the last bits
     committed = load_predictor(EXAMPLE)
-    assert committed.version == position_model.version
     fresh = load_predictor(position_model.model_file)
     row = {"Weight": 200, "Position": "Catcher"}
     assert committed.prediction(row) == fresh.prediction(row)
