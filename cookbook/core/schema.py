@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 from cookbook.core.errors import ModelError
@@ -228,22 +229,24 @@ class Schema:
     title: str = ""
     description: str = ""
 
-    @property
+    # What follows from the features is computed once per schema (the fields never change):
+    # requests read these, and a tuple built per request is work no answer needs.
+    @cached_property
     def feature_names(self) -> tuple[str, ...]:
         """Return the features' names, in the order the model takes them."""
         return tuple(feature.name for feature in self.features)
 
-    @property
+    @cached_property
     def numeric(self) -> tuple[NumberFeature, ...]:
         """Return the number features, in schema order."""
         return tuple(f for f in self.features if isinstance(f, NumberFeature))
 
-    @property
+    @cached_property
     def categorical(self) -> tuple[CategoryFeature, ...]:
         """Return the category features, in schema order."""
         return tuple(f for f in self.features if isinstance(f, CategoryFeature))
 
-    @property
+    @cached_property
     def single_number(self) -> NumberFeature | None:
         """Return the only feature when the model takes one number (the chart's case)."""
         only = self.features[0]
