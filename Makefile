@@ -70,6 +70,7 @@ predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 
 bench: install ## Measure throughput, latency, start-up and memory; print the figures (FULL=1: 100M-row Dask run)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/capture_instructions.py
 	$(BIN)/python bench/batch_csv.py
 	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)
 

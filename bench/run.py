@@ -31,6 +31,8 @@ HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 # Capture's cost is a few percent, below one round's noise here: many short rounds.
 CAPTURE_ROUNDS = int(os.environ.get("BENCH_CAPTURE_ROUNDS", "12"))
 CAPTURE_SECONDS = int(os.environ.get("BENCH_CAPTURE_SECONDS", "5"))
+# ... and on servers started afresh several times, sharing the rounds (see http_rounds).
+CAPTURE_STARTS = int(os.environ.get("BENCH_CAPTURE_STARTS", "6"))
 POST_LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
@@ -176,43 +178,55 @@ def cpu_seconds(master: subprocess.Popen) -> float:
 
 def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
                 headers: dict[str, str], lua: str = POST_LUA, rounds: int = RUNS,
-                seconds: int = HTTP_SECONDS) -> dict[str, dict]:  # fmt: skip
+                seconds: int = HTTP_SECONDS, starts: int = 1) -> dict[str, dict]:  # fmt: skip
     """Serve every variant (label -> server kind, environment) at once and load them in
     interleaved rounds, so the machine's drift affects them alike; every other round runs
-    them in reverse order, so none always goes first.
+    them in reverse order, so none always goes first. The servers are started *starts*
+    times, sharing the rounds: a process's own speed differs by a few percent from one
+    start to the next (where its memory lands), which one start per variant would read as
+    a difference between variants.
 
     Return, per variant, the rounds' requests/s, p99 and CPU µs per request (the server's
-    processes, all threads), and the workers' memory.
+    processes, all threads), and the workers' memory (of the last start).
     """
+    figures = {label: {"rates": [], "p99s": [], "cpu_us": [], "pss": []} for label in variants}
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "post.lua"
+        script.write_text(lua)
+        for start in range(starts):
+            share = rounds // starts + (start < rounds % starts)
+            _load_once_started(variants, headers, script, share, seconds, figures)
+    return figures
+
+
+def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
+                       headers: dict[str, str], script: Path, rounds: int, seconds: int,
+                       figures: dict[str, dict]) -> None:  # fmt: skip
+    """Start every variant, load them in *rounds* interleaved rounds, add to *figures*."""
     servers = {label: (port := free_port(), start_server(kind, port, env))
                for label, (kind, env) in variants.items()}  # fmt: skip
-    figures = {label: {"rates": [], "p99s": [], "cpu_us": [], "pss": []} for label in variants}
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            script = Path(folder) / "post.lua"
-            script.write_text(lua)
-            for _, (port, _) in servers.items():  # warm-up
-                subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
-                                f"http://127.0.0.1:{port}/predict"],
-                               check=True, capture_output=True)  # fmt: skip
-            for round_number in range(rounds):
-                order = list(servers.items())
-                for label, (port, process) in order[::-1] if round_number % 2 else order:
-                    before = cpu_seconds(process)
-                    rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds)
-                    # What the capture writer still had to store counts as this round's.
-                    time.sleep(0.6)
-                    spent = cpu_seconds(process) - before
-                    figures[label]["rates"].append(rate)
-                    figures[label]["p99s"].append(p99)
-                    figures[label]["cpu_us"].append(spent / (rate * seconds) * 1e6)
+        for _, (port, _) in servers.items():  # warm-up
+            subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
+                            f"http://127.0.0.1:{port}/predict"],
+                           check=True, capture_output=True)  # fmt: skip
+        for round_number in range(rounds):
+            order = list(servers.items())
+            for label, (port, process) in order[::-1] if round_number % 2 else order:
+                before = cpu_seconds(process)
+                rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds)
+                # What the capture writer still had to store counts as this round's.
+                time.sleep(0.6)
+                spent = cpu_seconds(process) - before
+                figures[label]["rates"].append(rate)
+                figures[label]["p99s"].append(p99)
+                figures[label]["cpu_us"].append(spent / (rate * seconds) * 1e6)
         for label, (_, process) in servers.items():
             figures[label]["pss"] = worker_pss_mb(process)
     finally:
         for _, process in servers.values():
             process.terminate()
             process.wait(timeout=30)
-    return figures
 
 
 def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str, dict]:
@@ -227,6 +241,7 @@ def capture_overhead() -> dict[str, dict]:
             {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
              "capture off": ("production", {"CAPTURE_FRACTION": "0"})},
             {}, POST_VARIED_LUA, rounds=CAPTURE_ROUNDS, seconds=CAPTURE_SECONDS,
+            starts=CAPTURE_STARTS,
         )  # fmt: skip
 
 
@@ -264,7 +279,7 @@ def main() -> None:
         shares = [a / b for a, b in zip(on["rates"], off["rates"], strict=True)]
         rows += [
             (f"Data capture on (SQLite) against off, production server, {CAPTURE_ROUNDS} rounds"
-             f" of {CAPTURE_SECONDS} s", "", ""),
+             f" of {CAPTURE_SECONDS} s, {CAPTURE_STARTS} starts", "", ""),
             ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
             ("    capture off, same rounds (req/s)", summary(off["rates"], "{:,.0f}"), ""),
             ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
