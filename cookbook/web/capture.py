@@ -85,7 +85,6 @@ class CaptureWriter:
 
     def __init__(self, settings: CaptureSettings, dropped: Any, errors: Any) -> None:
         self.settings = settings
-        self.fraction = settings.fraction
         self.store: CaptureStore = open_store(settings.url)
         self.dropped = dropped  # prometheus counters, shared across workers
         self.errors = errors
@@ -109,7 +108,7 @@ class CaptureWriter:
         # The request pays for a tuple per row and nothing else, with no call it can spare
         # (each Python call costs more than the append): the serving thread is the one the
         # clients wait for; the writer encodes the batch.
-        fraction = self.fraction
+        fraction = self.settings.fraction
         if fraction < 1.0 and random.random() >= fraction:
             return
         if version not in self.feature_names:
@@ -122,7 +121,7 @@ class CaptureWriter:
         if len(rows) == 1 and len(items) < drain.limit:  # one prediction: the common case
             indexes: Sequence[int] = ONLY_ROW
         else:
-            room = max(drain.limit - len(items), 0)
+            room = max(drain.room(), 0)
             if room < len(rows):
                 self.dropped.inc(len(rows) - room)
             indexes = range(min(len(rows), room))
