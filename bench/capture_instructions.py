@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import free_port  # noqa: E402
+from run import free_port, server_pids, start_server  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_CALLGRIND_REQUESTS", "2000"))
 WARM_UP = 300
@@ -54,28 +54,6 @@ def post_weights(port: int, count: int, seed: int) -> None:
         connection.close()
 
 
-def wait_ready(port: int, process: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("the server under callgrind exited before it was ready")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"the server under callgrind was not ready within {seconds:.0f} s")
-
-
-def server_pids(process: subprocess.Popen) -> list[int]:
-    """The server's processes: the master and its workers."""
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    return [process.pid, *map(int, children)]
-
-
 def control(command: str, pids: list[int]) -> None:
     env = {**os.environ, **NAMES}
     for pid in pids:
@@ -86,16 +64,12 @@ def control(command: str, pids: list[int]) -> None:
 def instructions_per_request(label: str, extra_env: dict[str, str], folder: Path) -> float:
     """Instructions the server's processes (all threads) executed per request."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", **NAMES, **extra_env}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     out = folder / f"{label}.%p"
-    process = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "cookbook.web.server"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    valgrind = ("valgrind", "--tool=callgrind", "--trace-children=yes",
+                f"--callgrind-out-file={out}")  # fmt: skip
+    process = start_server("production", port, {"WEB_CONCURRENCY": "1", **NAMES, **extra_env},
+                           wrapper=valgrind, ready_seconds=300)  # fmt: skip
     try:
-        wait_ready(port, process)
         post_weights(port, WARM_UP, seed=1)
         time.sleep(2)  # the warm-up's capture batch is written before counting starts
         pids = server_pids(process)

@@ -120,15 +120,18 @@ SERVERS = {
 }  # fmt: skip
 
 
-def start_server(kind: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
+def start_server(kind: str, port: int, extra_env: dict[str, str], wrapper: tuple[str, ...] = (),
+                 ready_seconds: float = 30) -> subprocess.Popen:  # fmt: skip
+    """Start a *kind* server on 127.0.0.1:*port* (2 workers unless *extra_env* says), run
+    through *wrapper* (a command that runs it, such as valgrind), once it accepts connections."""
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
            **extra_env}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
-        SERVERS[kind](port), cwd=ROOT, env=env,
+        [*wrapper, *SERVERS[kind](port)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_seconds
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -136,7 +139,7 @@ def start_server(kind: str, port: int, extra_env: dict[str, str]) -> subprocess.
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise SystemExit(f"{kind} did not start within 30 s")
+    raise SystemExit(f"{kind} did not start within {ready_seconds:g} s")
 
 
 def wrk(url: str, script: Path, headers: dict[str, str], seconds: int = HTTP_SECONDS
@@ -155,11 +158,16 @@ def wrk(url: str, script: Path, headers: dict[str, str], seconds: int = HTTP_SEC
     return rate, p99_ms
 
 
+def server_pids(master: subprocess.Popen) -> list[int]:
+    """A server's processes: its master, then its workers."""
+    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+    return [master.pid, *map(int, children)]
+
+
 def worker_pss_mb(master: subprocess.Popen) -> list[float]:
     """Proportional set size of each gunicorn worker, MB (shared pages split between sharers)."""
-    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
     sizes = []
-    for pid in children:
+    for pid in server_pids(master)[1:]:
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         sizes.append(int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024)
     return sizes
@@ -167,10 +175,8 @@ def worker_pss_mb(master: subprocess.Popen) -> list[float]:
 
 def cpu_seconds(master: subprocess.Popen) -> float:
     """CPU time (user and system) used so far by a server: its master and its workers."""
-    pids = [str(master.pid), *Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text()
-            .split()]  # fmt: skip
     total = 0
-    for pid in pids:
+    for pid in server_pids(master):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
     return total / os.sysconf("SC_CLK_TCK")
