@@ -8,6 +8,7 @@ figures are reported for a person to read against the targets.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -186,11 +187,11 @@ def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
                 headers: dict[str, str], lua: str = POST_LUA, rounds: int = RUNS,
                 seconds: int = HTTP_SECONDS, starts: int = 1) -> dict[str, dict]:  # fmt: skip
     """Serve every variant (label -> server kind, environment) at once and load them in
-    interleaved rounds, so the machine's drift affects them alike; every other round runs
-    them in reverse order, so none always goes first. The servers are started *starts*
-    times, sharing the rounds: a process's own speed differs by a few percent from one
-    start to the next (where its memory lands), which one start per variant would read as
-    a difference between variants.
+    interleaved rounds, so the machine's drift affects them alike; each round rotates the
+    order and every other round reverses it, so none always goes first or follows the same
+    one. The servers are started *starts* times, sharing the rounds: a process's own speed
+    differs by a few percent from one start to the next (where its memory lands), which one
+    start per variant would read as a difference between variants.
 
     Return, per variant, the rounds' requests/s, p99 and CPU µs per request (the server's
     processes, all threads), and the workers' memory (of the last start).
@@ -199,16 +200,20 @@ def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "post.lua"
         script.write_text(lua)
+        done = 0
         for start in range(starts):
             share = rounds // starts + (start < rounds % starts)
-            _load_once_started(variants, headers, script, share, seconds, figures)
+            _load_once_started(variants, headers, script, range(done, done + share), seconds,
+                               figures)  # fmt: skip
+            done += share
     return figures
 
 
 def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
-                       headers: dict[str, str], script: Path, rounds: int, seconds: int,
+                       headers: dict[str, str], script: Path, rounds: range, seconds: int,
                        figures: dict[str, dict]) -> None:  # fmt: skip
-    """Start every variant, load them in *rounds* interleaved rounds, add to *figures*."""
+    """Start every variant, load them in the interleaved *rounds* (numbered over all the
+    starts, which sets their order), add to *figures*."""
     servers = {label: (port := free_port(), start_server(kind, port, env))
                for label, (kind, env) in variants.items()}  # fmt: skip
     try:
@@ -216,8 +221,10 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
             subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
                             f"http://127.0.0.1:{port}/predict"],
                            check=True, capture_output=True)  # fmt: skip
-        for round_number in range(rounds):
+        for round_number in rounds:
             order = list(servers.items())
+            turn = round_number // 2 % len(order)
+            order = order[turn:] + order[:turn]
             for label, (port, process) in order[::-1] if round_number % 2 else order:
                 before = cpu_seconds(process)
                 rate, p99 = wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds)
@@ -241,14 +248,43 @@ def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str,
 
 
 def capture_overhead() -> dict[str, dict]:
-    """The production server with data capture (the default) against capture off."""
+    """The production server with data capture (the default) against capture off, and a
+    second capture-off server: what two identical servers differ by is the harness's own
+    noise, the scale against which capture's cost is read."""
+    off = ("production", {"CAPTURE_FRACTION": "0"})
     with tempfile.TemporaryDirectory() as folder:
         return http_rounds(
             {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
-             "capture off": ("production", {"CAPTURE_FRACTION": "0"})},
+             "capture off": off, "capture off, again": off},
             {}, POST_VARIED_LUA, rounds=CAPTURE_ROUNDS, seconds=CAPTURE_SECONDS,
             starts=CAPTURE_STARTS,
         )  # fmt: skip
+
+
+def capture_rows(capture: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """The rows that report capture_overhead()'s figures."""
+    on, off, again = (capture[k] for k in ("capture on", "capture off", "capture off, again"))
+    # Each round's baseline is both capture-off servers (their geometric mean): half the
+    # variance of one.
+    baseline = [math.sqrt(a * b) for a, b in zip(off["rates"], again["rates"], strict=True)]
+    shares = [a / b for a, b in zip(on["rates"], baseline, strict=True)]
+    control = [a / b for a, b in zip(off["rates"], again["rates"], strict=True)]
+    return [
+        (f"Data capture on (SQLite) against off, production server, {CAPTURE_ROUNDS} rounds"
+         f" of {CAPTURE_SECONDS} s, {CAPTURE_STARTS} starts", "", ""),
+        ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
+        ("    capture off, two servers, same rounds (req/s)",
+         summary(off["rates"] + again["rates"], "{:,.0f}"), ""),
+        ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
+        ("    off / off: two identical servers (the harness's noise)",
+         summary(control, "{:.3f}"), "1 if no noise"),
+        ("    p99 on / off (ms, median)",
+         f"{statistics.median(on['p99s']):.2f} / "
+         f"{statistics.median(off['p99s'] + again['p99s']):.2f}", ""),
+        ("    CPU per request, on / off (µs, median)",
+         f"{statistics.median(on['cpu_us']):.1f} / "
+         f"{statistics.median(off['cpu_us'] + again['cpu_us']):.1f}", ""),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -280,21 +316,7 @@ def main() -> None:
                  f"{statistics.median(production['pss']):.1f} / "
                  f"{statistics.median(baseline['pss']):.1f}", "<= 40"),
             ]  # fmt: skip
-        capture = capture_overhead()
-        on, off = capture["capture on"], capture["capture off"]
-        shares = [a / b for a, b in zip(on["rates"], off["rates"], strict=True)]
-        rows += [
-            (f"Data capture on (SQLite) against off, production server, {CAPTURE_ROUNDS} rounds"
-             f" of {CAPTURE_SECONDS} s, {CAPTURE_STARTS} starts", "", ""),
-            ("    capture on (req/s)", summary(on["rates"], "{:,.0f}"), ""),
-            ("    capture off, same rounds (req/s)", summary(off["rates"], "{:,.0f}"), ""),
-            ("    on / off, round by round", summary(shares, "{:.3f}"), ">= 0.95"),
-            ("    p99 on / off (ms, median)",
-             f"{statistics.median(on['p99s']):.2f} / {statistics.median(off['p99s']):.2f}", ""),
-            ("    CPU per request, on / off (µs, median)",
-             f"{statistics.median(on['cpu_us']):.1f} / {statistics.median(off['cpu_us']):.1f}",
-             ""),
-        ]  # fmt: skip
+        rows += capture_rows(capture_overhead())
     rows += [
         ("In-process single prediction (µs)", summary(in_process_single_us(), "{:.2f}"), "<= 5"),
         ("Batch of 1,000,000 weights (M rows/s)",
