@@ -41,6 +41,8 @@ ANSWER_250_LBS = {
     "height_human_readable": "6 foot, 5 inches",
     "interval": interval(73.2, 80.0, "6 foot, 1 inches", "6 foot, 8 inches"),
 }
+# The committed model's version (model.joblib's sha256, first 12 digits).
+COMMITTED_VERSION = "62d988d3b1d2"
 TRAINING_ROWS = 1033
 HELD_OUT_ROWS = 104
 

@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import ROOT, run_script
+from helpers import COMMITTED_VERSION, ROOT, run_script
 
 from app import create_app
 from cookbook.lifecycle.continuous import Outcome
 
-COMMITTED_VERSION = "62d988d3b1d2"
 WORKFLOW = ROOT / ".github" / "workflows" / "retrain.yml"
 # GitHub's API is out of reach: this `gh` records its arguments and the body file it was given.
 GH_STAND_IN = """#!/bin/sh

@@ -15,6 +15,7 @@ from helpers import (
     ANSWER_180_LBS,
     ANSWER_200_LBS,
     ANSWER_250_LBS,
+    COMMITTED_VERSION,
     HALF_WIDTH,
     HELD_OUT_COVERAGE,
     HELD_OUT_ROWS,
@@ -32,8 +33,6 @@ from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.web import page
 from cookbook.web.served import service_state
 from utilscli import cli
-
-COMMITTED_VERSION = "62d988d3b1d2"
 
 
 def held_out_residuals(model_file: Path, data_file: Path, spec=training.DEFAULT_SPEC):
