@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import re
 import shutil
 import socket
@@ -34,6 +35,8 @@ CAPTURE_ROUNDS = int(os.environ.get("BENCH_CAPTURE_ROUNDS", "12"))
 CAPTURE_SECONDS = int(os.environ.get("BENCH_CAPTURE_SECONDS", "5"))
 # ... and on servers started afresh several times, sharing the rounds (see http_rounds).
 CAPTURE_STARTS = int(os.environ.get("BENCH_CAPTURE_STARTS", "6"))
+# Up to this many bytes of environment added to each server (see _load_once_started).
+LAYOUT_PADDING = 4096
 POST_LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
@@ -214,7 +217,11 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
                        figures: dict[str, dict]) -> None:  # fmt: skip
     """Start every variant, load them in the interleaved *rounds* (numbered over all the
     starts, which sets their order), add to *figures*."""
-    servers = {label: (port := free_port(), start_server(kind, port, env))
+    # A process's speed moves by a few percent with the size of its environment (where its
+    # stack and memory land): a padding of random length, new for every server and start,
+    # turns that into noise that averages out, not a bias that follows the variant.
+    servers = {label: (port := free_port(), start_server(kind, port, {
+                   **env, "BENCH_LAYOUT_PADDING": "x" * random.randrange(LAYOUT_PADDING)}))
                for label, (kind, env) in variants.items()}  # fmt: skip
     try:
         for _, (port, _) in servers.items():  # warm-up
@@ -251,11 +258,15 @@ def capture_overhead() -> dict[str, dict]:
     """The production server with data capture (the default) against capture off, and a
     second capture-off server: what two identical servers differ by is the harness's own
     noise, the scale against which capture's cost is read."""
-    off = ("production", {"CAPTURE_FRACTION": "0"})
     with tempfile.TemporaryDirectory() as folder:
+        # The same variables, of the same lengths, in all three: only the fraction differs.
+        def capture(fraction: str, name: str) -> tuple[str, dict[str, str]]:
+            return "production", {"CAPTURE_URL": f"sqlite:///{folder}/{name}.sqlite3",
+                                  "CAPTURE_FRACTION": fraction}  # fmt: skip
+
         return http_rounds(
-            {"capture on": ("production", {"CAPTURE_URL": f"sqlite:///{folder}/c.sqlite3"}),
-             "capture off": off, "capture off, again": off},
+            {"capture on": capture("1", "on"), "capture off": capture("0", "of"),
+             "capture off, again": capture("0", "o2")},
             {}, POST_VARIED_LUA, rounds=CAPTURE_ROUNDS, seconds=CAPTURE_SECONDS,
             starts=CAPTURE_STARTS,
         )  # fmt: skip
