@@ -217,9 +217,9 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
                        figures: dict[str, dict]) -> None:  # fmt: skip
     """Start every variant, load them in the interleaved *rounds* (numbered over all the
     starts, which sets their order), add to *figures*."""
-    # A process's speed moves by a few percent with the size of its environment (where its
-    # stack and memory land): a padding of random length, new for every server and start,
-    # turns that into noise that averages out, not a bias that follows the variant.
+    # A process's speed can move with the size of its environment (where its stack and
+    # memory land): a padding of random length, new for every server and start, makes any
+    # such luck noise that averages out over the starts, not a bias that follows the variant.
     servers = {label: (port := free_port(), start_server(kind, port, {
                    **env, "BENCH_LAYOUT_PADDING": "x" * random.randrange(LAYOUT_PADDING)}))
                for label, (kind, env) in variants.items()}  # fmt: skip
