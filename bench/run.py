@@ -224,10 +224,8 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
                    **env, "BENCH_LAYOUT_PADDING": "x" * random.randrange(LAYOUT_PADDING)}))
                for label, (kind, env) in variants.items()}  # fmt: skip
     try:
-        for _, (port, _) in servers.items():  # warm-up
-            subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(script),
-                            f"http://127.0.0.1:{port}/predict"],
-                           check=True, capture_output=True)  # fmt: skip
+        for port, _ in servers.values():  # warm-up, with the rounds' headers
+            wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds=2)
         for round_number in rounds:
             order = list(servers.items())
             turn = round_number // 2 % len(order)
