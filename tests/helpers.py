@@ -68,6 +68,14 @@ def same_fit(model_file: Path, other_file: Path, frame) -> bool:
     return bool(np.allclose(ours.predict(frame), theirs.predict(frame), rtol=LAST_BITS, atol=0))
 
 
+def metric(client, line_start: str) -> float:
+    """Return the value of the first /metrics sample whose line starts with *line_start*."""
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {line_start!r} in /metrics")
+
+
 def openapi_paths(app) -> set[str]:
     """Return the app's routes as OpenAPI writes them (Flask's <name> is OpenAPI's {name})."""
     return {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()

@@ -125,6 +125,7 @@ def test_the_page_shell_is_open_and_its_predictions_are_not(guarded):
     _, client = guarded
     shell = client.get("/")
     assert shell.status_code == 200 and 'name="token"' in shell.get_data(as_text=True)
+    assert "Authorization: Bearer &lt;API_TOKEN&gt;" in shell.get_data(as_text=True)
     for response in (client.get("/?weight=200"), client.post("/", data={"weight": "200"})):
         page = response.get_data(as_text=True)
         assert response.status_code == 401 and response.mimetype == "text/html"

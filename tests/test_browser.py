@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import ANSWER_200_LBS
+from helpers import ANSWER_200_LBS, start_server, stop
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -24,6 +24,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 15_000  # generous: the machine is shared
+TOKEN = "browser-token"
 
 
 @pytest.fixture(scope="module")
@@ -204,4 +205,54 @@ def test_the_page_fits_a_phone_screen(browser, live_server, tmp_path):
     assert chart is not None and chart["width"] <= 360
     screenshot(page, tmp_path, "phone")
     assert console.unexpected() == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_server(trained_model, tmp_path_factory):
+    """The production server with API_TOKEN set: the page's predictions need the token."""
+    process, base_url = start_server(trained_model, tmp_path_factory.mktemp("guarded"),
+                                     API_TOKEN=TOKEN)  # fmt: skip
+    yield base_url
+    stop(process)
+
+
+def test_the_page_asks_for_the_token_and_keeps_it_for_the_tab(browser, guarded_server, tmp_path):
+    context, page, console = open_page(browser, tmp_path)
+    page.goto(guarded_server + "/")
+    refused = submit(page, "200", key=True)  # no token typed yet
+    assert refused["status"] == 401
+    expect(page.locator("#weight-error")).to_contain_text("API_TOKEN")
+    expect(page.locator("#token")).to_have_attribute("aria-invalid", "true")
+
+    page.fill("#token", TOKEN)
+    answer = submit(page, "200", key=False)
+    assert answer["status"] == 200 and answer["prediction"] == ANSWER_200_LBS
+    expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
+    # The address now carries the weight; reloading it asks again with the tab's token.
+    with page.expect_response(lambda r: r.url.endswith("/predict")) as again:
+        page.reload()
+    assert again.value.status == 200
+    expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
+    screenshot(page, tmp_path, "token")
+    allowed = f"status of 401 (unauthorized) at {guarded_server}"
+    assert console.unexpected(allowed=allowed) == []
+    context.close()
+
+
+def test_without_javascript_the_form_carries_the_token(browser, guarded_server, tmp_path):
+    context, page, _ = open_page(browser, tmp_path, java_script_enabled=False)
+    page.goto(guarded_server + "/")
+    page.fill("#weight", "200")
+    with page.expect_navigation() as navigation:
+        page.press("#weight", "Enter")
+    assert navigation.value.status == 401
+    expect(page.locator("#weight-error")).to_contain_text("API_TOKEN")
+    page.fill("#weight", "200")
+    page.fill("#token", TOKEN)
+    with page.expect_navigation() as navigation:
+        page.click("button[type=submit]")
+    assert navigation.value.status == 200
+    expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
+    expect(page.locator("#token")).to_have_value("")  # the page never writes the token back
     context.close()

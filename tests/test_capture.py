@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from helpers import ROOT, run_script, start_server, stop
+from helpers import ROOT, metric, run_script, start_server, stop
 
 import mlib
 from app import create_app
@@ -153,7 +153,13 @@ def test_every_contract_is_captured_within_a_second(capture_app):
         ({"request_id": "\udb26x", "actual": 74}, 400, "request_id"),
         ({"request_id": "x" * 129, "actual": 74}, 400, "request_id"),
         ([], 400, "empty"),
+        ({"request_id": "p1", "actual": 10**400}, 400, "must be finite, got 1000000"),
+        ({"request_id": "p1", "actual": 1e308}, 400, "between 51 and 99 in"),
+        ({"request_id": "p1", "actual": -74}, 400, "between 51 and 99 in"),
+        ({"request_id": "p1", "actual": 99.5}, 400, "between 51 and 99 in"),
         ({"request_id": "never", "actual": 74}, 404, "Unknown or expired"),
+        ({"request_id": "never", "actual": 51}, 404, "Unknown or expired"),  # the bounds count
+        ({"request_id": "never", "actual": 99}, 404, "Unknown or expired"),
     ],
 )
 def test_bad_feedback_is_refused_with_a_reason(capture_app, body, status, words):
@@ -162,6 +168,38 @@ def test_bad_feedback_is_refused_with_a_reason(capture_app, body, status, words)
     wait_for_rows(store, 1)
     response = client.post("/feedback", json=body)
     assert response.status_code == status and words in response.get_json()["error"]
+
+
+def test_a_bad_true_value_is_refused_and_the_summaries_stay_whole(capture_app):
+    _, client, store = capture_app
+    client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
+    wait_for_rows(store, 1)
+    refused = client.post("/feedback", json={"request_id": "p1", "actual": 1e308})
+    assert refused.status_code == 400
+    assert client.post("/feedback", json={"request_id": "p1", "actual": 74}).status_code == 200
+    for path in ("/quality", "/rollout", "/metrics"):
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("fault", ["missing table", "not a database"])
+def test_a_failing_store_answers_503_and_metrics_still_answer(capture_app, tmp_path, fault):
+    app, client, store = capture_app
+    client.post("/predict", json={"Weight": 200}, headers={"X-Request-ID": "p1"})
+    wait_for_rows(store, 1)
+    if fault == "missing table":
+        with store.connect() as db:
+            db.execute("DROP TABLE capture_quality")
+    else:
+        store.path.write_bytes(b"this is not an SQLite database" * 100)
+        for suffix in ("-wal", "-shm"):
+            store.path.with_name(store.path.name + suffix).unlink(missing_ok=True)
+    for path in ("/quality", "/rollout"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert "capture database" in response.get_json()["error"]
+    assert client.get("/metrics").status_code == 200
+    # /quality, /rollout and the two scrapes each failed to read the store once.
+    assert metric(client, "capture_read_errors_total") == 4.0
 
 
 def test_non_finite_feedback_is_refused(capture_app):
@@ -238,7 +276,7 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
             ids.append((answer.headers["X-Request-ID"], weight))
             sent[answer.headers["X-Request-ID"]] = answer.json()["prediction"]
         time.sleep(1.0)  # captured within a second of being answered
-        feedback = [{"request_id": rid, "actual": 60 + w / 5} for rid, w in ids]
+        feedback = [{"request_id": rid, "actual": 60 + w / 15} for rid, w in ids]
         joined = requests.post(f"{base_url}/feedback", json=feedback, timeout=10)
         assert joined.status_code == 200 and len(joined.json()["joined"]) == 40
         quality = requests.get(f"{base_url}/quality", timeout=10).json()["versions"]

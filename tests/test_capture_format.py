@@ -134,7 +134,8 @@ def test_a_shadow_record_in_a_later_batch_is_labelled_too(store):
     store.write([record(service_id(now - 0.5), now - 0.5)])
     store.write([record(request_id, now - 0.2, predicted=74.5, role="shadow")])
     assert store.add_feedback([Feedback(request_id, 0, 74.0)])["joined"] == [request_id]
-    assert store.shadow_pairs(3600) == [(73.0, 74.5, 74.0)]
+    rollout = store.rollout(3600, "v1", tolerance=1.0)
+    assert (rollout["labelled"], rollout["champion_mae"], rollout["shadow_mae"]) == (1, 1.0, 0.5)
     assert list(store.quality(3600)) == ["v1"]  # the shadow's label is /rollout's, not quality's
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 
 import pytest
-from helpers import ANSWER_200_LBS, openapi_paths
+from helpers import ANSWER_200_LBS, metric, openapi_paths
 from prometheus_client import CollectorRegistry, Histogram
 
 import mlib
@@ -21,14 +21,6 @@ from cookbook.web import auth, request_log
 from cookbook.web.metrics import observe_many, observe_one
 from cookbook.web.online_drift import MIN_ROWS_FOR_VERDICT, DriftWindow
 from cookbook.web.served import service_state
-
-
-def metric(client, line_start: str) -> float:
-    """Return the value of the first /metrics sample whose line starts with *line_start*."""
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"no sample {line_start!r} in /metrics")
 
 
 def retrain_into(model_file, alpha: float) -> str:

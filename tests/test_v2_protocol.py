@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -86,12 +87,27 @@ def test_the_versioned_route_and_output_selection(client, version):
         ({"inputs": [tensor()], "outputs": [{"name": "nope"}]}, 400, "Unknown output"),
         ({"inputs": [tensor(data=[200] * 10_001)]}, 413, "split the batch"),
         ([1, 2], 400, "JSON object"),
+        ({"inputs": [tensor()], "id": 7}, 400, '"id" must be a string'),
+        ({"inputs": [tensor()], "id": "x" * 257}, 400, '"id" must be a string'),
+        ({"inputs": [tensor()], "parameters": "x"}, 400, '"parameters" must be an object'),
+        (
+            {"inputs": [tensor()], "outputs": [{"name": "height_inches", "parameters": "x"}]},
+            400,
+            "must be an object",
+        ),  # fmt: skip
+        ({"inputs": [tensor()], "outputs": [{"name": {"a": 1}}]}, 400, "Unknown output"),
     ],
 )
 def test_bad_requests_are_answered_like_predict(client, request_body, status, words):
     response = client.post("/v2/models/mlb-height/infer", json=request_body)
     assert response.status_code == status
     assert re.search(words, response.get_json()["error"]), response.get_json()
+
+
+def test_an_infinite_id_is_refused(client):
+    body = '{"id": 1e400, "inputs": [' + json.dumps(tensor()) + "]}"
+    response = client.post("/v2/models/mlb-height/infer", data=body)
+    assert response.status_code == 400 and '"id"' in response.get_json()["error"]
 
 
 def test_the_binary_extension_is_refused(client):

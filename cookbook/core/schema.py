@@ -22,6 +22,9 @@ CATEGORY = "category"
 # Answer formats: a height in inches written as the cookbook does, or the target's value.
 HEIGHT_ANSWER = "height"
 VALUE_ANSWER = "value"
+# The largest true value accepted for a target whose training range was not kept: its
+# square, summed over a window's labels, stays far inside a float.
+MAX_MAGNITUDE = 1e12
 
 
 @dataclass(frozen=True)
@@ -194,16 +197,35 @@ class Target:
     unit_name: str | None = None
     description: str = ""
     metric_buckets: tuple[float, ...] = ()
+    # The lowest and highest training value (None: a model trained before it was kept).
+    training_range: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the target as ``model.json`` stores it."""
-        return {
+        document: dict[str, Any] = {
             "name": self.name,
             "unit": self.unit,
             "unit_name": self.unit_name,
             "description": self.description,
             "metric_buckets": list(self.metric_buckets),
         }
+        if self.training_range is not None:
+            document["training_range"] = list(self.training_range)
+        return document
+
+    def plausible_range(self) -> tuple[float, float]:
+        """Return the values a true value may take: the training range widened by its own
+        width on each side (so 67-83 in allows 51-99 in); without a training range, any
+        value of magnitude below ``MAX_MAGNITUDE``.
+
+        A true value outside it is a mistake (a wrong unit, a typo, an attack), and one
+        such value would swamp every error figure of the quality window.
+        """
+        if self.training_range is None:
+            return -MAX_MAGNITUDE, MAX_MAGNITUDE
+        low, high = self.training_range
+        width = (high - low) or max(abs(high), 1.0)
+        return low - width, high + width
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> Target:
@@ -214,6 +236,11 @@ class Target:
             unit_name=document.get("unit_name"),
             description=str(document.get("description") or ""),
             metric_buckets=tuple(float(b) for b in document.get("metric_buckets", ())),
+            training_range=(
+                (float(document["training_range"][0]), float(document["training_range"][1]))
+                if document.get("training_range")
+                else None
+            ),  # fmt: skip
         )
 
 

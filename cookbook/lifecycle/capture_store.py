@@ -13,7 +13,6 @@ with several replicas. The same SQL serves both; only placeholders and a few typ
 from __future__ import annotations
 
 import contextlib
-import math
 import sqlite3
 import threading
 import time
@@ -28,8 +27,21 @@ import orjson
 from cookbook.core.errors import MlibError
 from cookbook.lifecycle import capture_format as fmt
 from cookbook.lifecycle.capture_format import Batch, make_batch
+from cookbook.lifecycle.capture_tallies import (
+    QUALITY_COLUMNS,
+    ROLLOUT_COLUMNS,
+    QualitySums,
+    RolloutTally,
+    hour_of,
+    minute_of,
+    quality_report,
+    rollout_report,
+)
 
-TABLES = ("capture_batches", "capture_keys", "capture_labels")
+TABLES = ("capture_batches", "capture_keys", "capture_labels", "capture_quality",
+          "capture_rollout", "capture_rollout_bins")  # fmt: skip
+SHADOW_ROLE = "shadow"
+CHAMPION_ROLE = "champion"
 # Seconds a writer waits for another writer's lock before the batch fails.
 BUSY_TIMEOUT_SECONDS = 5.0
 # Batch bodies one feedback call keeps at hand: feedback often names neighbouring requests.
@@ -85,8 +97,9 @@ class CaptureStore:
     # -------------------------------------------------------------- connections
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        """Yield a connection inside a transaction (committed on success)."""
+    def connect(self, write: bool = True) -> Iterator[Any]:
+        """Yield a connection inside a transaction (committed on success); one that only
+        reads (``write=False``) never waits for the writers."""
         raise NotImplementedError
 
     def create(self) -> None:
@@ -114,6 +127,21 @@ class CaptureStore:
                 interval_low {real}, interval_high {real}, actual {real} NOT NULL,
                 actual_ts {real} NOT NULL, PRIMARY KEY (request_id, row_index, role))""",
             "CREATE INDEX IF NOT EXISTS capture_labels_time ON capture_labels (ts)",
+            # Running sums for the summaries (cookbook.lifecycle.capture_tallies).
+            f"""CREATE TABLE IF NOT EXISTS capture_quality (
+                minute BIGINT NOT NULL, model_version TEXT NOT NULL, role TEXT NOT NULL,
+                labelled BIGINT NOT NULL, abs_error {real} NOT NULL,
+                squared_error {real} NOT NULL, error {real} NOT NULL,
+                with_interval BIGINT NOT NULL, inside BIGINT NOT NULL,
+                PRIMARY KEY (minute, model_version, role))""",
+            f"""CREATE TABLE IF NOT EXISTS capture_rollout (
+                minute BIGINT NOT NULL, shadow_version TEXT NOT NULL, scored BIGINT NOT NULL,
+                abs_difference {real} NOT NULL, beyond BIGINT NOT NULL,
+                labelled BIGINT NOT NULL, champion_abs_error {real} NOT NULL,
+                shadow_abs_error {real} NOT NULL, PRIMARY KEY (minute, shadow_version))""",
+            """CREATE TABLE IF NOT EXISTS capture_rollout_bins (
+                hour BIGINT NOT NULL, shadow_version TEXT NOT NULL, bin INTEGER NOT NULL,
+                count BIGINT NOT NULL, PRIMARY KEY (hour, shadow_version, bin))""",
         ]
 
     def sql(self, text: str) -> str:
@@ -152,6 +180,8 @@ class CaptureStore:
         """
         outcome: dict[str, list[str]] = {"joined": [], "unknown": [], "already": []}
         now = time.time()
+        quality: dict[tuple[int, str, str], QualitySums] = {}
+        rollout = RolloutTally()
         with self.connect() as db:
             bodies: dict[int, bytes] = {}
             for item in items:
@@ -167,9 +197,9 @@ class CaptureStore:
                 if not found:
                     outcome["unknown"].append(item.request_id)
                     continue
-                stored = 0
+                labelled = {}
                 for record in found:  # the first record of each role stands
-                    stored += db.execute(
+                    if db.execute(
                         self.sql("INSERT INTO capture_labels (request_id, row_index, role,"
                                  " model_version, ts, prediction, interval_low, interval_high,"
                                  " actual, actual_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -177,9 +207,52 @@ class CaptureStore:
                         (item.request_id, item.row_index, record[fmt.ROLE],
                          record[fmt.MODEL_VERSION], record[fmt.TS], record[fmt.PREDICTION],
                          record[fmt.INTERVAL_LOW], record[fmt.INTERVAL_HIGH], item.actual, now),
-                    ).rowcount  # fmt: skip
-                outcome["joined" if stored > 0 else "already"].append(item.request_id)
+                    ).rowcount > 0:  # fmt: skip
+                        labelled[record[fmt.ROLE]] = record
+                for role, record in labelled.items():
+                    key = (minute_of(record[fmt.TS]), record[fmt.MODEL_VERSION], role)
+                    quality.setdefault(key, QualitySums()).add(
+                        record[fmt.PREDICTION], item.actual, record[fmt.INTERVAL_LOW],
+                        record[fmt.INTERVAL_HIGH])  # fmt: skip
+                if CHAMPION_ROLE in labelled and SHADOW_ROLE in labelled:
+                    champion, shadow = labelled[CHAMPION_ROLE], labelled[SHADOW_ROLE]
+                    rollout.add_label(champion[fmt.TS], shadow[fmt.MODEL_VERSION],
+                                      champion[fmt.PREDICTION], shadow[fmt.PREDICTION],
+                                      item.actual)  # fmt: skip
+                outcome["joined" if labelled else "already"].append(item.request_id)
+            self._add_quality(db, quality)
+            self._add_rollout(db, rollout)
         return outcome
+
+    def add_rollout(self, tally: RolloutTally) -> None:
+        """Add a shadow's scored rows (``RolloutTally.add_scores``) to the rollout sums."""
+        if tally:
+            with self.connect() as db:
+                self._add_rollout(db, tally)
+
+    def _upsert(self, table: str, keys: Sequence[str], columns: Sequence[str]) -> str:
+        """Return an INSERT that adds *columns* to the row of *keys* (or creates it)."""
+        names = (*keys, *columns)
+        added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+        return self.sql(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                        f"({', '.join('?' * len(names))}) ON CONFLICT ({', '.join(keys)}) "
+                        f"DO UPDATE SET {added}")  # fmt: skip
+
+    def _add_quality(self, db: Any, sums: dict[tuple[int, str, str], QualitySums]) -> None:
+        statement = self._upsert("capture_quality", ("minute", "model_version", "role"),
+                                 QUALITY_COLUMNS)  # fmt: skip
+        for key, total in sums.items():
+            db.execute(statement, (*key, *total.values()))
+
+    def _add_rollout(self, db: Any, tally: RolloutTally) -> None:
+        statement = self._upsert("capture_rollout", ("minute", "shadow_version"),
+                                 ROLLOUT_COLUMNS)  # fmt: skip
+        for key, total in tally.sums.items():
+            db.execute(statement, (*key, *total.values()))
+        statement = self._upsert("capture_rollout_bins", ("hour", "shadow_version", "bin"),
+                                 ("count",))  # fmt: skip
+        for key, count in tally.bins.items():
+            db.execute(statement, (*key, count))
 
     def _records_of(self, db: Any, request_id: str, bodies: dict[int, bytes]
                     ) -> Iterator[list[Any]]:  # fmt: skip
@@ -227,12 +300,20 @@ class CaptureStore:
                     "SELECT min(id), min(first_ts) FROM capture_batches"
                 ).fetchone()
                 if oldest_id is None:
-                    db.execute("DELETE FROM capture_keys")
-                    db.execute("DELETE FROM capture_labels")
+                    for table in TABLES[1:]:
+                        db.execute(f"DELETE FROM {table}")
                 else:
                     db.execute(self.sql("DELETE FROM capture_keys WHERE batch_id < ?"),
                                (oldest_id,))  # fmt: skip
                     db.execute(self.sql("DELETE FROM capture_labels WHERE ts < ?"), (oldest_ts,))
+                    # The sums go with the records they summed (to the minute or hour).
+                    for table, unit, start in (
+                        ("capture_quality", "minute", minute_of),
+                        ("capture_rollout", "minute", minute_of),
+                        ("capture_rollout_bins", "hour", hour_of),
+                    ):
+                        db.execute(self.sql(f"DELETE FROM {table} WHERE {unit} < ?"),
+                                   (start(oldest_ts),))  # fmt: skip
         return sum(row[0] for row in deleted)
 
     # ------------------------------------------------------------------ reading
@@ -250,7 +331,7 @@ class CaptureStore:
              ) -> list[dict[str, Any]]:  # fmt: skip
         """Return the captured rows (oldest first), from *since* (epoch seconds) if given,
         of the given *roles* only if given; a row captured twice is the first capture."""
-        with self.connect() as db:
+        with self.connect(write=False) as db:
             # Labels carry their record's time: only those of the rows asked for are read.
             query, params = "SELECT request_id, row_index, role, actual FROM capture_labels", ()
             if since is not None:
@@ -274,54 +355,39 @@ class CaptureStore:
                     }  # fmt: skip
         return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))
 
-    def shadow_pairs(self, window_seconds: float) -> list[tuple[float, float, float | None]]:
-        """Return (champion value, shadow value, true value or None) for every row both
-        scored in the window."""
-        since = time.time() - window_seconds
-        scores: dict[str, dict[tuple, float]] = {"champion": {}, "shadow": {}}
-        champion, shadow = scores["champion"], scores["shadow"]
-        with self.connect() as db:
-            for _, records in self._batches(db, since):
-                for record in records:
-                    by_key = scores.get(record[fmt.ROLE])
-                    if by_key is not None and record[fmt.TS] >= since:
-                        key = (record[fmt.REQUEST_ID], record[fmt.ROW_INDEX])
-                        by_key.setdefault(key, record[fmt.PREDICTION])
-            actual = {(r, i): value for r, i, value in db.execute(
-                self.sql("SELECT request_id, row_index, actual FROM capture_labels"
-                         " WHERE role = 'champion' AND ts >= ?"), (since,))}  # fmt: skip
-        return [(value, shadow[key], actual.get(key)) for key, value in champion.items()
-                if key in shadow]  # fmt: skip
-
     def quality(self, window_seconds: float) -> dict[str, dict[str, Any]]:
         """Return, per model version, the labelled rows' count, MAE, RMSE, bias and the
-        share whose true value lay inside the prediction interval, over the window."""
-        # Shadow rows are scored, never answered: their quality is /rollout's.
-        query = ("SELECT model_version, role, prediction, actual, interval_low, interval_high "
-                 "FROM capture_labels WHERE ts >= ? AND role <> 'shadow'")  # fmt: skip
-        with self.connect() as db:
-            found = db.execute(self.sql(query), (time.time() - window_seconds,)).fetchall()
-        by_version: dict[str, dict[str, Any]] = {}
-        for version, role, predicted, actual, low, high in found:
-            stats = by_version.setdefault(version, {"roles": set(), "errors": [], "inside": []})
-            stats["roles"].add(role)
-            stats["errors"].append(predicted - actual)
-            if low is not None and high is not None:
-                stats["inside"].append(low <= actual <= high)
-        report = {}
-        for version, stats in by_version.items():
-            errors = stats["errors"]
-            report[version] = {
-                "roles": sorted(stats["roles"]),
-                "labelled": len(errors),
-                "mae": sum(abs(e) for e in errors) / len(errors),
-                "rmse": math.sqrt(sum(e * e for e in errors) / len(errors)),
-                "bias": sum(errors) / len(errors),  # predicted minus true: > 0 is too high
-                "interval_coverage": (
-                    sum(stats["inside"]) / len(stats["inside"]) if stats["inside"] else None
-                ),  # fmt: skip
-            }
-        return report
+        share whose true value lay inside the prediction interval, over the window's
+        minutes, for the roles that answer (a shadow's labels are /rollout's)."""
+        sums = ", ".join(f"SUM({c})" for c in QUALITY_COLUMNS)
+        with self.connect(write=False) as db:
+            rows = db.execute(
+                self.sql(f"SELECT model_version, role, {sums} FROM capture_quality"
+                         " WHERE minute >= ? AND role <> ? GROUP BY model_version, role"),
+                (minute_of(time.time() - window_seconds), SHADOW_ROLE),
+            ).fetchall()  # fmt: skip
+        return quality_report(rows)
+
+    def rollout(self, window_seconds: float, shadow_version: str,
+                tolerance: float) -> dict[str, Any]:  # fmt: skip
+        """Return how the shadow compared with the champion over the window: its rows'
+        differences (the percentile from the window's hours) and, where feedback arrived,
+        both models' MAE on the same rows."""
+        since = time.time() - window_seconds
+        sums = ", ".join(f"SUM({c})" for c in ROLLOUT_COLUMNS)
+        with self.connect(write=False) as db:
+            totals = db.execute(
+                self.sql(f"SELECT {sums} FROM capture_rollout"
+                         " WHERE minute >= ? AND shadow_version = ?"),
+                (minute_of(since), shadow_version),
+            ).fetchone()  # fmt: skip
+            bins = db.execute(
+                self.sql("SELECT bin, SUM(count) FROM capture_rollout_bins"
+                         " WHERE hour >= ? AND shadow_version = ? GROUP BY bin"),
+                (hour_of(since), shadow_version),
+            ).fetchall()  # fmt: skip
+        return rollout_report(totals if totals and totals[0] is not None else None,
+                              dict(bins), tolerance)  # fmt: skip
 
 
 class SQLiteStore(CaptureStore):
@@ -358,18 +424,22 @@ class SQLiteStore(CaptureStore):
         return db
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
+    def connect(self, write: bool = True) -> Iterator[Any]:
         try:
             db = self._open()
         except (OSError, sqlite3.Error) as exc:
             raise CaptureError(f"Cannot open the capture database {self.path}: {exc}.") from None
         try:
-            db.execute("BEGIN IMMEDIATE")
+            # A writer takes the lock at once (no deadlock on upgrade); in WAL mode a reader
+            # reads a snapshot and never waits for a writer's lock.
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a missing table, a full disk, a locked file
+                raise CaptureError(f"The capture database {self.path} failed: {exc}.") from None
             raise
         finally:
             db.close()
@@ -384,7 +454,7 @@ class PostgresStore(CaptureStore):
     blob_type = "BYTEA"
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
+    def connect(self, write: bool = True) -> Iterator[Any]:
         import psycopg
 
         try:
@@ -394,6 +464,8 @@ class PostgresStore(CaptureStore):
         try:
             with db.transaction():
                 yield db
+        except psycopg.Error as exc:  # a missing table, a lost connection, a failed statement
+            raise CaptureError(f"The capture database failed: {exc}".strip()) from None
         finally:
             db.close()
 

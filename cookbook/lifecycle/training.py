@@ -239,6 +239,7 @@ def describe_schema(spec: ModelSpec, features: Any, target: Any) -> Schema:
             unit_name=target_info.get("unit_name"),
             description=target_info.get("description", ""),
             metric_buckets=tuple(target_info.get("metric_buckets") or quantile_buckets(target)),
+            training_range=(float(target.min()), float(target.max())),
         ),
         answer_format=HEIGHT_ANSWER if target_info.get("answer") == HEIGHT_ANSWER else VALUE_ANSWER,
         title=title,

@@ -102,6 +102,12 @@ class ServiceMetrics:
             "Predictions not captured because the capture store failed to write them.",
             registry=registry,
         )
+        self.capture_read_errors = Counter(
+            "capture_read_errors_total",
+            "Summaries (/quality, /rollout, the quality gauges) that the capture store "
+            "failed to answer.",
+            registry=registry,
+        )
         self.shadow_differences = Histogram(
             "model_shadow_abs_difference",
             "Absolute difference between the shadow model's prediction and the champion's, "

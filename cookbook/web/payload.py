@@ -23,6 +23,13 @@ class PayloadError(ValueError):
         self.status = status
 
 
+def shorten(value: Any, most: int = 40) -> str:
+    """Return *value*'s repr for a message, cut to *most* characters (a client's 400-digit
+    number or megabyte string is not echoed back whole)."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[: most - 3]}..."
+
+
 def _reject_constant(name: str) -> float:
     raise PayloadError(f"{name} is not a valid JSON number: numbers must be finite.")
 

@@ -5,7 +5,10 @@ Feedback joins a true value with a captured prediction, whichever worker answere
 ``QUALITY_WINDOW_SECONDS`` (24 hours by default, ``?window_seconds=`` to change it): the
 labelled rows, MAE, RMSE, bias (predicted minus true) and the share of true values
 inside the answer's prediction interval. Prometheus exports the same figures; they are
-read from the shared store at scrape time, so any worker answers for all of them.
+read from the shared store at scrape time, so any worker answers for all of them. Every
+summary adds up running sums (``cookbook.lifecycle.capture_tallies``), at most a row per
+minute of the window, so it costs the worker about a millisecond however much traffic the
+window holds; a store that fails answers 503 here and is counted in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from cookbook.core.schema import Target
 from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
+from cookbook.lifecycle.capture_tallies import rollout_report
 from cookbook.web import payload
 from cookbook.web.request_log import is_request_id
 from cookbook.web.responses import json_response
 from cookbook.web.served import service_state
-from cookbook.web.shadow import rollout_report
 
 blueprint = Blueprint("quality", __name__)
 
@@ -48,7 +52,7 @@ def feedback() -> Response:
         return json_response({"error": "Capture is off (CAPTURE_FRACTION=0): nothing to join."},
                              404)  # fmt: skip
     document = payload.decode(request.get_data(cache=False), EXAMPLE)
-    items = parse_feedback(document)
+    items = parse_feedback(document, service_state().served.predictor.schema.target)
     try:
         outcome = capture.store.add_feedback(items)
     except CaptureError as exc:
@@ -65,8 +69,11 @@ def feedback() -> Response:
     return json_response(body)
 
 
-def parse_feedback(document: Any) -> list[Feedback]:
-    """Return the feedback items of a request body, or raise ``PayloadError`` (400)."""
+def parse_feedback(document: Any, target: Target) -> list[Feedback]:
+    """Return the feedback items of a request body for a model of *target*, or raise
+    ``PayloadError`` (400)."""
+    low, high = target.plausible_range()
+    unit = f" {target.unit}" if target.unit else ""
     items = document if isinstance(document, list) else [document]
     if not items:
         raise payload.PayloadError(f"The feedback list is empty: {EXAMPLE}.")
@@ -87,21 +94,31 @@ def parse_feedback(document: Any) -> list[Feedback]:
         actual = item.get("actual")
         if isinstance(actual, bool) or not isinstance(actual, numbers.Real):
             raise payload.PayloadError(f'{where}"actual" must be a number, got {actual!r}.')
-        if not math.isfinite(float(actual)):
-            raise payload.PayloadError(f'{where}"actual" must be finite, got {actual!r}.')
+        try:
+            value = float(actual)
+        except OverflowError:  # an integer of hundreds of digits
+            value = math.inf
+        if not math.isfinite(value):
+            raise payload.PayloadError(
+                f'{where}"actual" must be finite, got {payload.shorten(actual)}.'
+            )
+        if not low <= value <= high:
+            raise payload.PayloadError(
+                f'{where}"actual" must be between {low:g} and {high:g}{unit} (the training '
+                f"range, widened by its width on each side), got {payload.shorten(actual)}."
+            )
         index = item.get("index", 0)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_ROWS:
             raise payload.PayloadError(
                 f'{where}"index" must be a row index (0 to {MAX_ROWS - 1}), got {index!r}.'
             )
-        parsed.append(Feedback(request_id, index, float(actual)))
+        parsed.append(Feedback(request_id, index, value))
     return parsed
 
 
 @blueprint.get("/quality")
 def quality() -> Response:
     """Return each model version's online quality over the window, from the capture store."""
-    capture = service_state().capture
     window = request.args.get("window_seconds", str(QUALITY_WINDOW_SECONDS))
     try:
         window_seconds = float(window)
@@ -111,13 +128,26 @@ def quality() -> Response:
         return json_response({"error": f"window_seconds must be a number of seconds in "
                                        f"(0, {MAX_WINDOW_SECONDS:g}], got {window!r}."},
                              400)  # fmt: skip
-    if capture is None:
-        return json_response({"window_seconds": window_seconds, "versions": {}})
     try:
-        versions = capture.store.quality(window_seconds)
+        versions = quality_by_version(window_seconds)
     except CaptureError as exc:
         return json_response({"error": str(exc)}, 503)
     return json_response({"window_seconds": window_seconds, "versions": versions})
+
+
+def quality_by_version(window_seconds: float) -> dict[str, dict[str, Any]]:
+    """Return the figures per model version over the window (none when capture is off).
+
+    Raise ``CaptureError`` (and count it) when the store cannot answer.
+    """
+    state = service_state()
+    if state.capture is None:
+        return {}
+    try:
+        return state.capture.store.quality(window_seconds)
+    except CaptureError:
+        state.metrics.capture_read_errors.inc()
+        raise
 
 
 @blueprint.get("/rollout")
@@ -125,14 +155,19 @@ def rollout() -> Response:
     """Return the champion and the shadow: how far apart they answer, and their MAE where
     feedback arrived, over the quality window."""
     state = service_state()
-    tolerance = current_app.config["ROLLOUT_TOLERANCE"]
     body: dict[str, Any] = {
         "window_seconds": QUALITY_WINDOW_SECONDS,
         "champion": {"version": state.served.version},
         "shadow": None,
         "canary": None,
     }
-    versions = {} if state.capture is None else state.capture.store.quality(QUALITY_WINDOW_SECONDS)
+    try:
+        versions = quality_by_version(QUALITY_WINDOW_SECONDS)
+        if state.shadow is not None:
+            body["shadow"] = {"version": state.shadow.version,
+                              **shadow_figures(state.shadow.version)}  # fmt: skip
+    except CaptureError as exc:
+        return json_response({"error": str(exc)}, 503)
     body["champion"]["quality"] = versions.get(state.served.version)
     if state.canary is not None:
         version = state.canary.predictor.version
@@ -140,21 +175,33 @@ def rollout() -> Response:
                           "quality": versions.get(version)}  # fmt: skip
     if state.shadow_refusal:
         body["shadow_refused"] = state.shadow_refusal
-    if state.shadow is not None:
-        pairs = [] if state.capture is None else state.capture.store.shadow_pairs(
-            QUALITY_WINDOW_SECONDS)  # fmt: skip
-        body["shadow"] = {"version": state.shadow.version, **rollout_report(pairs, tolerance)}
     return json_response(body)
 
 
-def quality_metrics() -> bytes:
-    """Return the online quality as Prometheus text (computed from the shared store)."""
-    capture = service_state().capture
-    if capture is None:
-        return b""
+def shadow_figures(shadow_version: str) -> dict[str, Any]:
+    """Return how the shadow compares with the champion over the window, from the store."""
+    state = service_state()
+    tolerance = current_app.config["ROLLOUT_TOLERANCE"]
+    if state.capture is None:
+        return rollout_report(None, {}, tolerance)
     try:
-        versions = capture.store.quality(QUALITY_WINDOW_SECONDS)
+        return state.capture.store.rollout(QUALITY_WINDOW_SECONDS, shadow_version, tolerance)
     except CaptureError:
+        state.metrics.capture_read_errors.inc()
+        raise
+
+
+def quality_metrics() -> bytes:
+    """Return the online quality as Prometheus text (summed from the shared store).
+
+    A store that cannot answer leaves the gauges out (and is counted): the rest of the
+    scrape still answers.
+    """
+    try:
+        versions = quality_by_version(QUALITY_WINDOW_SECONDS)
+    except CaptureError:
+        return b""
+    if not versions:
         return b""
     registry = CollectorRegistry()
     gauges = {
@@ -174,7 +221,8 @@ def quality_metrics() -> bytes:
     )
     for version, stats in versions.items():
         for name, gauge in gauges.items():
-            gauge.labels(version).set(stats[name])
+            if stats[name] is not None:
+                gauge.labels(version).set(stats[name])
         if stats["interval_coverage"] is not None:
             coverage.labels(version).set(stats["interval_coverage"])
     return generate_latest(registry)

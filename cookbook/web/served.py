@@ -136,7 +136,8 @@ def init_app(app: Flask, predictor: Predictor) -> ServiceState:
             log.error(state.shadow_refusal, extra={"fields": {"event": "shadow_refused"}})
         else:
             state.shadow = ShadowScorer(shadow, capture, metrics.shadow_differences,
-                                        metrics.shadow_errors)  # fmt: skip
+                                        metrics.shadow_errors,
+                                        app.config["ROLLOUT_TOLERANCE"])  # fmt: skip
     app.extensions[EXTENSION] = state
     return state
 

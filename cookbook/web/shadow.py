@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from cookbook.core.prediction import Predictor, Row
+from cookbook.lifecycle.capture_tallies import RolloutTally
 from cookbook.web.background import BackgroundDrain
 from cookbook.web.capture import CaptureWriter
 from cookbook.web.metrics import observe_many
@@ -34,9 +36,10 @@ class ShadowScorer:
     """Score the champion's rows with a shadow model in a thread of each worker."""
 
     def __init__(self, predictor: Predictor, capture: CaptureWriter | None, differences: Any,
-                 errors: Any) -> None:  # fmt: skip
+                 errors: Any, tolerance: float) -> None:  # fmt: skip
         self.predictor = predictor
         self.capture = capture
+        self.tolerance = tolerance  # a difference beyond it counts as disagreeing
         self.differences = differences  # histogram of |shadow - champion|
         self.errors = errors
         self.drain = BackgroundDrain("shadow-scorer", self._score_all, self._failed,
@@ -56,11 +59,24 @@ class ShadowScorer:
         self.drain.put((request_id, rows, values))
 
     def _score_all(self, items: list) -> None:
+        tally = RolloutTally()
+        scored = []
         for request_id, rows, values in items:
             try:
-                self.score(request_id, rows, values)
+                scored.append((request_id, rows, self.score(rows, values, tally)))
             except Exception as exc:  # the shadow's failure is its own, never the answer's
                 self._failed([(request_id, rows, values)], exc)
+        if self.capture is None:
+            return
+        # The running sums /rollout reads, one upsert per drain; written before the records,
+        # so a shadow record in the store is always in /rollout's figures.
+        self.capture.store.add_rollout(tally)
+        for request_id, rows, shadow_values in scored:
+            answers = [self.predictor.answer_row(row, value)
+                       for row, value in zip(rows, shadow_values, strict=True)]  # fmt: skip
+            self.capture.record(request_id, self.version, SHADOW,
+                                self.predictor.schema.feature_names, rows, shadow_values,
+                                answers)  # fmt: skip
 
     def _failed(self, items: list, exc: Exception) -> None:
         self.errors.inc(len(items))
@@ -68,39 +84,14 @@ class ShadowScorer:
             "event": "shadow_failed", "model_version": self.version,
             "reason": str(exc)}})  # fmt: skip
 
-    def score(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
-        """Predict *rows* with the shadow; record the differences and capture its answers."""
+    def score(self, rows: Sequence[Row], values: Sequence[float],
+              tally: RolloutTally) -> list[float]:  # fmt: skip
+        """Return the shadow's predictions for *rows*; record their differences from the
+        champion's *values* in the metrics and in *tally*."""
         shadow_values = self.predictor.predict_rows(rows)
         differences = [abs(s - c) for s, c in zip(shadow_values, values, strict=True)]
         if not all(math.isfinite(d) for d in differences):
             raise ValueError("the shadow predicted a non-finite value")
         observe_many(self.differences, differences)
-        if self.capture is not None:
-            answers = [self.predictor.answer_row(row, value)
-                       for row, value in zip(rows, shadow_values, strict=True)]  # fmt: skip
-            self.capture.record(request_id, self.version, SHADOW,
-                                self.predictor.schema.feature_names, rows, shadow_values,
-                                answers)  # fmt: skip
-
-
-def rollout_report(pairs: Sequence[tuple[float, float, float | None]],
-                   tolerance: float) -> dict[str, Any]:  # fmt: skip
-    """Summarise (champion, shadow, true-or-None) pairs: disagreement and, where labelled,
-    both models' MAE on the same rows."""
-    differences = sorted(abs(s - c) for c, s, _ in pairs)
-    labelled = [(c, s, a) for c, s, a in pairs if a is not None]
-    n = len(differences)
-    report: dict[str, Any] = {
-        "n": n,
-        "mean_abs_difference": sum(differences) / n if n else None,
-        "p95_abs_difference": differences[min(n - 1, math.ceil(0.95 * n) - 1)] if n else None,
-        "share_beyond_tolerance": sum(d > tolerance for d in differences) / n if n else None,
-        "tolerance": tolerance,
-        "labelled": len(labelled),
-        "champion_mae": None,
-        "shadow_mae": None,
-    }
-    if labelled:
-        report["champion_mae"] = sum(abs(c - a) for c, _, a in labelled) / len(labelled)
-        report["shadow_mae"] = sum(abs(s - a) for _, s, a in labelled) / len(labelled)
-    return report
+        tally.add_scores(time.time(), self.version, values, shadow_values, self.tolerance)
+        return shadow_values

@@ -29,6 +29,8 @@ from cookbook.web.served import CHAMPION, service_state
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 
 NUMBER_TYPES = frozenset({"FP32", "FP64", "INT32", "INT64"})
+# A request's "id" is echoed in the answer: a string, and not a long one.
+MAX_ID_CHARACTERS = 256
 SERVER_NAME = "mlops-cookbook"
 PLATFORM = "scikit-learn"
 
@@ -120,6 +122,13 @@ def infer(name: str, version: str | None = None) -> Response:
     document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
     if not isinstance(document, dict):
         raise ProtocolError('An inference request must be a JSON object with "inputs".')
+    request_id = document.get("id")
+    if request_id is not None and (not isinstance(request_id, str)
+                                   or len(request_id) > MAX_ID_CHARACTERS):  # fmt: skip
+        raise ProtocolError(f'"id" must be a string of at most {MAX_ID_CHARACTERS} characters.')
+    parameters = document.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ProtocolError('"parameters" must be an object.')
     columns = _columns(predictor, document.get("inputs"))
     wanted = _wanted_outputs(predictor, document.get("outputs"))
     try:
@@ -130,8 +139,8 @@ def infer(name: str, version: str | None = None) -> Response:
     state.record(rows, values, {"predictions": answers}, predictor, role)
     body: dict[str, Any] = {"model_name": predictor.schema.name,
                             "model_version": predictor.version}  # fmt: skip
-    if "id" in document:
-        body["id"] = document["id"]
+    if request_id is not None:
+        body["id"] = request_id
     body["outputs"] = [
         {"name": field, "datatype": _output_type(field), "shape": [len(answers)],
          "data": [answer[field] for answer in answers]}
@@ -231,9 +240,12 @@ def _wanted_outputs(predictor: Predictor, outputs: Any) -> list[str]:
     wanted = []
     for output in outputs:
         if output.get("name") not in fields:
-            raise ProtocolError(f"Unknown output {output.get('name')!r}: the outputs are "
-                                f"{', '.join(fields)}.")  # fmt: skip
-        if (output.get("parameters") or {}).get("binary_data"):
+            raise ProtocolError(f"Unknown output {payload.shorten(output.get('name'))}: the "
+                                f"outputs are {', '.join(fields)}.")  # fmt: skip
+        parameters = output.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise ProtocolError(f"The parameters of output {output['name']!r} must be an object.")
+        if (parameters or {}).get("binary_data"):
             raise ProtocolError("The binary tensor extension is not supported: ask for JSON.")
         wanted.append(output["name"])
     return wanted

@@ -75,7 +75,9 @@ def metrics() -> Response:
     """Return Prometheus metrics in the text format."""
     state = service_state()
     recorder = state.metrics
-    text = recorder.render() + b"".join(source() for source in state.metric_sources)
+    # The sources first: a source that fails counts its failure in this very scrape.
+    extra = b"".join(source() for source in state.metric_sources)
+    text = recorder.render() + extra
     return current_app.response_class(text, mimetype=recorder.content_type)
 
 
