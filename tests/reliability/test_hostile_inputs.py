@@ -3,6 +3,7 @@ each row of the hardening issue that an HTTP client can reach, as it was found."
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 
@@ -111,3 +112,39 @@ def test_a_broken_capture_store_is_503_and_metrics_still_answer(guarded):
     finally:
         with sqlite3.connect(database) as db:
             db.execute("ALTER TABLE capture_quality_gone RENAME TO capture_quality")
+
+
+# The HTTP layer's own answers (granian's, before the app): the README lists them as the
+# server's empty answers, and every other error is JSON.
+SERVER_ANSWERS = [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), SERVER_ANSWERS)
+def test_the_http_layers_own_answers_are_empty_and_close(guarded, request_bytes, status):
+    base_url, _ = guarded
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith(f"http/1.1 {status} ")
+    assert "content-length: 0" in lines and "connection: close" in lines and body == b""
+
+
+def test_every_other_error_is_json(guarded):
+    base_url, _ = guarded
+    errors = [("GET", "/nope", None), ("DELETE", "/predict", None), ("POST", "/predict", b"{"),
+              ("POST", "/predict", b"x" * (2 << 20))]  # fmt: skip
+    for method, path, data in errors:
+        answer = requests.request(method, base_url + path, data=data, headers=BEARER, timeout=10)
+        assert 400 <= answer.status_code < 500
+        assert answer.headers["Content-Type"] == "application/json" and answer.json()["error"]
