@@ -260,3 +260,6 @@ def test_api_token_guards_predictions_and_metadata_like_the_flask_service(monkey
         assert decoded(lambda_handler.handler(event, None))[0] == 200, path
     for path in ("/health", "/ready", "/openapi.json"):
         assert decoded(lambda_handler.handler(http_event("GET", path, rest=rest), None))[0] == 200
+    document = decoded(lambda_handler.handler(http_event("GET", "/openapi.json"), None))[1]
+    assert document["paths"]["/predict"]["post"]["security"] == [{"apiToken": []}]
+    assert "security" not in document["paths"]["/health"]["get"]

@@ -195,6 +195,9 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 def _lambda_openapi(predictor: Predictor) -> dict[str, Any]:
     document = openapi.document(predictor.schema, predictor.version)
     document["paths"] = {p: ops for p, ops in document["paths"].items() if p in ROUTES}
+    if os.environ.get("API_TOKEN"):
+        openapi.secure(document, {(path, ROUTES[path].lower()): openapi.API_TOKEN_SCHEME
+                                  for path in PROTECTED})  # fmt: skip
     return document
 
 
