@@ -790,6 +790,8 @@ def rollout_promote(host: str, timeout: float, min_labels: int, tolerance: float
         raise click.ClickException(f"Not promoted: {why}")
     store = registry.Registry()
     with one_line_errors():
+        if version != store.served_version():
+            store.entry(version)  # an unknown version fails before the lock creates models/
         entry = store.promote(version, reason="rollout")
     click.echo(f"Promoted {entry.version}: {why}")
     if not admin_token:

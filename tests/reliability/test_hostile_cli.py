@@ -161,6 +161,14 @@ def test_rollout_promote_sends_the_token_it_is_given(service, tmp_path):
     assert service.authorizations("/rollout") == ["Bearer s3cret"]
 
 
+def test_rollout_promote_of_a_version_this_registry_lacks(service, tmp_path):
+    service.answers["/rollout"] = Answer(200, rollout_report())
+    result = utilscli("rollout", "promote", "--host", service.url,
+                      MODEL_PATH=str(tmp_path / "model.joblib"))  # fmt: skip
+    assert "No model version 'bbbbbbbbbbbb'" in one_line_failure(result)
+    assert list(tmp_path.iterdir()) == []  # not even the registry's lock file
+
+
 # ------------------------------------------------------------------------- predict
 
 
