@@ -113,8 +113,8 @@ deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=
 LAMBDA_DIR ?= build/lambda
 # Standard library only: the model core, the handler and what it imports, the model pair.
 LAMBDA_FILES := cookbook/__init__.py $(sort $(wildcard cookbook/core/*.py)) \
-	cookbook/web/__init__.py cookbook/web/lambda_handler.py cookbook/web/openapi.py \
-	cookbook/web/payload.py model.joblib model.json
+	cookbook/web/__init__.py cookbook/web/auth.py cookbook/web/lambda_handler.py \
+	cookbook/web/openapi.py cookbook/web/payload.py model.joblib model.json
 
 .PHONY: lambda-package
 

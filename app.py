@@ -16,7 +16,7 @@ from cookbook.core.errors import MlibError
 from cookbook.core.settings import env_number, model_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.capture_store import CaptureError
-from cookbook.web import page, quality, request_log, sagemaker, served, v2, views
+from cookbook.web import access, page, quality, request_log, sagemaker, served, v2, views
 from cookbook.web.capture import CaptureSettings
 from cookbook.web.payload import MAX_BODY_BYTES
 from cookbook.web.plumbing import RequestPlumbing
@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         MODEL_PATH=str(model_path()),  # honours the MODEL_PATH environment variable
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        # Unset or empty: /predict is open and the admin routes do not exist (404).
+        # Unset or empty: the protected routes are open; the admin routes do not exist (404).
         API_TOKEN=os.environ.get("API_TOKEN") or None,
         ADMIN_TOKEN=os.environ.get("ADMIN_TOKEN") or None,
         # A candidate that scores the champion's traffic without answering (cookbook.web.shadow).
@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sagemaker.blueprint)  # SageMaker's /ping and /invocations
     app.register_blueprint(quality.blueprint)  # /feedback and /quality
     views.register(app)
+    access.init_app(app)  # after every route: the token rule is checked before each view
     app.wsgi_app = RequestPlumbing(app, app.wsgi_app)
     return app
 

@@ -165,7 +165,7 @@ def test_the_package_runs_without_any_third_party_library(tmp_path):
     assert "cookbook/core/prediction.py" in core
     packaged = [p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()]
     assert sorted(packaged) == sorted(
-        ["cookbook/__init__.py", *core, "cookbook/web/__init__.py",
+        ["cookbook/__init__.py", *core, "cookbook/web/__init__.py", "cookbook/web/auth.py",
          "cookbook/web/lambda_handler.py", "cookbook/web/openapi.py", "cookbook/web/payload.py",
          "model.joblib", "model.json"]
     )  # fmt: skip
@@ -247,3 +247,16 @@ def test_sam_template_passes_cfn_lint(tmp_path):
     broken.write_text(template.read_text().replace("Method: POST", "Methd: POST"))
     result = cfn_lint(broken)
     assert result.returncode != 0 and "Methd" in result.stdout
+
+
+@pytest.mark.parametrize("rest", [True, False])
+def test_api_token_guards_predictions_and_metadata_like_the_flask_service(monkeypatch, rest):
+    monkeypatch.setenv("API_TOKEN", "tok")
+    for method, path, body in (("POST", "/predict", '{"Weight": 200}'), ("GET", "/model", None)):
+        event = http_event(method, path, body, rest=rest)
+        status, answer = decoded(lambda_handler.handler(event, None))
+        assert status == 401 and "API_TOKEN" in answer["error"], path
+        event["headers"] = {("Authorization" if rest else "authorization"): "Bearer tok"}
+        assert decoded(lambda_handler.handler(event, None))[0] == 200, path
+    for path in ("/health", "/ready", "/openapi.json"):
+        assert decoded(lambda_handler.handler(http_event("GET", path, rest=rest), None))[0] == 200

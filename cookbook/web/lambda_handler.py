@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from cookbook.core.errors import MlibError
 from cookbook.core.loading import folded_predictor, verified_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import model_path
-from cookbook.web import openapi, payload
+from cookbook.web import auth, openapi, payload
 
 LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ ROUTES = {
     "/model": "GET",
     "/openapi.json": "GET",
 }
+# The routes that need API_TOKEN when it is set, as in the Flask service (cookbook.web.access):
+# a prediction, and the model's metadata (it carries the training data's statistics).
+PROTECTED = frozenset({"/predict", "/model"})
 
 
 class ModelUnavailable(RuntimeError):
@@ -125,6 +129,14 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
         response = _response(405, {"error": f"{method} is not allowed on {path}."}, version)
         response["headers"]["Allow"] = ROUTES[path]
         return response
+    token = os.environ.get("API_TOKEN")
+    if token and path in PROTECTED and not auth.bearer_matches(_header(event, "authorization"),
+                                                                token):  # fmt: skip
+        response = _response(
+            401, {"error": f"Send Authorization: Bearer <API_TOKEN> to call {path}."}, version
+        )
+        response["headers"]["WWW-Authenticate"] = "Bearer"
+        return response
     if path == "/ready":
         try:
             value = predictor.probe()
@@ -147,6 +159,12 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
         return _response(200, body, version)
     except payload.PayloadError as exc:
         return _response(exc.status, {"error": str(exc)}, version)
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    """Return a request header of a proxy event (API Gateway keeps or lowers the case)."""
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)
 
 
 def request_line(event: dict[str, Any]) -> tuple[str, str]:

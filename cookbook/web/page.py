@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
-from cookbook.core.prediction import Predictor
+from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import CategoryFeature, Schema
 from cookbook.web import payload
+from cookbook.web.access import open_unless
 from cookbook.web.served import service_state
 
 blueprint = Blueprint("page", __name__)
@@ -67,33 +68,57 @@ def request_body(schema: Schema, texts: Mapping[str, str | None]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def typed_values(schema: Schema) -> dict[str, str | None]:
+    """Return what the request typed in each feature's field (None: not sent)."""
+    source = request.form if request.method == "POST" else request.args
+    return {f.name: source.get(field_id(f.name)) for f in schema.features}
+
+
+def asks_for_a_prediction() -> bool:
+    """Return whether this request of the page carries feature values (not just the shell)."""
+    texts = typed_values(service_state().served.predictor.schema)
+    return any(text is not None for text in texts.values())
+
+
+def refuse(message: str) -> tuple[str, int]:
+    """Render the page with *message* in place of the answer (a prediction without token)."""
+    return render_page(error=message, status=401)
+
+
 @blueprint.route("/", methods=["GET", "POST"])
+@open_unless(asks_for_a_prediction, refuse, form_token=True)
 def home() -> tuple[str, int]:
     """Render the page; with feature values (query or form fields), render the answer too."""
-    served = service_state().served
-    predictor = served.predictor
+    predictor = service_state().served.predictor
+    texts = typed_values(predictor.schema)
+    if not any(text is not None for text in texts.values()):
+        return render_page()
+    try:
+        body, rows, values = payload.answer_body(predictor, request_body(predictor.schema, texts))
+        if "prediction" not in body:
+            raise payload.PayloadError("Type one value per field, not a list.")
+    except payload.PayloadError as exc:
+        return render_page(error=str(exc), status=exc.status)
+    # A prediction made for the page counts in the metrics, drift and capture like any.
+    service_state().record(rows, values, body)
+    return render_page(answer=(rows[0], values[0], body["prediction"]))
+
+
+def render_page(answer: tuple[Row, float, dict[str, Any]] | None = None,
+                error: str | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
+    """Render the page: the form as typed, and the *answer* (row, value, prediction) or
+    the *error*."""
+    predictor = service_state().served.predictor
     schema = predictor.schema
-    source = request.form if request.method == "POST" else request.args
-    texts = {f.name: source.get(field_id(f.name)) for f in schema.features}
     chart = Chart.for_model(predictor)
-    prediction, marker, error, status = None, None, None, 200
-    if any(text is not None for text in texts.values()):
-        try:
-            body, rows, values = payload.answer_body(predictor, request_body(schema, texts))
-            if "prediction" not in body:
-                raise payload.PayloadError("Type one value per field, not a list.")
-        except payload.PayloadError as exc:
-            error, status = str(exc), exc.status
-        else:
-            # A prediction made for the page counts in the metrics, drift and capture like any.
-            service_state().record(rows, values, body)
-            prediction = body["prediction"]
-            if chart is not None:
-                marker = chart.marker(float(rows[0][0]), values[0], prediction)
+    prediction = answer[2] if answer else None
+    marker = None
+    if answer is not None and chart is not None:
+        marker = chart.marker(float(answer[0][0]), answer[1], prediction)
     page = render_template(
         "home.html",
         model=model_facts(predictor.metadata),
-        fields=form_fields(schema, texts),
+        fields=form_fields(schema, typed_values(schema)),
         answer_fields=schema.answer_fields(),
         chart=chart,
         marker=marker,
@@ -101,6 +126,8 @@ def home() -> tuple[str, int]:
         interval_text=interval_words(prediction, schema.target.unit or ""),
         has_interval=predictor.interval is not None,
         error=error,
+        needs_token=bool(current_app.config["API_TOKEN"]),
+        token_refused=status == 401,
         predict_url=request.host_url + "predict",
         example=json.dumps(schema.example_row()),
     )

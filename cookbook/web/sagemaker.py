@@ -18,8 +18,9 @@ from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.web import payload
+from cookbook.web.access import open_route
+from cookbook.web.responses import json_response
 from cookbook.web.served import service_state
-from cookbook.web.views import json_response
 
 blueprint = Blueprint("sagemaker", __name__)
 
@@ -28,6 +29,7 @@ CSV_TYPE = "text/csv"
 
 
 @blueprint.get("/ping")
+@open_route
 def ping() -> Response:
     """Answer 200 when the model is loaded and passes its probe, else 503."""
     try:

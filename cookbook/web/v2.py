@@ -21,9 +21,10 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.core.validation import MAX_BATCH_ROWS
 from cookbook.web import payload
+from cookbook.web.access import open_route
 from cookbook.web.canary import CANARY
+from cookbook.web.responses import json_response
 from cookbook.web.served import CHAMPION, service_state
-from cookbook.web.views import json_response
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -47,18 +48,21 @@ def protocol_error(exc: ProtocolError) -> Response:
 
 
 @blueprint.get("")
+@open_route
 def server_metadata() -> Response:
     """Return the server's name, version and protocol extensions (none: JSON tensors only)."""
     return json_response({"name": SERVER_NAME, "version": cookbook.__version__, "extensions": []})
 
 
 @blueprint.get("/health/live")
+@open_route
 def live() -> Response:
     """Answer while the process is alive."""
     return json_response({"live": True})
 
 
 @blueprint.get("/health/ready")
+@open_route
 def ready() -> Response:
     """Answer ``{"ready": true}`` when the model passes its probe, else 503."""
     return json_response({"ready": _ready()}, 200 if _ready() else 503)
@@ -74,6 +78,7 @@ def _ready() -> bool:
 
 @blueprint.get("/models/<name>")
 @blueprint.get("/models/<name>/versions/<version>")
+@open_route
 def model_metadata(name: str, version: str | None = None) -> Response:
     """Return the model's name, versions, platform, and its input and output tensors."""
     predictor = _model(name, version)
@@ -93,6 +98,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 
 @blueprint.get("/models/<name>/ready")
 @blueprint.get("/models/<name>/versions/<version>/ready")
+@open_route
 def model_ready(name: str, version: str | None = None) -> Response:
     """Answer 200 ``{"ready": true}`` when the model passes its probe, else 503."""
     predictor = _model(name, version)

@@ -6,16 +6,16 @@ Every view reads the served model from ``service_state()``; errors are JSON ever
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from cookbook.core.errors import MlibError
-from cookbook.web import auth, openapi, payload
+from cookbook.web import access, openapi, payload
+from cookbook.web.access import admin_route, open_route
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
+from cookbook.web.responses import json_response
 from cookbook.web.served import ServedModel, service_state
 
 
@@ -34,19 +34,9 @@ def register(app: Flask) -> None:
         app.add_url_rule("/admin/reload", view_func=admin_reload, methods=["POST"])
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    """Return *body* as a JSON response (plain ``json.dumps``: fast and key order kept)."""
-    return current_app.response_class(
-        json.dumps(body, allow_nan=False), status=status, mimetype="application/json"
-    )
-
-
 def predict() -> Response:
     """Predict for one row or a batch in columns, with or without a ``Content-Type`` header
     (the cookbook's curl sends none)."""
-    token = current_app.config["API_TOKEN"]
-    if token and not auth.bearer_matches(request.headers.get("Authorization"), token):
-        return unauthorized("Send Authorization: Bearer <API_TOKEN> to call /predict.")
     state = service_state()
     predictor, role = state.answering()
     body, rows, values = payload.answer_body(predictor, request.get_data(cache=False))
@@ -54,11 +44,13 @@ def predict() -> Response:
     return json_response(body)
 
 
+@open_route
 def health() -> Response:
     """Answer while the process is alive."""
     return json_response({"status": "ok"})
 
 
+@open_route
 def ready() -> Response:
     """Answer 200 when the model is loaded and a probe prediction succeeds, else 503."""
     predictor = service_state().served.predictor
@@ -78,6 +70,7 @@ def model_metadata() -> Response:
     return json_response(service_state().served.predictor.metadata)
 
 
+@open_route
 def metrics() -> Response:
     """Return Prometheus metrics in the text format."""
     state = service_state()
@@ -86,11 +79,15 @@ def metrics() -> Response:
     return current_app.response_class(text, mimetype=recorder.content_type)
 
 
+@open_route
 def openapi_document() -> Response:
     """Return the OpenAPI 3 document of every route, from the served model's schema."""
     predictor = service_state().served.predictor
-    admin = bool(current_app.config["ADMIN_TOKEN"])
-    return json_response(openapi.document(predictor.schema, predictor.version, admin=admin))
+    app = current_app
+    document = openapi.document(predictor.schema, predictor.version,
+                                admin=bool(app.config["ADMIN_TOKEN"]))  # fmt: skip
+    openapi.secure(document, access.openapi_requirements(app))
+    return json_response(document)
 
 
 def drift() -> Response:
@@ -102,11 +99,10 @@ def drift() -> Response:
                           **report})  # fmt: skip
 
 
+@admin_route
 def admin_reload() -> Response:
     """Load MODEL_PATH again; swap it in every worker if it verifies and passes the probe."""
     app = current_app
-    if not auth.bearer_matches(request.headers.get("Authorization"), app.config["ADMIN_TOKEN"]):
-        return unauthorized("Send Authorization: Bearer <ADMIN_TOKEN> to reload the model.")
     try:
         outcome = reload_model(app._get_current_object())
     except ReloadBusy as exc:
@@ -165,13 +161,6 @@ def catch_up(app: Flask, generation: int) -> None:
         return
     state.served = served
     reload_canary(app)
-
-
-def unauthorized(message: str) -> Response:
-    """Return a 401 JSON answer asking for a Bearer token."""
-    response = json_response({"error": message}, 401)
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
 
 
 def http_error(exc: HTTPException) -> Response:

@@ -14,6 +14,16 @@
   // JSON's number grammar, as in page.py: anything else goes as a string for the API to judge.
   const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
   let latest = 0; // answers can arrive out of order: only the newest request's answer counts
+  // The service's API token, when it asks for one: typed once, kept for this tab only.
+  const tokenField = form.querySelector("[data-token]");
+  const TOKEN_KEY = "cookbook-api-token";
+  if (tokenField && !tokenField.value) tokenField.value = sessionStorage.getItem(TOKEN_KEY) || "";
+
+  function authorization() {
+    if (!tokenField || !tokenField.value.trim()) return {};
+    sessionStorage.setItem(TOKEN_KEY, tokenField.value.trim());
+    return { Authorization: `Bearer ${tokenField.value.trim()}` };
+  }
 
   // The same body as page.request_body: numbers as typed, everything else as a string.
   function requestBody() {
@@ -97,7 +107,7 @@
     try {
       response = await fetch(form.dataset.predictUrl, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", ...authorization() },
         body,
       });
       answerBody = await response.json();
@@ -106,6 +116,12 @@
       return;
     }
     if (request !== latest) return;
+    if (tokenField) tokenField.removeAttribute("aria-invalid");
+    if (response.status === 401 && tokenField) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      tokenField.setAttribute("aria-invalid", "true");
+      tokenField.focus();
+    }
     if (!response.ok) {
       showError(answerBody.error || `The service answered HTTP ${response.status}.`);
       return;
@@ -125,4 +141,6 @@
     event.preventDefault();
     predict();
   });
+  // A shared or reloaded address was refused for want of the token: ask again with the tab's.
+  if (form.hasAttribute("data-token-refused") && tokenField && tokenField.value) predict();
 })();
