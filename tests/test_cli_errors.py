@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import ANSWER_200_LBS, free_port
+from helpers import ANSWER_200_LBS, free_port, start_server, stop
 from scripted_http import Answer, ScriptedService, rollout_report
 
 import utilscli
@@ -418,3 +418,51 @@ def test_capture_export_reads_a_store_without_changing_it(trained_model, tmp_pat
     header, row = result.stdout.splitlines()
     assert header.startswith("request_id,") and row.startswith("r1,") and row.endswith(",74.0")
     assert database.read_bytes() == before
+
+
+# ------------------------------------------------- a real server behind API_TOKEN
+
+TOKEN = "cli-token"
+
+
+@pytest.fixture(scope="module")
+def protected_server(trained_model, tmp_path_factory):
+    """The production server with API_TOKEN set; yields its base URL."""
+    process, base_url = start_server(trained_model, tmp_path_factory.mktemp("protected"),
+                                     API_TOKEN=TOKEN)  # fmt: skip
+    yield base_url
+    stop(process)
+
+
+def protected_calls(base_url: str) -> dict[str, list[str]]:
+    return {
+        "predict": ["predict", "--weight", "200", "--host", f"{base_url}/predict"],
+        "rollout status": ["rollout", "status", "--host", base_url],
+        "rollout promote": ["rollout", "promote", "--host", base_url, "--min-labels", "1000"],
+        "loadtest": ["loadtest", "--host", f"{base_url}/predict", "--seconds", "0.3",
+                     "--concurrency", "1"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["predict", "rollout status", "rollout promote", "loadtest"])
+def test_protected_calls_pass_with_the_token_and_say_so_without(protected_server, tmp_path,
+                                                                command):  # fmt: skip
+    args = protected_calls(protected_server)[command]
+    model = str(tmp_path / "model.joblib")  # promote's registry: never reached
+    without = invoke(*args, MODEL_PATH=model)
+    assert "401" in failure_line(without) and "pass --token or set API_TOKEN" in without.stderr
+    wrong = invoke(*args, "--token", "not-it", MODEL_PATH=model)
+    assert "401" in failure_line(wrong) and "the token was refused" in wrong.stderr
+    for given in ({"API_TOKEN": TOKEN}, {}):
+        extra = [] if given else ["--token", TOKEN]
+        result = invoke(*args, *extra, MODEL_PATH=model, **given)
+        if command == "rollout promote":  # read, then refused on its figures: not a 401
+            assert failure_line(result).startswith("Error: Not promoted: ")
+        else:
+            assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_health_needs_no_token(protected_server):
+    result = invoke("health", "--host", protected_server)
+    assert result.exit_code == 0 and "Ready: yes" in result.stdout
