@@ -169,6 +169,30 @@ def test_rollout_promote_of_a_version_this_registry_lacks(service, tmp_path):
     assert list(tmp_path.iterdir()) == []  # not even the registry's lock file
 
 
+# ---------------------------------------------------------------------- ct's fetch
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [(Answer(503, {"error": "busy"}), "Cannot fetch {url}: Service Unavailable."),
+     (Answer(401, {"error": "who?"}), "Cannot fetch {url}: Unauthorized."),
+     (Answer(200, b"<html>sign in</html>", headers={"Content-Type": "text/html"}),
+      "{url} has no Weight column."),
+     (Answer(200, b"", headers={"Content-Type": "text/csv"}), "{url} is empty."),
+     (None, "Cannot fetch {url}: [Errno 111] Connection refused.")],
+)  # fmt: skip
+def test_ct_of_data_it_cannot_fetch_or_read(service, model_copy, answer, words):
+    url = f"{service.url}/data.csv" if answer else f"http://127.0.0.1:{free_port()}/data.csv"
+    if answer:
+        service.answers["/data.csv"] = answer
+    before = files_under(model_copy.parent)
+    pr_file = model_copy.parent / "pr.md"
+    result = utilscli("ct", "--data-url", url, "--pr-file", str(pr_file),
+                      MODEL_PATH=str(model_copy))  # fmt: skip
+    assert words.format(url=url) in one_line_failure(result)
+    assert files_under(model_copy.parent) == before  # the served model untouched, no PR file
+
+
 # ------------------------------------------------------------------------- predict
 
 
