@@ -135,6 +135,14 @@ def test_a_url_that_is_not_one_is_said_so(url):
         call_json("GET", url, timeout=5)
 
 
+def test_a_tls_failure_is_one_line_and_not_retried(service):
+    url = service.url.replace("http://", "https://") + "/x"  # TLS to a plain-HTTP server
+    with pytest.raises(ServiceError) as caught:
+        call_json("GET", url, timeout=5)
+    assert type(caught.value) is ServiceError
+    assert caught.value.message == f"Cannot reach {url}: TLS failed: wrong version number"
+
+
 # -------------------------------------------------------------- --token everywhere
 
 

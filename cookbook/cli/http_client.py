@@ -75,6 +75,9 @@ def reason_of(exc: BaseException) -> str:
     match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)|(Failed to resolve '[^']+')", text)
     if match:
         return (match.group(1) or match.group(2)).strip()
+    match = re.search(r"\[SSL: \w+\] ([^'\"(]+)", text)
+    if match:
+        return f"TLS failed: {match.group(1).strip()}"
     return one_line(text) or type(exc).__name__
 
 
@@ -109,6 +112,9 @@ def send(method: str, url: str, *, timeout: float, token: str | None = None,
             requests.exceptions.InvalidSchema) as exc:  # fmt: skip
         raise ServiceError(f"{url!r} is not an http:// or https:// URL: {one_line(exc)}",
                            "not a URL") from None  # fmt: skip
+    except requests.exceptions.SSLError as exc:  # not retried: it fails the same way again
+        reason = reason_of(exc)
+        raise ServiceError(f"Cannot reach {url}: {reason}", reason) from None
     except requests.exceptions.ConnectionError as exc:
         reason = reason_of(exc)
         raise Retryable(f"Cannot reach {url}: {reason}", reason) from None
