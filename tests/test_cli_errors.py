@@ -428,6 +428,20 @@ def test_capture_export_reads_a_store_without_changing_it(trained_model, tmp_pat
     assert database.read_bytes() == before
 
 
+def test_capture_export_of_a_damaged_record_is_one_line(trained_model, tmp_path):
+    url = f"sqlite:///{tmp_path}/capture.sqlite3"
+    open_store(url).create()
+    with sqlite3.connect(tmp_path / "capture.sqlite3") as db:
+        db.execute("INSERT INTO capture_batches (first_ts, last_ts, records, feature_names, body)"
+                   " VALUES (1, 1, 1, '{}', ?)", (b"[[truncated",))  # fmt: skip
+    db.close()
+    result = invoke("capture", "export", "--capture-url", url, "--output", "-",
+                    MODEL_PATH=str(trained_model))  # fmt: skip
+    line = failure_line(result)
+    assert line.startswith(f"Error: {tmp_path}/capture.sqlite3 holds a record this version "
+                           "cannot read: JSONDecodeError: ")  # fmt: skip
+
+
 # ------------------------------------------------- a real server behind API_TOKEN
 
 TOKEN = "cli-token"
