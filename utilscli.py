@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -18,6 +17,14 @@ from cli import NUMBER, chunk_rows_option, echo_prediction
 from cookbook.cli import ct_report
 from cookbook.cli.errors import one_line_errors
 from cookbook.cli.gate_report import comparison_cells
+from cookbook.cli.http_client import (
+    Retryable,
+    ServiceError,
+    call_json,
+    check_token,
+    send,
+    token_option,
+)
 from cookbook.cli.tables import fmt as _fmt
 from cookbook.cli.tables import render_table
 from cookbook.core.files import write_bytes_atomic
@@ -287,82 +294,32 @@ def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance:
     show_default=True,
     help="Seconds before the first retry; each retry waits twice as long as the last.",
 )
+@token_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON answer.")
 def predict(
     weight: tuple[float, ...], host: str, timeout: float, retries: int, backoff: float,
-    as_json: bool,
+    token: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Predict heights by calling a deployed endpoint."""
     body = {"Weight": weight[0] if len(weight) == 1 else list(weight)}
     # A prediction changes nothing on the server, so sending it again is safe.
     for attempt in range(retries + 1):
         try:
-            answer = post_json(host, body, timeout)
+            answer = call_json("POST", host, timeout=timeout, token=token, body=body)
             break
         except Retryable as exc:
             if attempt == retries:
-                raise click.ClickException(str(exc)) from None
+                raise
             # An overloaded service says when to come back; never sooner than the backoff.
             time.sleep(max(backoff * 2**attempt, exc.retry_after_seconds))
+    results = answer.get("predictions", [answer.get("prediction")])
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise ServiceError(f"{host} did not answer with a prediction.")
     if as_json:
         click.echo(json.dumps(answer))
         return
-    for result in answer.get("predictions", [answer.get("prediction")]):
+    for result in results:
         echo_prediction(result)
-
-
-RETRY_STATUSES = frozenset({502, 503, 504})
-
-
-class Retryable(click.ClickException):
-    """A failure worth trying again: no connection, or a gateway or overload answer."""
-
-    def __init__(self, message: str, retry_after_seconds: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-
-# A Retry-After longer than this is not waited for in full: the CLI is interactive.
-MAX_RETRY_AFTER_SECONDS = 30.0
-
-
-def retry_after(header: str | None) -> float:
-    """Return the seconds a ``Retry-After`` header asks for (0 when absent or a date)."""
-    try:
-        return min(max(float(header or 0), 0.0), MAX_RETRY_AFTER_SECONDS)
-    except ValueError:
-        return 0.0  # the HTTP-date form: the backoff applies
-
-
-def post_json(url: str, body: dict, timeout: float) -> dict:
-    """POST *body* to *url* and return the JSON answer, or raise a one-line ClickException.
-
-    Connection failures and 502/503/504 answers raise ``Retryable``.
-    """
-    import requests
-
-    try:
-        response = requests.post(url, json=body, timeout=timeout)
-    except requests.exceptions.Timeout:
-        raise click.ClickException(f"{url} did not answer within {timeout:g} s.") from None
-    except requests.exceptions.InvalidURL:
-        raise click.ClickException(f"{url!r} is not a valid URL.") from None
-    except (requests.exceptions.ConnectionError, requests.exceptions.MissingSchema) as exc:
-        reason = type(exc).__name__ if not str(exc) else _reason(exc)
-        raise Retryable(f"Cannot reach {url}: {reason}") from None
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not response.ok:
-        detail = answer.get("error") if isinstance(answer, dict) else response.reason
-        message = f"{url} answered {response.status_code}: {detail}"
-        if response.status_code in RETRY_STATUSES:
-            raise Retryable(message, retry_after(response.headers.get("Retry-After")))
-        raise click.ClickException(message)
-    if not isinstance(answer, dict) or not ("prediction" in answer or "predictions" in answer):
-        raise click.ClickException(f"{url} did not answer with a prediction.")
-    return answer
 
 
 def service_root(url: str) -> str:
@@ -377,16 +334,14 @@ def service_root(url: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def health(host: str, timeout: float, as_json: bool) -> None:
     """Check a deployment's liveness, readiness and model version; exit 0 only when ready."""
-    import requests
-
     root = service_root(host)
     findings: dict = {"url": root}
     for check, path in (("live", "/health"), ("ready", "/ready")):
         try:
-            response = requests.get(root + path, timeout=timeout)
-        except requests.exceptions.RequestException as exc:
+            response = send("GET", root + path, timeout=timeout)
+        except ServiceError as exc:  # a finding of the report, not the command's failure
             findings[check] = False
-            findings[f"{check}_detail"] = _reason(exc) if str(exc) else type(exc).__name__
+            findings[f"{check}_detail"] = exc.reason
             continue
         findings[check] = response.status_code == 200
         findings[f"{check}_detail"] = f"HTTP {response.status_code}"
@@ -420,7 +375,7 @@ def health(host: str, timeout: float, as_json: bool) -> None:
     help="Connections sending requests at once (one thread each), at most 256.",
 )
 @click.option("--weight", type=NUMBER, default=200.0, show_default=True, help="Weight sent.")
-@click.option("--token", envvar="API_TOKEN", help="Bearer token for /predict (or API_TOKEN).")
+@token_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def loadtest(host: str, seconds: float, concurrency: int, weight: float, token: str | None,
              as_json: bool) -> None:  # fmt: skip
@@ -444,16 +399,7 @@ def loadtest(host: str, seconds: float, concurrency: int, weight: float, token: 
         click.echo(f"Failures:  {s['failed']} (by status: {failures})")
         click.echo(f"Latency:   p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms, p99 {s['p99_ms']} ms")
     if result.failed or not result.latencies_s:
-        raise SystemExit(1)
-
-
-def _reason(exc: Exception) -> str:
-    # requests nests the socket error several levels deep; pick out the words that name it.
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)|(Failed to resolve '[^']+')", text)
-    if match:
-        return (match.group(1) or match.group(2)).strip()
-    return text.splitlines()[0]
+        raise click.ClickException(loadgen.failure_line(result, host, token_sent=bool(token)))
 
 
 @cli.command("score")
@@ -704,10 +650,21 @@ def capture() -> None:
     """Export the predictions the service captured (CAPTURE_URL's store)."""
 
 
+def check_since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Return ``--since`` as epoch seconds, refused before anything is opened."""
+    from cookbook.cli.capture_export import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @capture.command("export")
 @click.option(
     "--since",
     default=None,
+    callback=check_since,
     help="Only rows from this time on: an ISO date-time (UTC if no zone) or an age "
     "such as 30m, 24h, 7d [default: every row].",
 )
@@ -723,32 +680,44 @@ def capture() -> None:
     help="The store: sqlite:///PATH or postgresql://... [default: CAPTURE_URL, or this "
     "deployment's SQLite file as the server picks it from MODEL_PATH and PORT].",
 )
-def capture_export(since: str | None, output: Path, capture_url: str | None) -> None:
-    """Write captured rows as a CSV that `drift --data` and `evaluate --data` read."""
-    from cookbook.cli.capture_export import captured_csv, parse_since
-    from cookbook.lifecycle.capture_store import open_store
+def capture_export(since: float | None, output: Path, capture_url: str | None) -> None:
+    """Write captured rows as a CSV that `drift --data` and `evaluate --data` read.
+
+    The store is only read: a SQLite file is opened read-only and never created.
+    """
+    from cookbook.cli.capture_export import captured_csv
+    from cookbook.lifecycle.capture_reader import open_reader
+    from cookbook.lifecycle.capture_store import CaptureError
     from cookbook.web.capture import default_url
 
-    url = (
-        capture_url
-        or os.environ.get("CAPTURE_URL")
-        or default_url(str(model_path()), os.environ.get("PORT", ""))
-    )
+    to_stdout = str(output) == "-"
+    if not to_stdout and not output.resolve().parent.is_dir():
+        raise click.ClickException(f"Cannot write {output}: its folder does not exist.")
+    url = capture_url or os.environ.get("CAPTURE_URL")
+    port = os.environ.get("PORT", "")
     with one_line_errors():
         schema = schema_of(verified_metadata(model_path()))
         try:
-            start = parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
-        text, count = captured_csv(open_store(url), schema, start)
-    if str(output) == "-":
+            text, count = captured_csv(open_reader(url or default_url(str(model_path()), port)),
+                                       schema, since)  # fmt: skip
+        except CaptureError as exc:
+            if url:
+                raise
+            # The default file is named by MODEL_PATH and PORT: a server run with another
+            # PORT (or none) captured elsewhere.
+            raise CaptureError(
+                f"{exc} That is the default store for this MODEL_PATH and PORT="
+                f"{port or '(unset)'}: pass --capture-url, or set CAPTURE_URL or PORT as the "
+                "service has them."
+            ) from None
+    if to_stdout:
         click.echo(text, nl=False)
-    else:
-        try:
-            write_bytes_atomic(output, text.encode("utf-8"))
-        except OSError as exc:
-            raise click.ClickException(f"Cannot write {output}: {exc.strerror}") from None
-        click.echo(f"Wrote {count:,} captured rows to {output}", err=True)
+        return
+    try:
+        write_bytes_atomic(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {output}: {exc.strerror}") from None
+    click.echo(f"Wrote {count:,} captured rows to {output}", err=True)
 
 
 @cli.group("rollout")
@@ -759,49 +728,20 @@ def rollout() -> None:
 @rollout.command("status")
 @host_option("Base URL of a deployment (a .../predict URL works too).")
 @timeout_option(10.0, "Seconds to wait for the answer.")
+@token_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def rollout_status(host: str, timeout: float, as_json: bool) -> None:
+def rollout_status(host: str, timeout: float, token: str | None, as_json: bool) -> None:
     """Print the champion and the shadow with their figures (GET /rollout)."""
-    import requests
+    from cookbook.cli.rollout import status_lines, unreadable_report
 
     url = service_root(host) + "/rollout"
-    try:
-        response = requests.get(url, timeout=timeout)
-    except requests.exceptions.RequestException as exc:
-        raise click.ClickException(f"Cannot reach {url}: {_reason(exc)}") from None
-    if not response.ok:
-        raise click.ClickException(f"{url} answered {response.status_code}.")
-    report = response.json()
+    report = call_json("GET", url, timeout=timeout, token=token)
     if as_json:
         click.echo(json.dumps(report))
         return
-
-    def quality(stats: dict | None) -> str:
-        if not stats:
-            return "no labelled rows yet"
-        return f"{stats['labelled']} labelled, MAE {_fmt(stats['mae'], 3)}"
-
-    click.echo(
-        f"Champion: {report['champion']['version']} ({quality(report['champion'].get('quality'))})"
-    )
-    canary = report.get("canary")
-    if canary:
-        click.echo(f"Canary:   {canary['version']} answers {canary['fraction']:.0%} "
-                   f"({quality(canary.get('quality'))})")  # fmt: skip
-    shadow = report.get("shadow")
-    if shadow is None:
-        refused = report.get("shadow_refused")
-        click.echo(f"Shadow:   none{f' ({refused})' if refused else ''}")
-        return
-    click.echo(
-        f"Shadow:   {shadow['version']}: {shadow['n']} rows scored, mean |difference| "
-        f"{_fmt(shadow['mean_abs_difference'], 3)}, p95 {_fmt(shadow['p95_abs_difference'], 3)}, "
-        f"beyond {shadow['tolerance']:g}: {_fmt(shadow['share_beyond_tolerance'], 3)}"
-    )
-    click.echo(
-        f"          labelled {shadow['labelled']}: MAE champion "
-        f"{_fmt(shadow['champion_mae'], 3)}, shadow {_fmt(shadow['shadow_mae'], 3)}"
-    )
+    with unreadable_report(url):
+        lines = status_lines(report)
+    click.echo("\n".join(lines))
 
 
 @rollout.command("shadow")
@@ -829,35 +769,41 @@ def rollout_shadow(version: str) -> None:
     help="Labelled rows the candidate needs before it can be promoted.",
 )
 @tolerance_option("Largest allowed MAE increase over the champion's, relative (0.05: 5%).")
-@click.option("--admin-token", envvar="ADMIN_TOKEN", help="The service's ADMIN_TOKEN, to reload.")
+@token_option("The service's API_TOKEN, sent as a Bearer token to read GET /rollout.")
+@click.option(
+    "--admin-token",
+    envvar="ADMIN_TOKEN",
+    show_envvar=True,
+    callback=check_token,
+    help="The service's ADMIN_TOKEN, sent as a Bearer token to POST /admin/reload.",
+)
 def rollout_promote(host: str, timeout: float, min_labels: int, tolerance: float,
-                    admin_token: str | None) -> None:  # fmt: skip
+                    token: str | None, admin_token: str | None) -> None:  # fmt: skip
     """Promote the canary (or shadow) in the registry and reload, if live feedback backs it."""
-    import requests
-
-    from cookbook.cli.rollout import candidate_of
+    from cookbook.cli.rollout import candidate_of, unreadable_report
 
     root = service_root(host)
-    try:
-        report = requests.get(f"{root}/rollout", timeout=timeout).json()
-    except (requests.exceptions.RequestException, ValueError) as exc:
-        raise click.ClickException(f"Cannot read {root}/rollout: {exc}") from None
-    version, why = candidate_of(report, min_labels, tolerance)
+    report = call_json("GET", f"{root}/rollout", timeout=timeout, token=token)
+    with unreadable_report(f"{root}/rollout"):
+        version, why = candidate_of(report, min_labels, tolerance)
     if version is None:
         raise click.ClickException(f"Not promoted: {why}")
     store = registry.Registry()
     with one_line_errors():
+        if version != store.served_version():
+            store.entry(version)  # an unknown version fails before the lock creates models/
         entry = store.promote(version, reason="rollout")
     click.echo(f"Promoted {entry.version}: {why}")
     if not admin_token:
         click.echo("Reload the service to serve it: SIGHUP, or POST /admin/reload.", err=True)
         return
-    answer = requests.post(f"{root}/admin/reload", timeout=timeout,
-                           headers={"Authorization": f"Bearer {admin_token}"})  # fmt: skip
-    if answer.status_code != 200:
-        raise click.ClickException(f"{root}/admin/reload answered {answer.status_code}: "
-                                   f"{answer.json().get('error', answer.reason)}")  # fmt: skip
-    click.echo(f"Reloaded: {root} serves {answer.json()['model_version']}.")
+    try:
+        answer = call_json("POST", f"{root}/admin/reload", timeout=timeout, token=admin_token,
+                           token_hint="check --admin-token or ADMIN_TOKEN")  # fmt: skip
+    except ServiceError as exc:
+        raise click.ClickException(f"{entry.version} is promoted in the registry but the service "
+                                   f"did not reload: {exc.message}") from None  # fmt: skip
+    click.echo(f"Reloaded: {root} serves {answer.get('model_version', 'an unnamed version')}.")
 
 
 @cli.command("card")

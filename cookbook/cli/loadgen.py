@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from cookbook.cli.http_client import API_TOKEN_HINT
+
 MAX_SECONDS = 300
 MAX_CONCURRENCY = 256
 DEFAULT_BODY = b'{"Weight": 200}'
@@ -190,3 +192,16 @@ def _kind(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timeout"
     return type(exc).__name__
+
+
+def failure_line(result: LoadResult, url: str, token_sent: bool) -> str:
+    """Return one line saying why a run failed: no connection, or which answers failed."""
+    if not result.latencies_s and not result.failed:
+        refused = result.failures.get("refused", 0)
+        return f"Cannot reach {url}: every connection was refused ({refused} attempts)."
+    kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(result.failures.items()))
+    line = f"{result.failed} of {result.requests} requests failed ({kinds})."
+    if result.failures.get("401"):
+        hint = "the token was refused" if token_sent else API_TOKEN_HINT
+        line += f" 401: {hint}."
+    return line

@@ -1,4 +1,4 @@
-"""``utilscli.py rollout promote``: promote the candidate only when live feedback backs it.
+"""``utilscli.py rollout``: read a ``/rollout`` report; promote only when live feedback backs it.
 
 The candidate is the canary when there is one, else the shadow. It must have at least
 ``min_labels`` labelled rows, and its MAE may be worse than the champion's by at most
@@ -8,7 +8,14 @@ canary, each model on the rows it answered; for a shadow, both on the same rows.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
+
+import click
+
+from cookbook.cli.http_client import one_line
+from cookbook.cli.tables import fmt
 
 
 def candidate_of(
@@ -47,3 +54,50 @@ def candidate_of(
         f"the {kind} {version}'s MAE {candidate_mae:.3f} on {labelled} labelled "
         f"rows against the champion's {champion_mae:.3f}."
     )
+
+
+@contextlib.contextmanager
+def unreadable_report(url: str) -> Iterator[None]:
+    """Turn a ``/rollout`` answer that lacks what the block reads into one line.
+
+    The answer is JSON from a service, perhaps another version or not this service at all:
+    a missing key or a value of the wrong type is its fault, never a traceback.
+    """
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise click.ClickException(
+            f"{url} did not answer with a rollout report this CLI can read "
+            f"({type(exc).__name__}: {one_line(exc)})."
+        ) from None
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """Return ``rollout status``'s lines: the champion, the canary and the shadow."""
+
+    def quality(stats: dict | None) -> str:
+        if not stats:
+            return "no labelled rows yet"
+        return f"{stats['labelled']} labelled, MAE {fmt(stats['mae'], 3)}"
+
+    champion = report["champion"]
+    lines = [f"Champion: {champion['version']} ({quality(champion.get('quality'))})"]
+    canary = report.get("canary")
+    if canary:
+        lines.append(f"Canary:   {canary['version']} answers {canary['fraction']:.0%} "
+                     f"({quality(canary.get('quality'))})")  # fmt: skip
+    shadow = report.get("shadow")
+    if shadow is None:
+        refused = report.get("shadow_refused")
+        lines.append(f"Shadow:   none{f' ({refused})' if refused else ''}")
+        return lines
+    lines.append(
+        f"Shadow:   {shadow['version']}: {shadow['n']} rows scored, mean |difference| "
+        f"{fmt(shadow['mean_abs_difference'], 3)}, p95 {fmt(shadow['p95_abs_difference'], 3)}, "
+        f"beyond {shadow['tolerance']:g}: {fmt(shadow['share_beyond_tolerance'], 3)}"
+    )
+    lines.append(
+        f"          labelled {shadow['labelled']}: MAE champion "
+        f"{fmt(shadow['champion_mae'], 3)}, shadow {fmt(shadow['shadow_mae'], 3)}"
+    )
+    return lines

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cookbook.core.errors import ModelError
+from cookbook.core.errors import DataError, ModelError
 from cookbook.core.layout import metadata_path
 from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.lifecycle import gate, modelcard
@@ -89,11 +89,15 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
                 f"{served_version} was trained on",
                 **common,
             )  # fmt: skip
-        report = None if served is None else drift(served_model, data_file)
-        spec = DEFAULT_SPEC if served is None else ModelSpec.of_schema(schema_of(served))
-        coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
-        result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
-                              force=force, coverage=coverage)  # fmt: skip
+        try:
+            report = None if served is None else drift(served_model, data_file)
+            spec = DEFAULT_SPEC if served is None else ModelSpec.of_schema(schema_of(served))
+            coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
+            result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
+                                  force=force, coverage=coverage)  # fmt: skip
+        except DataError as exc:
+            # The fetched copy is deleted with the run: name the data as the operator did.
+            raise DataError(str(exc).replace(str(data_file), data_url)) from None
     common.update(drift=report, retrain=result, forced=force and not result.passed)
     if result.promoted and result.entry.version == served_version:
         return TrainingRun(Outcome.NOTHING_TO_DO,
