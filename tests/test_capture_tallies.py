@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cookbook.lifecycle.capture_store import Feedback, Record, open_store
+from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
 from cookbook.lifecycle.capture_tallies import (
     BIN_RATIO,
     RolloutTally,
@@ -45,8 +45,7 @@ def test_the_stores_figures_equal_a_pass_over_the_records(request, tmp_path, bac
     store = open_store(url)
     store.create()
     with store.connect() as db:
-        for table in ("capture_batches", "capture_keys", "capture_labels", "capture_quality",
-                      "capture_rollout", "capture_rollout_bins"):  # fmt: skip
+        for table in TABLES:
             db.execute(f"DELETE FROM {table}")
     rng = random.Random(3)
     now = time.time()

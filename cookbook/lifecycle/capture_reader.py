@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from cookbook.core.errors import first_line_of
 from cookbook.lifecycle.capture_store import (
     BUSY_TIMEOUT_SECONDS,
-    TABLES,
+    RECORD_TABLES,
     CaptureError,
     CaptureStore,
     PostgresStore,
@@ -45,9 +45,10 @@ def open_reader(url: str) -> CaptureStore:
 
 
 def check_tables(present: set[str], where: str) -> None:
-    """Raise ``CaptureError`` unless every capture table is in *present*."""
-    missing = [table for table in TABLES if table not in present]
-    if len(missing) == len(TABLES):
+    """Raise ``CaptureError`` unless every table of records and labels is in *present*
+    (the running sums are the service's, not an export's)."""
+    missing = [table for table in RECORD_TABLES if table not in present]
+    if len(missing) == len(RECORD_TABLES):
         raise CaptureError(f"{where} holds no capture tables: it is not a capture store.")
     if missing:
         raise CaptureError(
@@ -59,8 +60,10 @@ class SQLiteReader(SQLiteStore):
     """An existing SQLite capture file, read-only: never created, never locked for writing."""
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        """Yield a read-only connection on one snapshot of the file."""
+    def connect(self, write: bool = False) -> Iterator[Any]:
+        """Yield a read-only connection on one snapshot of the file (*write* is refused)."""
+        if write:
+            raise CaptureError(f"{self.path} is open read-only here.")
         path = self.path.resolve()  # sqlite:////tmp/x names //tmp/x: shown as /tmp/x
         if not path.is_file():
             what = "is a folder" if path.is_dir() else "does not exist"
@@ -103,8 +106,10 @@ class PostgresReader(PostgresStore):
     """PostgreSQL capture tables, read in a read-only transaction."""
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        """Yield a connection inside a read-only transaction."""
+    def connect(self, write: bool = False) -> Iterator[Any]:
+        """Yield a connection inside a read-only transaction (*write* is refused)."""
+        if write:
+            raise CaptureError("The capture database is open read-only here.")
         import psycopg
 
         try:

@@ -38,8 +38,9 @@ from cookbook.lifecycle.capture_tallies import (
     rollout_report,
 )
 
-TABLES = ("capture_batches", "capture_keys", "capture_labels", "capture_quality",
-          "capture_rollout", "capture_rollout_bins")  # fmt: skip
+# The captured records and their labels, then the running sums of the summaries.
+RECORD_TABLES = ("capture_batches", "capture_keys", "capture_labels")
+TABLES = (*RECORD_TABLES, "capture_quality", "capture_rollout", "capture_rollout_bins")
 SHADOW_ROLE = "shadow"
 CHAMPION_ROLE = "champion"
 # Seconds a writer waits for another writer's lock before the batch fails.
@@ -415,18 +416,22 @@ class SQLiteStore(CaptureStore):
                 self._writer = None  # reconnect on the next batch
                 raise CaptureError(f"Cannot write to {self.path}: {exc}.") from None
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, write: bool = True) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                              check_same_thread=False)  # fmt: skip
-        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writers
-        db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; fast commits
+        if write:
+            # WAL is a property of the file, set by the writers (the tables are created by
+            # one at start). A reader skips it: the pragma can wait on a writer's lock, and a
+            # summary must never wait.
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writers
+            db.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; fast commits
         return db
 
     @contextlib.contextmanager
     def connect(self, write: bool = True) -> Iterator[Any]:
         try:
-            db = self._open()
+            db = self._open(write)
         except (OSError, sqlite3.Error) as exc:
             raise CaptureError(f"Cannot open the capture database {self.path}: {exc}.") from None
         try:

@@ -371,6 +371,7 @@ def protocol_paths(schema: Schema) -> dict[str, Any]:
 
 def quality_paths(schema: Schema) -> dict[str, Any]:
     """Return the ground-truth feedback and online quality routes."""
+    low, high = schema.target.plausible_range()
     item = {
         "type": "object",
         "required": ["request_id", "actual"],
@@ -378,7 +379,9 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
             "request_id": {"type": "string", "minLength": 1, "maxLength": 128,
                            "pattern": "^[A-Za-z0-9._:/+=@-]+$",
                            "description": "The X-Request-ID of the answer."},
-            "actual": {"type": "number", "description": f"The true {schema.target.name}."},
+            "actual": {"type": "number", "minimum": low, "maximum": high,
+                       "description": f"The true {schema.target.name}, within its training "
+                       "range widened by its width on each side."},  # fmt: skip
             "index": {"type": "integer", "minimum": 0, "maximum": MAX_BATCH_ROWS - 1,
                       "description": "The row of a batch answer (default 0)."},
         },
