@@ -20,7 +20,7 @@ from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.core.validation import MAX_BATCH_ROWS
-from cookbook.web import payload
+from cookbook.web import payload, readiness
 from cookbook.web.canary import CANARY
 from cookbook.web.served import CHAMPION, service_state
 from cookbook.web.views import json_response
@@ -66,7 +66,7 @@ def ready() -> Response:
 
 def _ready() -> bool:
     try:
-        service_state().served.predictor.probe()
+        readiness.probe_served()
     except MlibError:
         return False
     return True
