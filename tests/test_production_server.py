@@ -228,3 +228,21 @@ def test_connections_per_worker_fit_the_open_file_limit():
     settings = ServerSettings.from_environ({"MAX_CONNECTIONS": "5000"})
     assert connections_per_worker(settings, 1 << 20) == 5000
     assert connections_per_worker(settings, 1024) == 1024 - RESERVED_FILES
+
+
+def test_the_server_raises_its_open_file_limit_to_the_hard_limit():
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "from cookbook.web.server import raise_open_files_limit\n"
+        "raise_open_files_limit()\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "print(soft == hard or soft == 1 << 20)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.stdout.strip() == "True", result.stderr

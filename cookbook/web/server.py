@@ -21,6 +21,7 @@ buffering proxy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
@@ -95,21 +96,18 @@ LISTEN_BACKLOG = 4096
 RESERVED_FILES = 64
 
 
-def raise_open_files_limit() -> int:
-    """Raise this process's soft limit of open files to its hard limit; return the limit.
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files to its hard limit (workers inherit it).
 
-    Every connection is a file descriptor, and the workers inherit the limit: the common
-    default of 1024 would cap a worker at about a thousand connections, idle ones included.
+    Every connection is a file descriptor: the common default of 1024 would cap a worker at
+    about a thousand connections, idle ones included.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
+        # A container may forbid it: then the limit stays what it was.
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError):  # a container may forbid it: keep what there is
-            return soft
-        return wanted
-    return soft
 
 
 def connections_per_worker(settings: ServerSettings, open_files: int) -> int:
