@@ -61,7 +61,8 @@ def live() -> Response:
 @blueprint.get("/health/ready")
 def ready() -> Response:
     """Answer ``{"ready": true}`` when the model passes its probe, else 503."""
-    return json_response({"ready": _ready()}, 200 if _ready() else 503)
+    ready = _ready()  # once: a hung model's probe takes PROBE_TIMEOUT each time
+    return json_response({"ready": ready}, 200 if ready else 503)
 
 
 def _ready() -> bool:

@@ -9,6 +9,8 @@ import os
 import resource
 import signal
 import socket
+import subprocess
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from harness import log_lines, server, workers
-from helpers import threaded_model
+from helpers import ROOT, free_port, server_env, stop, threaded_model
 
 from cookbook.web.payload import BODY_TOO_LARGE, MAX_BODY_BYTES
 from cookbook.web.server import ServerSettings
@@ -308,6 +310,58 @@ def test_sigterm_kills_no_worker_even_when_the_watcher_is_descheduled(trained_mo
 
 
 # ------------------------------------------------------------------ models with thread pools
+
+
+# Loaded by the server's interpreter through PYTHONPATH: in the forked workers, the model's
+# probe prediction never returns (the master's, before the fork, is left alone).
+HUNG_IN_WORKERS = """
+import os, threading
+
+def hang_after_fork():
+    from cookbook.core import prediction
+
+    never = threading.Event()
+    prediction.Predictor.probe = lambda self: never.wait() or 0.0
+
+os.register_at_fork(after_in_child=hang_after_fork)
+"""
+
+
+def test_a_model_that_hangs_makes_ready_answer_503(trained_model, tmp_path):
+    injected = tmp_path / "hung"
+    injected.mkdir()
+    (injected / "sitecustomize.py").write_text(HUNG_IN_WORKERS)
+    port = free_port()
+    env = server_env(trained_model, port, WEB_CONCURRENCY="2", HOST="127.0.0.1",
+                     PYTHONPATH=str(injected), PROBE_TIMEOUT="1")  # fmt: skip
+    log = tmp_path / "server.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "cookbook.web.server"], cwd=ROOT,
+                                   env=env, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, process)
+        answers = {path: requests.get(f"{base_url}{path}", timeout=10)
+                   for path in ("/ready", "/v2/health/ready", "/ping", "/health")}  # fmt: skip
+    finally:
+        stop(process)
+    statuses = {path: answer.status_code for path, answer in answers.items()}
+    print(f"\n[reliability] a model whose probe hangs in the workers: {statuses}")
+    assert statuses == {"/ready": 503, "/v2/health/ready": 503, "/ping": 503, "/health": 200}
+    assert "within 1 s (PROBE_TIMEOUT)" in answers["/ready"].json()["error"]
+    assert answers["/v2/health/ready"].json() == {"ready": False}
+    assert any(line.get("event") == "probe_timeout" for line in log_lines(log))
+
+
+def wait_until_healthy(base_url: str, process, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {base_url} did not answer /health within {seconds} s")
 
 
 def test_a_model_predicting_on_a_thread_pool_serves_after_the_fork(serving, tmp_path):
