@@ -279,6 +279,11 @@ popen_fork.Popen.poll = poll
 """
 
 
+def python_path(folder: Path) -> str:
+    """Return PYTHONPATH with *folder* first (its sitecustomize.py loads at start)."""
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
 def stop_and_read(process, log: Path) -> tuple[int, float, list[str]]:
     """SIGTERM the server; return its exit code, how long it took, and its log messages."""
     started = time.monotonic()
@@ -302,7 +307,7 @@ def test_sigterm_kills_no_worker_even_when_the_watcher_is_descheduled(trained_mo
     injected = tmp_path / "descheduled"
     injected.mkdir()
     (injected / "sitecustomize.py").write_text(DESCHEDULED_WATCHER)
-    with server(trained_model, tmp_path, PYTHONPATH=str(injected)) as (process, _url, log):
+    with server(trained_model, tmp_path, PYTHONPATH=python_path(injected)) as (process, _, log):
         code, seconds, messages = stop_and_read(process, log)
     killed = [message for message in messages if message.startswith("Killing")]
     print(f"\n[reliability] SIGTERM with a descheduled watcher: exit {code} after {seconds:.2f} s")
@@ -333,7 +338,7 @@ def test_a_model_that_hangs_makes_ready_answer_503(trained_model, tmp_path):
     (injected / "sitecustomize.py").write_text(HUNG_IN_WORKERS)
     port = free_port()
     env = server_env(trained_model, port, WEB_CONCURRENCY="2", HOST="127.0.0.1",
-                     PYTHONPATH=str(injected), PROBE_TIMEOUT="1")  # fmt: skip
+                     PYTHONPATH=python_path(injected), PROBE_TIMEOUT="1")  # fmt: skip
     log = tmp_path / "server.log"
     with open(log, "wb") as output:
         process = subprocess.Popen([sys.executable, "-m", "cookbook.web.server"], cwd=ROOT,
