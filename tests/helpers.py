@@ -123,7 +123,11 @@ def start_gunicorn(model_file: Path, tmp_dir: Path, **extra: str):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    wait_until_ready(base_url, process)
+    try:
+        wait_until_ready(base_url, process)
+    except BaseException:  # a server that never became ready is not left running
+        stop(process)
+        raise
     return process, base_url
 
 
@@ -140,7 +144,11 @@ def start_server(model_file: Path, tmp_dir: Path, **extra: str):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    wait_until_ready(base_url, process)
+    try:
+        wait_until_ready(base_url, process)
+    except BaseException:  # a server that never became ready is not left running
+        stop(process)
+        raise
     return process, base_url
 
 
