@@ -16,7 +16,7 @@ from cookbook.core.errors import MlibError
 from cookbook.core.settings import env_number, model_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.capture_store import CaptureError
-from cookbook.web import access, page, quality, request_log, sagemaker, served, v2, views
+from cookbook.web import access, page, quality, readiness, request_log, sagemaker, served, v2, views
 from cookbook.web.capture import CaptureSettings
 from cookbook.web.payload import MAX_BODY_BYTES
 from cookbook.web.plumbing import RequestPlumbing
@@ -40,6 +40,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         CANARY_FRACTION=_env_number("CANARY_FRACTION", 0.0),
         # Shadow answers further apart than this (in the target's unit) count as disagreeing.
         ROLLOUT_TOLERANCE=_env_number("ROLLOUT_TOLERANCE", 1.0),
+        # /ready, /v2/health/ready and /ping answer 503 when the probe takes longer (seconds).
+        PROBE_TIMEOUT=_env_number("PROBE_TIMEOUT", readiness.DEFAULT_PROBE_TIMEOUT_SECONDS),
     )
     if config:
         app.config.update(config)

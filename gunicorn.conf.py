@@ -10,6 +10,11 @@ import tempfile
 from gunicorn.glogging import Logger
 
 from cookbook.web import request_log
+from cookbook.web.threadpools import limit_native_threads
+
+# Before the app is preloaded: a native thread pool in the master would hang the forked
+# workers' predictions (cookbook.web.threadpools).
+limit_native_threads()
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -131,7 +131,11 @@ def start_gunicorn(model_file: Path, tmp_dir: Path, **extra: str):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    wait_until_ready(base_url, process)
+    try:
+        wait_until_ready(base_url, process)
+    except BaseException:  # a server that never became ready is not left running
+        stop(process)
+        raise
     return process, base_url
 
 
@@ -148,7 +152,11 @@ def start_server(model_file: Path, tmp_dir: Path, **extra: str):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    wait_until_ready(base_url, process)
+    try:
+        wait_until_ready(base_url, process)
+    except BaseException:  # a server that never became ready is not left running
+        stop(process)
+        raise
     return process, base_url
 
 
@@ -295,3 +303,35 @@ def stop_postgres(folder: Path) -> None:
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(folder / "pgdata"), "-m",
                     "fast", "-w", "stop"], capture_output=True)  # fmt: skip
+
+
+def threaded_model(folder: Path) -> Path:
+    """Write a HistGradientBoostingRegressor pair (it predicts on an OpenMP thread pool),
+    fitted on scikit-learn's bundled diabetes data, into *folder*; return its path.
+
+    The cookbook's own training writes the data's schema and metadata, then the estimator
+    is swapped for the boosted one (saved unfolded, so it is served unpickled).
+    """
+    import json
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from cookbook.lifecycle.artifacts import save_model
+    from cookbook.lifecycle.training import ModelSpec, estimator_summary, train
+
+    frame = load_diabetes(as_frame=True).frame
+    data_file = folder / "diabetes.csv"
+    frame.to_csv(data_file, index=False)
+    features = tuple(name for name in frame.columns if name != "target")
+    model_file = folder / "boosted.joblib"
+    train(data_file, model_file, spec=ModelSpec(target="target", features=features))
+    metadata = json.loads(metadata_path(model_file).read_text())
+    for key in ("model_version", "model_file", "model_sha256"):
+        metadata.pop(key)
+    metadata["folded"] = None
+    boosted = HistGradientBoostingRegressor(max_iter=50, random_state=0)
+    boosted.fit(frame[list(features)], frame["target"])
+    metadata["estimator"] = estimator_summary(boosted)
+    save_model(boosted, metadata, model_file)
+    return model_file

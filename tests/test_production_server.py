@@ -9,7 +9,13 @@ import pytest
 import requests
 from helpers import ANSWER_200_LBS, ROOT, free_port, server_env
 
-from cookbook.web.rsgi import environ_for
+from cookbook.web.rsgi import (
+    BodyCutShort,
+    BodyTooLarge,
+    announced_length,
+    environ_for,
+    read_body,
+)
 from cookbook.web.server import ServerSettings
 
 
@@ -81,6 +87,78 @@ def test_the_environ_follows_pep_3333():
     assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("127.0.0.1", "8080")
 
 
+def test_a_chunked_request_reaches_the_app_with_its_length_and_no_transfer_coding():
+    class Chunked(Scope):
+        headers = Headers([("transfer-encoding", "chunked"), ("content-type", "application/json")])
+
+    environ = environ_for(Chunked(), b'{"Weight": 200}')
+    assert environ["CONTENT_LENGTH"] == "15" and "HTTP_TRANSFER_ENCODING" not in environ
+    assert environ["wsgi.input_terminated"] is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [({"content-length": "15"}, 15), ({}, None), ({"transfer-encoding": "chunked"}, None),
+     ({"transfer-encoding": "gzip, Chunked", "content-length": "3"}, None)],
+)  # fmt: skip
+def test_the_announced_length(headers, length):
+    assert announced_length(headers) == length
+
+
+class Body:
+    """An RSGI protocol's body side as granian serves it: ``await protocol()`` for the whole
+    body, or an async iterator of chunks that ends with one empty chunk."""
+
+    def __init__(self, chunks: list[bytes], fails: bool = False) -> None:
+        self.chunks = chunks
+        self.fails = fails
+
+    async def __call__(self) -> bytes:
+        if self.fails:
+            raise RuntimeError("stream error")  # granian's protocol error: the client closed
+        return b"".join(self.chunks)
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            yield chunk
+
+
+def read(body: Body, length: int | None, limit: int = 10) -> bytes:
+    import asyncio
+
+    return asyncio.run(read_body(body, length, limit))
+
+
+def test_a_body_is_read_whole_within_the_limit():
+    assert read(Body([b'{"Weight"', b": 200}", b""]), None, limit=15) == b'{"Weight": 200}'
+    assert read(Body([b"0123456789"]), 10) == b"0123456789"
+
+
+def test_a_chunked_body_past_the_limit_is_refused_as_it_arrives():
+    read_so_far = []
+
+    class Watched(Body):
+        async def __aiter__(self):
+            for chunk in self.chunks:
+                read_so_far.append(chunk)
+                yield chunk
+
+    with pytest.raises(BodyTooLarge):
+        read(Watched([b"123456", b"78901", b"never read", b""]), None)
+    assert read_so_far == [b"123456", b"78901"]
+
+
+@pytest.mark.parametrize(
+    ("body", "length"),
+    [(Body([b"123"], fails=True), 10),  # shorter than its Content-Length
+     (Body([b"123", b"", b""]), None)],  # granian's empty chunk for a failed read, then the end
+    ids=["Content-Length", "chunked"],
+)  # fmt: skip
+def test_a_body_cut_short_is_told_apart(body, length):
+    with pytest.raises(BodyCutShort):
+        read(body, length)
+
+
 def test_the_production_server_answers_the_cookbooks_curl(live_server):
     # No Content-Type, as the cookbook's curl sends it.
     answer = requests.post(f"{live_server}/predict", data='{"Weight": 200}', timeout=10)
@@ -129,3 +207,42 @@ def test_serve_refuses_a_tampered_pair_from_the_model_dir(model_copy):
                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1 and "does not match its metadata" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_reaped_by_another_thread_is_not_alive():
+    import multiprocessing
+    import os
+
+    from cookbook.web.server import worker_alive
+
+    process = multiprocessing.get_context("fork").Process(target=lambda: None)
+    process.start()
+    os.waitpid(process.pid, 0)  # what granian's watcher thread does, before it records the code
+    assert process.is_alive()  # multiprocessing is fooled: the exit code was never recorded
+    assert not worker_alive(process)
+
+
+def test_connections_per_worker_fit_the_open_file_limit():
+    from cookbook.web.server import RESERVED_FILES, connections_per_worker
+
+    settings = ServerSettings.from_environ({"MAX_CONNECTIONS": "5000"})
+    assert connections_per_worker(settings, 1 << 20) == 5000
+    assert connections_per_worker(settings, 1024) == 1024 - RESERVED_FILES
+
+
+def test_the_server_raises_its_open_file_limit_to_the_hard_limit():
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "from cookbook.web.server import raise_open_files_limit\n"
+        "raise_open_files_limit()\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "print(soft == hard or soft == 1 << 20)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.stdout.strip() == "True", result.stderr

@@ -13,6 +13,8 @@ from cookbook.core.errors import InvalidInput
 from cookbook.core.prediction import Predictor, Row
 
 MAX_BODY_BYTES = 1 << 20
+# The one answer to a body over the limit, whichever layer refuses it.
+BODY_TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES >> 20} MiB: send fewer rows."
 
 
 class PayloadError(ValueError):
@@ -41,7 +43,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def decode(body: bytes | str, example: str = "send a JSON object") -> Any:
     """Return the JSON value in *body*, or raise ``PayloadError``; *example* ends messages."""
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadError("Request body is larger than 1 MiB: send fewer rows.", 413)
+        raise PayloadError(BODY_TOO_LARGE, 413)
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
-from cookbook.web import payload
+from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.responses import json_response
 from cookbook.web.served import service_state
@@ -33,7 +33,7 @@ CSV_TYPE = "text/csv"
 def ping() -> Response:
     """Answer 200 when the model is loaded and passes its probe, else 503."""
     try:
-        service_state().served.predictor.probe()
+        readiness.probe_served()
     except MlibError as exc:
         return json_response({"error": str(exc)}, 503)
     return json_response({"status": "ready"})

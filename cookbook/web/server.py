@@ -7,8 +7,12 @@ and the reload generation. Each worker reads requests in granian's event loop an
 only complete requests to the unchanged WSGI app (``cookbook.web.rsgi``).
 
 Settings come from the environment (``ServerSettings``): ``PORT``, ``WEB_CONCURRENCY``,
-``MAX_PENDING``, ``READ_TIMEOUT``, ``WORKER_LIFETIME``, ``WORKER_MAX_RSS_MB``,
-``GRACEFUL_TIMEOUT``, ``LOG_LEVEL``.
+``MAX_PENDING``, ``MAX_CONNECTIONS``, ``READ_TIMEOUT``, ``WORKER_LIFETIME``,
+``WORKER_MAX_RSS_MB``, ``GRACEFUL_TIMEOUT``, ``LOG_LEVEL``.
+HTTP/1.1 only: hyper's header read timer then starts when a connection is accepted, so a
+connection that sends nothing is closed after ``READ_TIMEOUT`` like one that stalls
+mid-request (in granian's ``auto`` mode no timer runs until the first byte arrives).
+Native thread pools get one thread (``cookbook.web.threadpools``) before the model loads.
 SIGHUP reloads the model (verified and probed in the master first; a refused model
 keeps the old one serving), then granian replaces the workers one by one. SIGTERM and
 Ctrl-C stop gracefully. ``gunicorn -c gunicorn.conf.py app:app`` still works behind a
@@ -17,10 +21,12 @@ buffering proxy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -32,6 +38,7 @@ from typing import Any
 from cookbook.core.settings import env_number
 from cookbook.web import request_log
 from cookbook.web.rsgi import Limits, WSGIOverRSGI
+from cookbook.web.threadpools import limit_native_threads
 
 log = logging.getLogger(request_log.SERVICE_LOGGER)
 
@@ -45,6 +52,8 @@ class ServerSettings:
     workers: int = 2
     # Complete requests allowed to wait for a worker's app thread before 503 (per worker).
     max_pending: int = 64
+    # Open connections a worker holds, idle ones included; more wait in the listen queue.
+    max_connections: int = 4096
     # A request's headers and its body must each arrive within this many seconds.
     read_timeout_seconds: int = 10
     # Workers are replaced after this many seconds (jittered by granian), bounding memory.
@@ -69,6 +78,7 @@ class ServerSettings:
             port=number("PORT", defaults.port),
             workers=number("WEB_CONCURRENCY", defaults.workers),
             max_pending=number("MAX_PENDING", defaults.max_pending),
+            max_connections=number("MAX_CONNECTIONS", defaults.max_connections),
             read_timeout_seconds=number("READ_TIMEOUT", defaults.read_timeout_seconds),
             worker_lifetime_seconds=number("WORKER_LIFETIME", defaults.worker_lifetime_seconds),
             worker_max_rss_mb=number("WORKER_MAX_RSS_MB", defaults.worker_max_rss_mb),
@@ -79,6 +89,52 @@ class ServerSettings:
 
 # The RSGI application the workers serve; set by ``main`` in the master before forking.
 application: WSGIOverRSGI | None = None
+# Each worker listens on its own socket (SO_REUSEPORT) with a queue this long, for the
+# connections it has not taken yet; Linux caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+# File descriptors a worker keeps for itself (listener, logs, capture store, model files).
+RESERVED_FILES = 64
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files to its hard limit (workers inherit it).
+
+    Every connection is a file descriptor: the common default of 1024 would cap a worker at
+    about a thousand connections, idle ones included.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # A container may forbid it: then the limit stays what it was.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def connections_per_worker(settings: ServerSettings, open_files: int) -> int:
+    """Return how many connections a worker may hold: MAX_CONNECTIONS, within the file limit."""
+    room = max(1, open_files - RESERVED_FILES)
+    if open_files != resource.RLIM_INFINITY and settings.max_connections > room:
+        log.warning(
+            f"MAX_CONNECTIONS={settings.max_connections} is more than the open-file limit "
+            f"({open_files}) allows: each worker holds at most {room} connections."
+        )
+        return room
+    return settings.max_connections
+
+
+def worker_alive(process: Any) -> bool:
+    """Return whether the worker *process* still runs, told by its sentinel, never by a race.
+
+    granian reaps each worker from two threads: a watcher blocked in ``join()`` and, on
+    stop, the stop loop's ``join(timeout)``. When the watcher wins the ``waitpid`` but has
+    not yet recorded the exit code, multiprocessing reports the worker alive; granian waits
+    1 ms for the record, then logs "Killing worker-N after it refused to gracefully stop"
+    about a worker that had exited on time. The sentinel (a pipe the worker holds open
+    until it exits) cannot be raced that way.
+    """
+    from multiprocessing.connection import wait
+
+    return process.is_alive() and not wait([process.sentinel], 0)
 
 
 def prepare_metrics_folder() -> None:
@@ -99,11 +155,19 @@ def prepare_metrics_folder() -> None:
 
 def build(settings: ServerSettings) -> Any:
     """Load the app (model verified and probed) and return the configured granian server."""
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.server import Server
 
     import app as service
+
+    class CookbookServer(Server):
+        """granian's server, which tells a worker that exited from one that did not."""
+
+        def _spawn_worker(self, idx: int, target: Any, callback_loader: Any) -> Any:
+            worker = super()._spawn_worker(idx, target, callback_loader)
+            worker.is_alive = lambda: worker_alive(worker.inner)
+            return worker
 
     flask_app = service.create_app()
     rsgi_app = WSGIOverRSGI(
@@ -113,13 +177,21 @@ def build(settings: ServerSettings) -> Any:
     )  # fmt: skip
     # The workers import this module by name (under ``python -m`` this file is __main__).
     importlib.import_module(__spec__.name if __spec__ else __name__).application = rsgi_app
-    server = Server(
+    server = CookbookServer(
         "cookbook.web.server:application",
         address=settings.host,
         port=settings.port,
         interface=Interfaces.RSGI,
         workers=settings.workers,
         runtime_threads=1,
+        # HTTP/1.1 only, so hyper's header timer runs from the accept: see the docstring.
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=LISTEN_BACKLOG,
+        # granian holds one of these permits per open connection, idle ones included.
+        backpressure=connections_per_worker(
+            settings, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        ),
         # uvloop: the event loop the app runs in; measured faster than asyncio's own here.
         loop=Loops.uvloop,
         http1_settings=HTTP1Settings(
@@ -186,8 +258,10 @@ def main() -> None:
         settings = ServerSettings.from_environ()
     except ValueError as exc:
         sys.exit(f"Error: {exc}")
+    limit_native_threads()
     prepare_metrics_folder()
     request_log.configure(settings.log_level.upper())
+    raise_open_files_limit()  # before the workers fork: they inherit it
     try:
         server = build(settings)
     except MlibError as exc:

@@ -20,7 +20,7 @@ from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.core.validation import MAX_BATCH_ROWS
-from cookbook.web import payload
+from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.canary import CANARY
 from cookbook.web.responses import json_response
@@ -67,12 +67,13 @@ def live() -> Response:
 @open_route
 def ready() -> Response:
     """Answer ``{"ready": true}`` when the model passes its probe, else 503."""
-    return json_response({"ready": _ready()}, 200 if _ready() else 503)
+    ready = _ready()  # once: a hung model's probe takes PROBE_TIMEOUT each time
+    return json_response({"ready": ready}, 200 if ready else 503)
 
 
 def _ready() -> bool:
     try:
-        service_state().served.predictor.probe()
+        readiness.probe_served()
     except MlibError:
         return False
     return True

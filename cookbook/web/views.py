@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from cookbook.core.errors import MlibError
-from cookbook.web import access, openapi, payload
+from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
 from cookbook.web.responses import json_response
@@ -53,9 +53,8 @@ def health() -> Response:
 @open_route
 def ready() -> Response:
     """Answer 200 when the model is loaded and a probe prediction succeeds, else 503."""
-    predictor = service_state().served.predictor
     try:
-        value = predictor.probe()
+        predictor, value = readiness.probe_served()
     except MlibError as exc:
         return json_response({"error": str(exc)}, 503)
     body = {"status": "ready", "model_version": predictor.version, "model": predictor.schema.name}
@@ -170,7 +169,7 @@ def http_error(exc: HTTPException) -> Response:
     messages = {
         404: f"No route {request.path}: see /openapi.json for the routes.",
         405: f"{request.method} is not allowed on {request.path}.",
-        413: "Request body is larger than 1 MiB: send fewer rows.",
+        413: payload.BODY_TOO_LARGE,
     }
     message = messages.get(exc.code or 500, exc.description or exc.name)
     response = json_response({"error": message}, exc.code or 500)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -111,3 +112,24 @@ def hup(process) -> None:
 
 def sleep_until(deadline: float) -> None:
     time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def port_of(base_url: str) -> int:
+    """Return the port of a server's base URL."""
+    return int(base_url.rsplit(":", 1)[1])
+
+
+def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """Return what the server sent before it closed (ends in b"<still open>" if it did not
+    within *seconds*) and how long it took."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        received += b"<still open>"
+    except ConnectionResetError:
+        pass
+    return received, time.monotonic() - started

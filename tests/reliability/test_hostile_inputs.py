@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+from harness import port_of, read_until_closed
 from helpers import start_server, stop
 
 pytestmark = pytest.mark.reliability
@@ -128,12 +129,9 @@ SERVER_ANSWERS = [
 @pytest.mark.parametrize(("request_bytes", "status"), SERVER_ANSWERS)
 def test_the_http_layers_own_answers_are_empty_and_close(guarded, request_bytes, status):
     base_url, _ = guarded
-    host, port = base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port_of(base_url)), timeout=10) as sock:
         sock.sendall(request_bytes)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
+        received, _ = read_until_closed(sock, 10)
     head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").lower().split("\r\n")
     assert lines[0].startswith(f"http/1.1 {status} ")

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 import requests
-from harness import Background, report, served_requests, server
+from harness import Background, port_of, read_until_closed, report, served_requests, server
 
 pytestmark = pytest.mark.reliability
 SLOW_CLIENTS = 200
@@ -20,10 +20,6 @@ PARTIAL = {
     "headers": b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Ty",
     "body": b'POST /predict HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{"Weight": ',
 }
-
-
-def port_of(base_url: str) -> int:
-    return int(base_url.rsplit(":", 1)[1])
 
 
 def open_partial(port: int, count: int) -> list[tuple[str, socket.socket]]:
@@ -36,21 +32,6 @@ def open_partial(port: int, count: int) -> list[tuple[str, socket.socket]]:
         sock.sendall(PARTIAL[kind])
         opened.append((kind, sock))
     return opened
-
-
-def answer_of(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
-    """Return what the server sent before closing (or b"" for a bare close) and when."""
-    started = time.monotonic()
-    sock.settimeout(seconds)
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except TimeoutError:
-        received += b"<still open>"
-    except ConnectionResetError:
-        pass
-    return received, time.monotonic() - started
 
 
 def test_two_hundred_slow_clients_do_not_stall_the_service(trained_model, tmp_path):
@@ -76,7 +57,7 @@ def test_a_slow_sender_is_cut_off_after_the_read_timeout(trained_model, tmp_path
     with server(trained_model, tmp_path, READ_TIMEOUT=str(timeout)) as (_, base_url, log):
         opened = open_partial(port_of(base_url), 3)
         ((_, sock),) = [(k, s) for k, s in opened if k == kind]
-        received, seconds = answer_of(sock, timeout + 8)
+        received, seconds = read_until_closed(sock, timeout + 8)
         for _, each in opened:
             each.close()
         healthy = requests.get(f"{base_url}/health", timeout=5).status_code
@@ -98,8 +79,8 @@ def test_a_body_shorter_than_its_content_length_never_reaches_the_app(trained_mo
         closing = socket.create_connection(("127.0.0.1", port))
         closing.sendall(short)
         closing.shutdown(socket.SHUT_WR)  # and gives up
-        stalled_answer, stalled_seconds = answer_of(stalled, timeout + 8)
-        closing_answer, _ = answer_of(closing, timeout + 8)
+        stalled_answer, stalled_seconds = read_until_closed(stalled, timeout + 8)
+        closing_answer, _ = read_until_closed(closing, timeout + 8)
         stalled.close()
         closing.close()
         ok = requests.post(f"{base_url}/predict", json={"Weight": 200}, timeout=5)
