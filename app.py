@@ -1,7 +1,10 @@
-"""Serve the model over HTTP: ``create_app`` builds the Flask app from ``cookbook.web``.
+"""Serve the model over HTTP: the cookbook's entry point for the Flask app.
 
-Production runs ``gunicorn -c gunicorn.conf.py app:app``; ``python app.py`` runs
-Flask's own server for development, never with the debugger.
+``create_app`` (``cookbook.web.factory``) builds the app; this module re-exports it, so
+``from app import create_app`` and ``gunicorn app:app`` work as the cookbook's readers
+expect. Production runs ``python -m cookbook.web.server`` (or ``gunicorn -c gunicorn.conf.py
+app:app`` behind a buffering proxy); ``python app.py`` runs Flask's own server for
+development, never with the debugger.
 """
 
 from __future__ import annotations
@@ -10,72 +13,12 @@ import os
 import sys
 from typing import Any
 
-from flask import Flask
-
 from cookbook.core.errors import MlibError
-from cookbook.core.settings import env_number, model_path
-from cookbook.lifecycle.artifacts import load_predictor
-from cookbook.lifecycle.capture_store import CaptureError
-from cookbook.web import access, page, quality, readiness, request_log, sagemaker, served, v2, views
-from cookbook.web.capture import CaptureSettings
-from cookbook.web.payload import MAX_BODY_BYTES
-from cookbook.web.plumbing import RequestPlumbing
+from cookbook.web import request_log
+from cookbook.web.factory import create_app
+from cookbook.web.views import reload_model
 
-WEB_PACKAGE = "cookbook.web"  # the page's templates/ and static/ live beside its modules
-
-
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Create the app: defaults, then the environment, then *config*; load the model once."""
-    app = Flask(WEB_PACKAGE)
-    app.config.from_mapping(
-        MODEL_PATH=str(model_path()),  # honours the MODEL_PATH environment variable
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        # Unset or empty: the protected routes are open; the admin routes do not exist (404).
-        API_TOKEN=os.environ.get("API_TOKEN") or None,
-        ADMIN_TOKEN=os.environ.get("ADMIN_TOKEN") or None,
-        # A candidate that scores the champion's traffic without answering (cookbook.web.shadow).
-        SHADOW_MODEL_PATH=os.environ.get("SHADOW_MODEL_PATH") or None,
-        # A candidate that answers CANARY_FRACTION of the requests (cookbook.web.canary).
-        CANARY_MODEL_PATH=os.environ.get("CANARY_MODEL_PATH") or None,
-        CANARY_FRACTION=_env_number("CANARY_FRACTION", 0.0),
-        # Shadow answers further apart than this (in the target's unit) count as disagreeing.
-        ROLLOUT_TOLERANCE=_env_number("ROLLOUT_TOLERANCE", 1.0),
-        # /ready, /v2/health/ready and /ping answer 503 when the probe takes longer (seconds).
-        PROBE_TIMEOUT=_env_number("PROBE_TIMEOUT", readiness.DEFAULT_PROBE_TIMEOUT_SECONDS),
-    )
-    if config:
-        app.config.update(config)
-    if "CAPTURE" not in app.config:
-        try:
-            app.config["CAPTURE"] = CaptureSettings.from_environ(
-                {**os.environ, **app.config.get("CAPTURE_ENV", {})}, app.config["MODEL_PATH"]
-            )
-        except ValueError as exc:
-            raise CaptureError(str(exc)) from None
-    predictor = load_predictor(app.config["MODEL_PATH"])
-    predictor.probe()
-    served.init_app(app, predictor)
-    app.json.sort_keys = False
-    app.register_blueprint(page.blueprint)  # GET and POST /
-    app.register_blueprint(v2.blueprint)  # the Open Inference Protocol, /v2/...
-    app.register_blueprint(sagemaker.blueprint)  # SageMaker's /ping and /invocations
-    app.register_blueprint(quality.blueprint)  # /feedback and /quality
-    views.register(app)
-    access.init_app(app)  # after every route: the token rule is checked before each view
-    app.wsgi_app = RequestPlumbing(app, app.wsgi_app)
-    return app
-
-
-def _env_number(name: str, default: float) -> float:
-    try:
-        return env_number(os.environ, name, default)
-    except ValueError as exc:
-        raise MlibError(str(exc)) from None
-
-
-def reload_model(app: Flask):
-    """Reload MODEL_PATH in *app* and every worker (gunicorn's master calls it on SIGHUP)."""
-    return views.reload_model(app)
+__all__ = ["create_app", "reload_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -90,9 +90,9 @@ def when_ready(server):
 
 
 def _reload_model(server):
-    import app as service
+    from cookbook.web.views import reload_model
 
-    outcome = service.reload_model(server.app.wsgi())
+    outcome = reload_model(server.app.wsgi())
     if outcome.accepted:
         server.log.info("SIGHUP: now serving model %s", outcome.model_version)
     else:

@@ -159,7 +159,7 @@ def build(settings: ServerSettings) -> Any:
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    import app as service
+    from cookbook.web.factory import create_app
 
     class CookbookServer(Server):
         """granian's server, which tells a worker that exited from one that did not."""
@@ -169,7 +169,7 @@ def build(settings: ServerSettings) -> Any:
             worker.is_alive = lambda: worker_alive(worker.inner)
             return worker
 
-    flask_app = service.create_app()
+    flask_app = create_app()
     rsgi_app = WSGIOverRSGI(
         flask_app,
         Limits(body_timeout_seconds=settings.read_timeout_seconds,
@@ -221,9 +221,9 @@ def build(settings: ServerSettings) -> Any:
 
 def reload_on_sighup(flask_app: Any) -> None:
     """Reload MODEL_PATH for every worker and log what happened (the master's SIGHUP)."""
-    import app as service
+    from cookbook.web.views import reload_model
 
-    outcome = service.reload_model(flask_app)
+    outcome = reload_model(flask_app)
     if outcome.accepted:
         log.info(f"SIGHUP: now serving model {outcome.model_version}")
     else:
