@@ -94,8 +94,11 @@ docker-build: ## Build the service image as IMAGE (BASE_IMAGE= overrides the bas
 docker-run: docker-build ## Run the image on 127.0.0.1:PORT (default 8080)
 	docker run --rm --publish 127.0.0.1:$(PORT):8080 $(IMAGE)
 
-docker-smoke: ## Build, run on a free port, curl /ready and /predict, remove the container
-	BASE_IMAGE="$(BASE_IMAGE)" scripts/docker_smoke.sh $(IMAGE)
+# cli.py runs here too, to compare with the image's `predict` and `batch`: with .venv's python
+# when there is one (this target never makes it), else PYTHON.
+docker-smoke: ## Build, run on a free port, curl /ready and /predict, compare predict/batch with cli.py
+	BASE_IMAGE="$(BASE_IMAGE)" PYTHON="$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))" \
+		scripts/docker_smoke.sh $(IMAGE)
 
 # REGISTRY is checked before anything is built; log in to it first (docker login, or the
 # cloud's helper: aws ecr get-login-password, gcloud auth configure-docker, az acr login).
