@@ -113,6 +113,16 @@ deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
 
+EB_BUNDLE ?= build/mlb-height-eb.zip
+
+.PHONY: eb-bundle
+
+# Elastic Beanstalk (Docker platform): Dockerrun.aws.json naming the pushed image, and the
+# .ebextensions health check, at the root of a zip (docs/deploying.md: eb create, eb deploy).
+eb-bundle: ## Zip deploy/elastic-beanstalk as EB_BUNDLE, running IMAGE_URI: make eb-bundle IMAGE_URI=...
+	@test -n "$(IMAGE_URI)" || { echo "Error: set IMAGE_URI, e.g. make eb-bundle IMAGE_URI=<registry>/mlb-height:1.0" >&2; exit 2; }
+	$(PYTHON) scripts/eb_bundle.py "$(IMAGE_URI)" "$(EB_BUNDLE)"
+
 LAMBDA_DIR ?= build/lambda
 # Standard library only: the model core, the handler and what it imports, the model pair.
 LAMBDA_FILES := cookbook/__init__.py $(sort $(wildcard cookbook/core/*.py)) \
