@@ -130,7 +130,7 @@ def test_readme_links_the_deploying_page():
 @pytest.mark.parametrize(
     "heading",
     ["# Container", "## Kubernetes", "## AWS App Runner", "## Google Cloud Run",
-     "## Azure App Service", "## AWS Lambda", "## AWS Elastic Beanstalk"],
+     "## Azure App Service", "## AWS Lambda", "## AWS Elastic Beanstalk", "## Amazon EKS"],
 )  # fmt: skip
 def test_deploying_page_documents_every_recipe(heading):
     assert re.search(rf"^{re.escape(heading)}\b", DEPLOYING.read_text(), re.MULTILINE)
