@@ -64,6 +64,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # WEB_CONCURRENCY workers, reads whole requests before the app sees them, and answers
 # overload with 503; never app.py, never a debugger.
 # `docker run IMAGE` runs CMD as given; `docker run IMAGE serve` is SageMaker's start: port 8080,
-# and the model pair in SM_MODEL_DIR (/opt/ml/model) when one is there (cookbook/web/container.py).
+# and the model pair in SM_MODEL_DIR (/opt/ml/model) when one is there. The image is also the CLI:
+# `docker run IMAGE predict --weight 180` is `python cli.py --weight 180`, and
+# `docker run -i IMAGE batch < rows.csv` is `python cli.py --input -` (cookbook/web/container.py).
 ENTRYPOINT ["python", "-m", "cookbook.web.container"]
 CMD ["python", "-m", "cookbook.web.server"]

@@ -94,8 +94,11 @@ docker-build: ## Build the service image as IMAGE (BASE_IMAGE= overrides the bas
 docker-run: docker-build ## Run the image on 127.0.0.1:PORT (default 8080)
 	docker run --rm --publish 127.0.0.1:$(PORT):8080 $(IMAGE)
 
-docker-smoke: ## Build, run on a free port, curl /ready and /predict, remove the container
-	BASE_IMAGE="$(BASE_IMAGE)" scripts/docker_smoke.sh $(IMAGE)
+# cli.py runs here too, to compare with the image's `predict` and `batch`: with .venv's python
+# when there is one (this target never makes it), else PYTHON.
+docker-smoke: ## Build, run on a free port, curl /ready and /predict, compare predict/batch with cli.py
+	BASE_IMAGE="$(BASE_IMAGE)" PYTHON="$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))" \
+		scripts/docker_smoke.sh $(IMAGE)
 
 # REGISTRY is checked before anything is built; log in to it first (docker login, or the
 # cloud's helper: aws ecr get-login-password, gcloud auth configure-docker, az acr login).
@@ -109,6 +112,16 @@ deploy: ## Build IMAGE, tag it REGISTRY/IMAGE and push it: make deploy REGISTRY=
 	$(MAKE) --no-print-directory docker-build IMAGE=$(IMAGE)
 	docker tag $(IMAGE) $(REGISTRY)/$(IMAGE)
 	docker push $(REGISTRY)/$(IMAGE)
+
+EB_BUNDLE ?= build/mlb-height-eb.zip
+
+.PHONY: eb-bundle
+
+# Elastic Beanstalk (Docker platform): Dockerrun.aws.json naming the pushed image, and the
+# .ebextensions health check, at the root of a zip (docs/deploying.md: eb create, eb deploy).
+eb-bundle: ## Zip deploy/elastic-beanstalk as EB_BUNDLE, running IMAGE_URI: make eb-bundle IMAGE_URI=...
+	@test -n "$(IMAGE_URI)" || { echo "Error: set IMAGE_URI, e.g. make eb-bundle IMAGE_URI=<registry>/mlb-height:1.0" >&2; exit 2; }
+	$(PYTHON) scripts/eb_bundle.py "$(IMAGE_URI)" "$(EB_BUNDLE)"
 
 LAMBDA_DIR ?= build/lambda
 # Standard library only: the model core, the handler and what it imports, the model pair.

@@ -5,6 +5,8 @@
 #
 # IMAGE defaults to mlb-height:smoke. BASE_IMAGE (environment) is passed to the build when set.
 # --no-build checks an image that already exists (CI builds it with docker/build-push-action).
+# PYTHON (default python3; `make docker-smoke` passes .venv/bin/python when there is one) runs
+# cli.py on this machine, to compare with the image's `predict` and `batch` byte for byte.
 # Exits non-zero on the first failure, and always stops and removes its container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -191,4 +193,35 @@ refused=$(docker run --rm --volume "$model_dir:/opt/ml/model:ro" --read-only --t
 grep -q "does not match its metadata" <<<"$refused" || fail "serve refused with: $refused"
 rm -rf "$model_dir"
 echo "docker-smoke: serve answers /ping and /invocations from /opt/ml/model; refuses a tampered pair"
+
+# ------------------------------------------------------------- the image as a CLI
+# `docker run IMAGE predict ARGS` and `docker run -i IMAGE batch < rows.csv` answer as
+# `python cli.py ARGS` and `python cli.py --input - < rows.csv` do here: the same stdout,
+# byte for byte, and the same exit code. Both use the committed model pair.
+env -u MODEL_PATH "$PYTHON" cli.py --version >/dev/null 2>&1 \
+  || fail "$PYTHON cannot run cli.py here (set PYTHON to the project's virtualenv's python)"
+cli_dir=$(mktemp -d)
+printf 'Weight\n180\n200\n250\n' >"$cli_dir/rows.csv"
+printf 'Weight\n180\nheavy\n' >"$cli_dir/rejects.csv"
+# same_as_cli INPUT EXIT_CODE IMAGE_ARGS... -- CLI_ARGS...
+same_as_cli() {
+  local input=$1 expected=$2 image_args=() got=0 want=0
+  shift 2
+  while [[ "$1" != -- ]]; do image_args+=("$1"); shift; done
+  shift
+  docker run --rm -i --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+    "$IMAGE" "${image_args[@]}" <"$input" >"$cli_dir/image.out" 2>"$cli_dir/image.err" || got=$?
+  env -u MODEL_PATH "$PYTHON" cli.py "$@" <"$input" >"$cli_dir/cli.out" 2>"$cli_dir/cli.err" || want=$?
+  cmp -s "$cli_dir/image.out" "$cli_dir/cli.out" \
+    || fail "IMAGE ${image_args[*]} printed '$(cat "$cli_dir/image.out")' ($(cat "$cli_dir/image.err")); cli.py $* printed '$(cat "$cli_dir/cli.out")'"
+  [[ "$got" == "$want" && "$got" == "$expected" ]] \
+    || fail "IMAGE ${image_args[*]} exited $got, cli.py $* exited $want, expected $expected"
+  echo "docker-smoke: IMAGE ${image_args[*]} = cli.py $* (exit $got, $(wc -c <"$cli_dir/cli.out") bytes)"
+}
+same_as_cli /dev/null 0 predict --weight 180 -- --weight 180
+same_as_cli /dev/null 0 predict --weight 200 --json -- --weight 200 --json
+same_as_cli /dev/null 2 predict --weight heavy -- --weight heavy
+same_as_cli "$cli_dir/rows.csv" 0 batch -- --input -
+same_as_cli "$cli_dir/rejects.csv" 3 batch -- --input -
+rm -rf "$cli_dir"
 echo "docker-smoke: OK"

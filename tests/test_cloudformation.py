@@ -253,7 +253,7 @@ def test_only_the_load_balancer_reaches_the_service_port(fargate):
 def test_service_runs_the_task_behind_the_target_group(fargate, container):
     resource = of_type(fargate, "AWS::ECS::Service")
     service = resource["Properties"]
-    assert service["LaunchType"] == "FARGATE"
+    assert capacity_problems(fargate, "FARGATE") == []  # on demand, by a capacity provider
     task = of_type(fargate, "AWS::ECS::TaskDefinition")["name"]
     assert service["TaskDefinition"] == {"Ref": task}
     (balancer,) = service["LoadBalancers"]
@@ -266,6 +266,88 @@ def test_service_runs_the_task_behind_the_target_group(fargate, container):
     assert (
         resource["DependsOn"] == of_type(fargate, "AWS::ElasticLoadBalancingV2::Listener")["name"]
     )
+
+
+# ------------------------------------------------------------ Fargate: Fargate Spot
+
+
+def capacity_problems(template: dict, provider: str) -> list[str]:
+    """Return what ECS would refuse in the service's launch with CapacityProvider=*provider*."""
+    service = of_type(template, "AWS::ECS::Service")["Properties"]
+    cluster = of_type(template, "AWS::ECS::Cluster")["Properties"]
+    resolved = [
+        {**item, "CapacityProvider": provider}
+        if item.get("CapacityProvider") == {"Ref": "CapacityProvider"} else item
+        for item in service.get("CapacityProviderStrategy", [])
+    ]  # fmt: skip
+    problems = []
+    if "LaunchType" in service and resolved:
+        problems.append("a LaunchType and a capacity provider strategy")  # ECS refuses both
+    if not resolved:
+        problems.append("no capacity provider strategy")
+    for item in resolved:
+        if item["CapacityProvider"] not in cluster.get("CapacityProviders", []):
+            problems.append(f"{item['CapacityProvider']} is not one of the cluster's providers")
+        if not 0 <= item.get("Weight", 0) <= 1000 or not 0 <= item.get("Base", 0) <= 100_000:
+            problems.append(f"{item} has a weight or base out of ECS's range")
+    if sum(item.get("Weight", 0) for item in resolved) == 0:
+        problems.append("no provider has a weight above 0")
+    if sum(1 for item in resolved if item.get("Base", 0)) > 1:
+        problems.append("a base on more than one provider")
+    return problems
+
+
+def test_capacity_provider_is_on_demand_or_spot(fargate):
+    parameter = fargate["Parameters"]["CapacityProvider"]
+    assert parameter["AllowedValues"] == ["FARGATE", "FARGATE_SPOT"]
+    assert parameter["Default"] == "FARGATE"  # Spot is a choice, not the default
+    cluster = of_type(fargate, "AWS::ECS::Cluster")["Properties"]
+    assert cluster["CapacityProviders"] == parameter["AllowedValues"]
+
+
+@pytest.mark.parametrize("provider", ["FARGATE", "FARGATE_SPOT"])
+def test_each_capacity_provider_renders_a_valid_strategy(tmp_path, fargate, provider):
+    assert capacity_problems(fargate, provider) == []
+    service = of_type(fargate, "AWS::ECS::Service")["Properties"]
+    assert "LaunchType" not in service
+    assert service["CapacityProviderStrategy"] == [
+        {"CapacityProvider": {"Ref": "CapacityProvider"}, "Weight": 1}
+    ]
+    # The template with this provider as its default passes cfn-lint too.
+    text = FARGATE.read_text(encoding="utf-8")
+    assert text.count("Default: FARGATE\n") == 1
+    copy = tmp_path / "template.yaml"
+    copy.write_text(text.replace("Default: FARGATE\n", f"Default: {provider}\n"))
+    result = cfn_lint(copy)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [("      TaskDefinition: !Ref TaskDefinition", "      LaunchType: FARGATE\n"
+      "      TaskDefinition: !Ref TaskDefinition", "a LaunchType and a capacity provider"),
+     ("CapacityProviders: [FARGATE, FARGATE_SPOT]", "CapacityProviders: [FARGATE]",
+      "FARGATE_SPOT is not one of the cluster's providers"),
+     ("          Weight: 1\n", "          Weight: 0\n", "no provider has a weight above 0")],
+    ids=["launch-type-too", "spot-not-in-cluster", "no-weight"],
+)  # fmt: skip
+def test_capacity_check_finds_what_ecs_refuses(tmp_path, old, new, problem):
+    # cfn-lint passes all three (it does not know these rules): the check above must not.
+    text = FARGATE.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    broken = tmp_path / "template.yaml"
+    broken.write_text(text.replace(old, new), encoding="utf-8")
+    problems = capacity_problems(load(broken), "FARGATE_SPOT")
+    assert any(found.startswith(problem) for found in problems), problems
+
+
+def test_spot_notice_leaves_time_to_drain(container, target_group):
+    # ECS stops a Spot task two minutes after its notice: SIGTERM, then SIGKILL after
+    # StopTimeout. Draining (deregistration) and the server's graceful stop fit in that.
+    attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
+    spot_notice_seconds = 120
+    assert GRACEFUL < container["StopTimeout"] <= spot_notice_seconds
+    assert int(attributes["deregistration_delay.timeout_seconds"]) <= spot_notice_seconds
 
 
 def test_cpu_target_tracking_scales_the_service(fargate):

@@ -20,7 +20,9 @@ DEPLOYING = ROOT / "docs" / "deploying.md"
 DELIVERY_FILES = [
     "Dockerfile", ".dockerignore", "Makefile", "README.md", "docs/deploying.md",
     "apprunner.yaml", "cookbook/web/lambda_handler.py", "scripts/docker_smoke.sh", ".ci/run",
-    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "deploy").rglob("*.yaml"))),
+    "scripts/eb_bundle.py",
+    # Every recipe: templates, manifests, Dockerrun.aws.json and .ebextensions/*.config.
+    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "deploy").rglob("*")) if p.is_file()),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / ".github").rglob("*.yml"))),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests" / "events").glob("*.json"))),
 ]  # fmt: skip
@@ -128,7 +130,7 @@ def test_readme_links_the_deploying_page():
 @pytest.mark.parametrize(
     "heading",
     ["# Container", "## Kubernetes", "## AWS App Runner", "## Google Cloud Run",
-     "## Azure App Service", "## AWS Lambda"],
+     "## Azure App Service", "## AWS Lambda", "## AWS Elastic Beanstalk", "## Amazon EKS"],
 )  # fmt: skip
 def test_deploying_page_documents_every_recipe(heading):
     assert re.search(rf"^{re.escape(heading)}\b", DEPLOYING.read_text(), re.MULTILINE)

@@ -1,8 +1,10 @@
-"""The Kubernetes manifests validate against the real schemas and agree with the image and app."""
+"""The Kubernetes manifests (and the EKS overlay) validate against the real schemas and agree
+with the image and app."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -12,8 +14,12 @@ from helpers import ROOT, exposed_port, service_uid
 
 from cookbook.web.server import ServerSettings
 
-MANIFESTS = ROOT / "deploy" / "kubernetes"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+MANIFESTS = KUBERNETES / "base"
+EKS = KUBERNETES / "eks"
 RESOURCES = ["deployment.yaml", "service.yaml", "hpa.yaml"]
+GRACEFUL = ServerSettings().graceful_timeout_seconds  # the production server's
+LB = "service.beta.kubernetes.io/aws-load-balancer-"  # the AWS Load Balancer Controller's
 
 
 def validate(*paths) -> subprocess.CompletedProcess:
@@ -45,6 +51,9 @@ def test_every_manifest_passes_strict_schema_validation():
     assert result.stdout.count(" passed ") == len(RESOURCES), result.stdout
     kustomization = load("kustomization.yaml")
     assert sorted(kustomization["resources"]) == sorted(RESOURCES)
+    # deploy/kubernetes is the base as it is; kustomize refuses an overlay inside its base.
+    top = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert top["resources"] == ["base"] and "patches" not in top
 
 
 def test_strict_validation_rejects_a_misspelt_field(tmp_path):
@@ -90,15 +99,16 @@ def test_runs_as_the_images_non_root_user_read_only(pod, container):
 def test_requests_limits_and_graceful_shutdown(pod, container):
     resources = container["resources"]
     assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
-    graceful = ServerSettings().graceful_timeout_seconds  # the production server's
-    assert pod["spec"]["terminationGracePeriodSeconds"] > graceful
+    assert pod["spec"]["terminationGracePeriodSeconds"] > GRACEFUL
 
 
 def test_image_name_matches_the_makefile_and_kustomization(container):
     default_image = re.search(r"^IMAGE \?= (\S+)", (ROOT / "Makefile").read_text(), re.M)[1]
     assert container["image"] == default_image
     name = default_image.split(":")[0]
-    assert [image["name"] for image in load("kustomization.yaml")["images"]] == [name]
+    for folder in (KUBERNETES, EKS):
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        assert [image["name"] for image in kustomization["images"]] == [name]
 
 
 def test_service_and_autoscaler_target_the_deployment(pod):
@@ -115,3 +125,98 @@ def test_service_and_autoscaler_target_the_deployment(pod):
     (metric,) = hpa["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert 1 < hpa["minReplicas"] < hpa["maxReplicas"]
+
+
+# ------------------------------------------------------------------ Amazon EKS overlay
+
+
+def merge(base: dict, patch: dict) -> dict:
+    """Return *base* with the map *patch* merged in, as a strategic-merge patch of maps does."""
+    merged = dict(base)
+    for key, value in patch.items():
+        assert not isinstance(value, list), f"{key}: lists merge by key, which this does not do"
+        merged[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+def render_eks() -> dict[str, dict]:
+    """Return the EKS overlay's resources by kind: the base with the overlay's patches."""
+    overlay = yaml.safe_load((EKS / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert overlay["resources"] == ["../base"]
+    resources = {doc["kind"]: doc for doc in map(load, load("kustomization.yaml")["resources"])}
+    for entry in overlay["patches"]:
+        patch = yaml.safe_load((EKS / entry["path"]).read_text(encoding="utf-8"))
+        target = resources[entry["target"]["kind"]]
+        assert target["metadata"]["name"] == entry["target"]["name"] == patch["metadata"]["name"]
+        resources[target["kind"]] = merge(target, patch)
+    return resources
+
+
+@pytest.fixture(scope="module")
+def eks() -> dict[str, dict]:
+    return render_eks()
+
+
+def test_eks_overlay_passes_strict_schema_validation(tmp_path, eks):
+    paths = []
+    for kind, resource in eks.items():
+        paths.append(tmp_path / f"{kind}.yaml")
+        paths[-1].write_text(yaml.safe_dump(resource), encoding="utf-8")
+    result = validate(*paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed ") == len(RESOURCES), result.stdout
+
+
+def test_eks_service_is_an_internet_facing_nlb_to_the_pods(eks):
+    service = eks["Service"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    annotations = service["metadata"]["annotations"]
+    assert annotations[LB + "type"] == "external"  # the controller's NLB, not the in-tree one
+    assert annotations[LB + "nlb-target-type"] == "ip"  # pod IPs, not node ports
+    assert annotations[LB + "scheme"] == "internet-facing"
+    # The rest of the Service is the base's: the same pods, the same port to the container.
+    base = load("service.yaml")
+    assert service["spec"]["selector"] == base["spec"]["selector"]
+    assert service["spec"]["ports"] == base["spec"]["ports"]
+
+
+def test_eks_load_balancer_checks_readiness_like_the_probe(client, eks):
+    annotations = eks["Service"]["metadata"]["annotations"]
+    (container,) = eks["Deployment"]["spec"]["template"]["spec"]["containers"]
+    path = annotations[LB + "healthcheck-path"]
+    assert path == container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert annotations[LB + "healthcheck-protocol"] == "http"
+    assert annotations[LB + "healthcheck-port"] == "traffic-port"  # the pod's 8080
+    assert client.get(path).status_code == 200
+
+
+def test_eks_draining_fits_between_the_graceful_timeout_and_the_grace_period(eks):
+    attributes = eks["Service"]["metadata"]["annotations"][LB + "target-group-attributes"]
+    delay = int(dict(item.split("=") for item in attributes.split(","))[
+        "deregistration_delay.timeout_seconds"
+    ])  # fmt: skip
+    grace = eks["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert GRACEFUL < delay <= grace
+
+
+def test_eks_overlay_changes_only_the_service(eks):
+    for kind, name in (("Deployment", "deployment.yaml"), ("HorizontalPodAutoscaler", "hpa.yaml")):
+        assert eks[kind] == load(name)
+    assert set(eks["Service"]["metadata"]) == {"name", "labels", "annotations"}
+
+
+def test_merge_refuses_a_patch_with_a_list():
+    with pytest.raises(AssertionError, match="lists merge by key"):
+        merge({"spec": {"ports": []}}, {"spec": {"ports": [{"port": 8080}]}})
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("folder", [KUBERNETES, EKS], ids=["base", "eks"])
+def test_kubectl_kustomize_renders_what_the_tests_check(eks, folder):
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = {doc["kind"]: doc for doc in yaml.safe_load_all(result.stdout)}
+    expected = eks if folder == EKS else {doc["kind"]: doc for doc in map(load, RESOURCES)}
+    assert rendered == expected
