@@ -124,10 +124,9 @@ eb-bundle: ## Zip deploy/elastic-beanstalk as EB_BUNDLE, running IMAGE_URI: make
 	$(PYTHON) scripts/eb_bundle.py "$(IMAGE_URI)" "$(EB_BUNDLE)"
 
 LAMBDA_DIR ?= build/lambda
-# Standard library only: the model core, the handler and what it imports, the model pair.
-LAMBDA_FILES := cookbook/__init__.py $(sort $(wildcard cookbook/core/*.py)) \
-	cookbook/web/__init__.py cookbook/web/auth.py cookbook/web/lambda_handler.py \
-	cookbook/web/openapi.py cookbook/web/payload.py model.joblib model.json
+# The handler's import closure inside cookbook (scripts/lambda_files.py follows the imports; the
+# lint checks that none of it needs a third-party library), and the model pair.
+LAMBDA_FILES = $(shell $(PYTHON) scripts/lambda_files.py) model.joblib model.json
 
 .PHONY: lambda-package
 
