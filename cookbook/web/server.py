@@ -137,6 +137,18 @@ def worker_alive(process: Any) -> bool:
     return process.is_alive() and not wait([process.sentinel], 0)
 
 
+def stop_while_starting() -> None:
+    """In a forked worker, exit at once on SIGTERM or SIGINT until granian takes the signals.
+
+    A worker inherits the master's handlers, which only set the master's own stop flag, so
+    a SIGTERM that arrived before the worker installed its own (between the fork and its
+    event loop: a worker that has served nothing) was lost, and the master killed the worker
+    after GRACEFUL_TIMEOUT. granian's loop handlers replace these once the worker serves.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: os._exit(0))
+
+
 def prepare_metrics_folder() -> None:
     """Share Prometheus samples between workers through a fresh folder of files.
 
@@ -268,6 +280,7 @@ def main() -> None:
         sys.exit(f"Error: {exc}")
     # Keep what was loaded out of the collector's sight: workers never copy those pages.
     gc.freeze()
+    os.register_at_fork(after_in_child=stop_while_starting)
     try:
         server.serve()
     finally:

@@ -294,6 +294,48 @@ def test_sigterm_kills_no_worker_even_when_the_watcher_is_descheduled(trained_mo
     assert code == 0 and not killed, killed
 
 
+# Loaded by the server's interpreter through PYTHONPATH: each worker takes 3 s between its
+# fork and installing its own signal handlers, as a worker does on a slow or busy machine.
+SLOW_TO_TAKE_SIGNALS = """
+import time
+import granian._signals as signals
+
+installed = signals.set_loop_signals
+
+def set_loop_signals(loop):
+    time.sleep(3)
+    return installed(loop)
+
+signals.set_loop_signals = set_loop_signals
+"""
+
+
+def test_sigterm_while_the_workers_start_is_not_lost(trained_model, tmp_path):
+    injected = tmp_path / "slow-signals"
+    injected.mkdir()
+    (injected / "sitecustomize.py").write_text(SLOW_TO_TAKE_SIGNALS)
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = server_env(trained_model, port, WEB_CONCURRENCY="2", HOST="127.0.0.1",
+                     PYTHONPATH=python_path(injected))  # fmt: skip
+    with open(log, "wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "cookbook.web.server"], cwd=ROOT,
+                                   env=env, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "Spawning worker-2" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)  # both workers forked, neither has its own handlers yet
+        code, seconds, messages = stop_and_read(process, log)
+    finally:
+        if process.poll() is None:
+            stop(process)
+    killed = [message for message in messages if message.startswith("Killing")]
+    print(f"\n[reliability] SIGTERM while the workers start: exit {code} after {seconds:.2f} s")
+    assert code == 0 and not killed and seconds < GRACEFUL_TIMEOUT_SECONDS / 2, killed
+
+
 # ------------------------------------------------------------------ models with thread pools
 
 
