@@ -10,7 +10,8 @@ from helpers import ANSWER_200_LBS, BAD_BODIES, openapi_paths
 
 import mlib
 from app import create_app
-from cookbook.core.prediction import LinearForm, Predictor
+from cookbook.core.linear import LinearForm
+from cookbook.core.prediction import Predictor
 from cookbook.core.settings import PROJECT_ROOT
 from cookbook.web.served import ServedModel, service_state
 

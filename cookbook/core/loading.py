@@ -17,7 +17,8 @@ from typing import Any
 from cookbook.core.errors import ModelError
 from cookbook.core.files import sha256_file
 from cookbook.core.layout import entry_model, metadata_path, registry_root, version_of
-from cookbook.core.prediction import LinearForm, Predictor
+from cookbook.core.linear import LinearForm
+from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Bounds, NumberFeature, Schema, Target
 
 REQUIRED_FIELDS = ("model_version", "model_sha256", "libraries")
