@@ -21,7 +21,12 @@ from cookbook.core.files import (
     write_synced,
 )
 from cookbook.core.layout import metadata_path, version_of
-from cookbook.core.loading import folded_predictor, schema_of, verified_metadata
+from cookbook.core.loading import (
+    check_sklearn_version,
+    folded_predictor,
+    schema_of,
+    verified_metadata,
+)
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import model_path
 
@@ -45,27 +50,32 @@ def load_predictor(model_file: Path | str | None = None) -> Predictor:
     """Verify the model pair at *model_file* (default ``model_path()``) and return a Predictor.
 
     The joblib file's sha256 is checked against ``model.json`` before anything is
-    unpickled. A model with a folded form predicts from it without unpickling.
+    unpickled. A model with a folded form predicts from it without unpickling, whatever
+    scikit-learn is installed.
     """
     path = Path(model_file) if model_file is not None else model_path()
     metadata = verified_metadata(path)
     predictor = folded_predictor(metadata, path)
     if predictor is not None:
         return predictor
-    return EstimatorPredictor(metadata, path, unpickle_verified(path))
+    return EstimatorPredictor(metadata, path, unpickle_verified(path, metadata))
 
 
 def load_estimator(model_file: Path | str | None = None) -> Any:
     """Return the fitted estimator at *model_file* (default ``model_path()``), verified first."""
     path = Path(model_file) if model_file is not None else model_path()
-    verified_metadata(path)
-    return unpickle_verified(path)
+    return unpickle_verified(path, verified_metadata(path))
 
 
-def unpickle_verified(path: Path) -> Any:
-    """Unpickle a joblib file whose sha256 was already verified, or raise ``ModelError``."""
+def unpickle_verified(path: Path, metadata: Mapping[str, Any]) -> Any:
+    """Unpickle a joblib file whose sha256 was already verified, or raise ``ModelError``.
+
+    Refused when the pickle was made by another scikit-learn minor: it may load and
+    predict differently. A folded model never comes here, so that check never blocks it.
+    """
     import joblib
 
+    check_sklearn_version(metadata)
     try:
         return joblib.load(path)
     except Exception as exc:  # a verified file that still fails to load: say so in one line
