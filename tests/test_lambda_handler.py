@@ -27,10 +27,8 @@ def sample(name: str):
 def served_model(monkeypatch, trained_model):
     """Serve the test-trained model, loaded afresh for each test as a cold start would."""
     monkeypatch.setenv("MODEL_PATH", str(trained_model))
-    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
     yield trained_model
-    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
 
 

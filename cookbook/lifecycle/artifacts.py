@@ -27,6 +27,7 @@ from cookbook.core.loading import (
     schema_of,
     verified_metadata,
 )
+from cookbook.core.model_cache import cached_predictor, forget_loaded_models
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import model_path
 
@@ -82,21 +83,9 @@ def unpickle_verified(path: Path, metadata: Mapping[str, Any]) -> Any:
         raise ModelError(f"Model file {path} could not be loaded ({exc}): retrain.") from None
 
 
-_loaded: dict[Path, Predictor] = {}
-
-
 def default_predictor() -> Predictor:
     """Return the Predictor for ``model_path()``, loaded once and reused."""
-    path = model_path()
-    predictor = _loaded.get(path)
-    if predictor is None:
-        predictor = _loaded[path] = load_predictor(path)
-    return predictor
-
-
-def forget_loaded_models() -> None:
-    """Drop the cached default Predictor so the next call loads the model again."""
-    _loaded.clear()
+    return cached_predictor(model_path(), load_predictor)
 
 
 def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str) -> dict:
@@ -124,6 +113,7 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str)
         write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
         fsync_file(staged_model)
         install_pair(staged_model, staged_meta, destination)
+        forget_loaded_models(destination)
     finally:
         staged_model.unlink(missing_ok=True)
         staged_meta.unlink(missing_ok=True)
@@ -136,8 +126,8 @@ def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> Non
     The joblib file goes first and ``model.json`` last: a crash in between leaves the
     new joblib beside the old metadata, which readers refuse (or recover from the
     registry), never a half-written file. The staged files must lie beside *model_file*.
+    The caller forgets the model it replaced (``forget_loaded_models``).
     """
     os.replace(staged_model, model_file)
     os.replace(staged_meta, metadata_path(model_file))
     fsync_dir(Path(model_file).parent)
-    forget_loaded_models()

@@ -24,6 +24,7 @@ from typing import Any
 
 from cookbook.core.errors import MlibError
 from cookbook.core.loading import folded_predictor, verified_metadata
+from cookbook.core.model_cache import cached_predictor
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import model_path
 from cookbook.web import auth, openapi, payload
@@ -78,27 +79,20 @@ def _answer_direct(event: Any) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-_loaded: dict[Path, Predictor] = {}
-
-
 def default_predictor() -> Predictor:
     """Return the Predictor for ``model_path()``, verified and loaded once per warm container.
 
     Only folded models are served here: the package carries no scikit-learn.
     """
-    path = model_path()
-    predictor = _loaded.get(path)
+    return cached_predictor(model_path(), folded_only)
+
+
+def folded_only(path: Path) -> Predictor:
+    """Verify the model pair at *path* and return its folded Predictor, or raise ``MlibError``."""
+    predictor = folded_predictor(verified_metadata(path), path)
     if predictor is None:
-        predictor = folded_predictor(verified_metadata(path), path)
-        if predictor is None:
-            raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
-        _loaded[path] = predictor
+        raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
     return predictor
-
-
-def forget_loaded_models() -> None:
-    """Drop the cached Predictor so the next invocation verifies and loads the model again."""
-    _loaded.clear()
 
 
 def _predictor_or_raise() -> Predictor:
