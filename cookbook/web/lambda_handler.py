@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.errors import MlibError
+from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.loading import folded_predictor, verified_metadata
 from cookbook.core.model_cache import cached_predictor
 from cookbook.core.prediction import Predictor
@@ -75,7 +75,7 @@ def _answer_direct(event: Any) -> dict[str, Any]:
         example = predictor.schema.example_text()
         document = payload.decode(event, example) if isinstance(event, str | bytes) else event
         return payload.predict(predictor, document)[0]
-    except payload.PayloadError as exc:
+    except InvalidInput as exc:
         return {"error": str(exc)}
 
 
@@ -136,14 +136,7 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
             value = predictor.probe()
         except MlibError as exc:
             return _response(503, {"error": str(exc)}, version)
-        # The same body as the Flask service's /ready (cookbook.web.views.ready).
-        body = {"status": "ready", "model_version": version, "model": predictor.schema.name}
-        probe_key = (
-            "probe_height_inches" if "height_inches" in predictor.schema.answer_fields()
-            else "probe_value"
-        )  # fmt: skip
-        body[probe_key] = value
-        return _response(200, body, version)
+        return _response(200, payload.ready_body(predictor, value), version)
     if path == "/model":
         return _response(200, dict(predictor.metadata), version)
     if path == "/openapi.json":
@@ -151,7 +144,7 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
     try:
         body, _rows, _values = payload.answer_body(predictor, _body_bytes(event))
         return _response(200, body, version)
-    except payload.PayloadError as exc:
+    except InvalidInput as exc:
         return _response(exc.status, {"error": str(exc)}, version)
 
 
@@ -181,7 +174,7 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise payload.PayloadError(
+        raise InvalidInput(
             "Request body is marked base64 but is not valid base64: send it as JSON text."
         ) from None
 
