@@ -71,13 +71,17 @@ def value_schema(feature: Feature) -> dict[str, Any]:
 
 def prediction_schema(schema: Schema) -> dict[str, Any]:
     """Return the JSON schema of one prediction answer."""
+    target = schema.target
     if schema.answer_format == HEIGHT_ANSWER:
+        unit = f" {target.unit}" if target.unit else ""
         properties: dict[str, Any] = {
-            "height_inches": {"type": "number", "description": "Predicted height, 0.1 in."},
+            "height_inches": {
+                "type": "number",
+                "description": f"Predicted {target.name}, to 0.1{unit}.",
+            },
             "height_human_readable": {"type": "string", "example": "6 foot, 2 inches"},
         }
     else:
-        target = schema.target
         unit = f" ({target.unit})" if target.unit else ""
         properties = {
             target.name: {"type": "number", "description": f"Predicted {target.name}{unit}."}
