@@ -17,14 +17,10 @@ from cookbook.core.answers import height_answer, height_human
 from cookbook.core.errors import DataError, InvalidInput, MlibError, ModelError
 from cookbook.core.layout import metadata_path
 from cookbook.core.loading import read_metadata, verified_metadata
+from cookbook.core.model_cache import forget_loaded_models
 from cookbook.core.settings import data_path, model_path, project_path
 from cookbook.lifecycle import gate
-from cookbook.lifecycle.artifacts import (
-    default_predictor,
-    forget_loaded_models,
-    load_estimator,
-    load_predictor,
-)
+from cookbook.lifecycle.artifacts import default_predictor, load_estimator, load_predictor
 from cookbook.lifecycle.training import ModelSpec, held_out_rows, load_labelled, train
 
 FEATURE = "Weight"

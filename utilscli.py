@@ -565,14 +565,14 @@ def evaluate(data_file: Path, as_json: bool) -> None:
     skipped = report["rows_missing_values"] + report["rows_invalid"]
     if skipped:
         click.echo(f"Skipped {skipped} row(s): missing values or values the model refuses.")
-    groups = [("all", report["overall"])] + sorted((report["by_position"] or {}).items())
+    groups = [("all", report["overall"])] + sorted((report["by_group"] or {}).items())
     rows = [
         (name, str(m["rows"]), _fmt(m["r2"], 4), _fmt(m["rmse"], 3), _fmt(m["mae"], 3))
         for name, m in groups
     ]
     click.echo(
         render_table(
-            ("Position" if report["by_position"] else "rows", "n", "R²", "RMSE", "MAE"),
+            (report["group_by"] or "rows", "n", "R²", "RMSE", "MAE"),
             rows,
         )
     )

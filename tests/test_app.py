@@ -10,8 +10,11 @@ from helpers import ANSWER_200_LBS, BAD_BODIES, openapi_paths
 
 import mlib
 from app import create_app
-from cookbook.core.prediction import LinearForm, Predictor
+from cookbook.core.linear import LinearForm
+from cookbook.core.prediction import Predictor
 from cookbook.core.settings import PROJECT_ROOT
+from cookbook.core.validation import MAX_BATCH_ROWS
+from cookbook.web.payload import BODY_LIMIT, BODY_TOO_LARGE, MAX_BODY_BYTES, MAX_FEEDBACK_ITEMS
 from cookbook.web.served import ServedModel, service_state
 
 SINGLE = {"prediction": ANSWER_200_LBS}
@@ -58,23 +61,32 @@ def test_bad_bodies_are_400_with_a_reason(client, body, words):
     assert re.search(words, response.get_json()["error"]), response.get_json()
 
 
-def test_a_body_over_one_mib_is_413(client):
-    body = '{"Weight": [' + ",".join(["200"] * 300_000) + "]}"
+def test_a_body_over_the_limit_is_413(client):
+    body = '{"Weight": [' + ",".join(["200"] * (MAX_BODY_BYTES // 4 + 1)) + "]}"
+    assert len(body) > MAX_BODY_BYTES
     response = client.post("/predict", data=body)
     assert response.status_code == 413
-    assert "1 MiB" in response.get_json()["error"]
+    assert response.get_json() == {"error": BODY_TOO_LARGE}
 
 
-def test_a_batch_over_ten_thousand_is_413(client):
-    response = client.post("/predict", json={"Weight": [200] * 10_001})
+def test_a_batch_over_the_row_limit_is_413(client):
+    response = client.post("/predict", json={"Weight": [200] * (MAX_BATCH_ROWS + 1)})
     assert response.status_code == 413
-    assert "10000" in response.get_json()["error"]
+    assert str(MAX_BATCH_ROWS) in response.get_json()["error"]
 
 
-def test_a_batch_of_ten_thousand_is_answered(client):
-    response = client.post("/predict", json={"Weight": [200] * 10_000})
+def test_a_batch_at_the_row_limit_is_answered(client):
+    response = client.post("/predict", json={"Weight": [200] * MAX_BATCH_ROWS})
     assert response.status_code == 200
-    assert len(response.get_json()["predictions"]) == 10_000
+    assert len(response.get_json()["predictions"]) == MAX_BATCH_ROWS
+
+
+def test_openapi_states_the_limits_the_service_enforces(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    too_much = paths["/predict"]["post"]["responses"]["413"]["description"]
+    assert BODY_LIMIT in too_much and f"{MAX_BATCH_ROWS:,}" in too_much
+    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]
+    assert feedback["schema"]["oneOf"][1]["maxItems"] == MAX_FEEDBACK_ITEMS
 
 
 def test_unknown_route_is_json_404(client):

@@ -13,6 +13,7 @@ import yaml
 from helpers import ANSWER_200_LBS, BAD_BODIES, ROOT
 
 import mlib
+from cookbook.core.validation import MAX_BATCH_ROWS
 from cookbook.web import lambda_handler
 
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -27,10 +28,8 @@ def sample(name: str):
 def served_model(monkeypatch, trained_model):
     """Serve the test-trained model, loaded afresh for each test as a cold start would."""
     monkeypatch.setenv("MODEL_PATH", str(trained_model))
-    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
     yield trained_model
-    lambda_handler.forget_loaded_models()
     mlib.forget_loaded_models()
 
 
@@ -94,13 +93,13 @@ def test_direct_invocation_errors_have_the_http_error_shape(client, document):
 
 
 def test_limits_match_the_http_api(client):
-    too_many = json.dumps({"Weight": [200] * 10_001})
+    too_many = json.dumps({"Weight": [200] * (MAX_BATCH_ROWS + 1)})
     response = lambda_handler.handler(http_event("POST", "/predict", too_many), None)
     assert decoded(response) == (413, client.post("/predict", data=too_many).get_json())
     too_big = '{"Weight": [' + ",".join(["200"] * 300_000) + "]}"
     status, body = decoded(lambda_handler.handler(http_event("POST", "/predict", too_big), None))
     assert (status, body) == (413, client.post("/predict", data=too_big).get_json())
-    direct = lambda_handler.handler({"Weight": [200] * 10_001}, None)
+    direct = lambda_handler.handler({"Weight": [200] * (MAX_BATCH_ROWS + 1)}, None)
     assert direct == client.post("/predict", data=too_many).get_json()
 
 

@@ -21,7 +21,7 @@ from cookbook.core import psi
 from cookbook.core.files import sha256_file
 from cookbook.core.settings import DEFAULT_MODEL_PATH
 from cookbook.lifecycle import drift as offline_drift
-from cookbook.lifecycle import gate, modelcard, registry, scoring, training
+from cookbook.lifecycle import evaluation, gate, modelcard, registry, scoring, training
 from cookbook.lifecycle.vectorized import predict_frame
 from utilscli import cli
 
@@ -165,8 +165,9 @@ def test_evaluate_by_position(served, data_file):
     frame = pd.read_csv(data_file)
     predicted = predict_frame(mlib.load_predictor(served), frame)
     assert report["overall"] == pytest.approx(scoring.score(frame["Height"], predicted))
-    assert set(report["by_position"]) == set(frame["Position"].str.strip())
-    assert sum(m["rows"] for m in report["by_position"].values()) == len(frame)
+    assert report["group_by"] == "Position"
+    assert set(report["by_group"]) == set(frame["Position"].str.strip())
+    assert sum(m["rows"] for m in report["by_group"].values()) == len(frame)
     table = invoke(served, "evaluate", "--data", str(data_file)).output
     assert "Catcher" in table and "Starting_Pitcher" in table
 
@@ -175,7 +176,8 @@ def test_evaluate_without_position_and_with_a_one_row_group(served, tmp_path):
     plain = tmp_path / "plain.csv"
     plain.write_text("Weight,Height\n180,72\n200,74\n220,75\n")
     report = json.loads(invoke(served, "evaluate", "--data", str(plain), "--json").output)
-    assert report["by_position"] is None and report["overall"]["rows"] == 3
+    assert report["by_group"] is None and report["group_by"] is None
+    assert report["overall"]["rows"] == 3
     single = tmp_path / "single.csv"
     single.write_text("Weight,Height,Position\n180,72,C\n200,74,P\n220,75,P\n-5,70,P\n")
     result = invoke(served, "evaluate", "--data", str(single))
@@ -183,6 +185,16 @@ def test_evaluate_without_position_and_with_a_one_row_group(served, tmp_path):
     assert "Skipped 1 row" in result.output
     catcher = next(line for line in result.output.splitlines() if line.startswith("C "))
     assert catcher.split()[2] == "n/a"  # R² of one row is undefined, not a crash
+
+
+def test_evaluate_groups_by_the_column_asked_for(served, tmp_path):
+    teams = tmp_path / "teams.csv"
+    teams.write_text("Weight,Height,Team,Position\n180,72,A,C\n200,74,B,C\n220,75,B,P\n")
+    report = evaluation.evaluate(served, teams, group_by="Team")
+    assert report["group_by"] == "Team"
+    assert {team: m["rows"] for team, m in report["by_group"].items()} == {"A": 1, "B": 2}
+    with pytest.raises(mlib.DataError, match="League"):
+        evaluation.evaluate(served, teams, group_by="League")
 
 
 def test_evaluate_bad_data_is_one_line(served, tmp_path):
@@ -315,16 +327,16 @@ def test_card_is_written_beside_the_model(served):
 
 
 def test_the_gate_still_runs_after_a_library_upgrade(served, shuffled_csv):
-    """A served model from another scikit-learn no longer loads, but its line still compares."""
+    """A folded served model from another scikit-learn is not unpickled: it still compares."""
     meta_file = mlib.metadata_path(served)
     metadata = json.loads(meta_file.read_text())
     metadata["libraries"]["scikit-learn"] = "0.24.2"
     meta_file.write_text(json.dumps(metadata))
     with pytest.raises(mlib.ModelError, match="0.24.2"):
-        mlib.load_predictor(served)
+        mlib.load_model(served)
     result = invoke(served, "retrain", "--model-name", str(served), "--data", str(shuffled_csv))
-    assert result.exit_code == 1 and "folded form" in result.output
-    assert "WORSE" in result.output
+    assert result.exit_code == 1 and "WORSE" in result.output
+    assert mlib.load_predictor(served).version == metadata["model_version"]  # still served
 
 
 def test_an_unloadable_served_model_is_replaced(served, data_file):

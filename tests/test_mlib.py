@@ -131,7 +131,8 @@ def test_folded_line_equals_the_estimator_everywhere(trained_model):
     assert np.max(np.abs(single - expected[::97]) / np.abs(expected[::97])) <= 1e-9
 
 
-def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file, trained_model):
+def save_tree(folder, data_file, trained_model):
+    """Save a decision tree (a model that cannot fold) beside *trained_model*'s schema."""
     from sklearn.tree import DecisionTreeRegressor
 
     frame = mlib.data(data_file)
@@ -140,15 +141,20 @@ def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file, 
     )
     meta = json.loads(mlib.metadata_path(trained_model).read_text())
     assert fold_linear(tree, schema_of(meta)) is None
-    model_file = tmp_path / "tree.joblib"
+    model_file = folder / "tree.joblib"
     for key in ("model_version", "model_file", "model_sha256"):
         meta.pop(key)
     meta["folded"] = None
     save_model(tree, meta, model_file)
+    return model_file
+
+
+def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file, trained_model):
+    model_file = save_tree(tmp_path, data_file, trained_model)
     predictor = mlib.load_predictor(model_file)
     assert not predictor.is_folded
     rows = pd.DataFrame({"Weight": [180.0, 250.0]})
-    expected = tree.predict(rows)
+    expected = mlib.load_model(model_file).predict(rows)
     assert predict_frame(predictor, rows).tolist() == expected.tolist()
     assert predictor.prediction({"Weight": 180})["height_inches"] == round(float(expected[0]), 1)
 
@@ -193,13 +199,32 @@ def test_a_tampered_model_is_refused_and_never_unpickled(model_copy, tmp_path):
     assert not marker.exists()
 
 
-def test_a_model_from_another_scikit_learn_is_refused(model_copy):
-    meta_file = mlib.metadata_path(model_copy)
+def with_sklearn(model_file, version):
+    meta_file = mlib.metadata_path(model_file)
     meta = json.loads(meta_file.read_text())
-    meta["libraries"]["scikit-learn"] = "0.24.2"
+    meta["libraries"]["scikit-learn"] = version
     meta_file.write_text(json.dumps(meta))
+
+
+def test_a_pickle_from_another_scikit_learn_is_not_unpickled(model_copy):
+    with_sklearn(model_copy, "0.24.2")
     with pytest.raises(mlib.ModelError, match=r"scikit-learn 0\.24\.2 .* retrain"):
-        mlib.load_predictor(model_copy)
+        mlib.load_model(model_copy)
+
+
+def test_a_folded_model_from_another_scikit_learn_is_served(model_copy):
+    # Its folded form is plain numbers: no pickle is loaded, so the version cannot matter.
+    expected = mlib.load_predictor(model_copy).prediction({"Weight": 200})
+    with_sklearn(model_copy, "0.24.2")
+    predictor = mlib.load_predictor(model_copy)
+    assert predictor.is_folded and predictor.prediction({"Weight": 200}) == expected
+
+
+def test_an_unfolded_model_from_another_scikit_learn_is_refused(tmp_path, data_file, trained_model):
+    model_file = save_tree(tmp_path, data_file, trained_model)
+    with_sklearn(model_file, "0.24.2")
+    with pytest.raises(mlib.ModelError, match=r"scikit-learn 0\.24\.2"):
+        mlib.load_predictor(model_file)
 
 
 def test_installed_version_reads_the_wheel_metadata():

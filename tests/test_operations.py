@@ -230,7 +230,7 @@ def test_admin_reload_refuses_a_model_that_fails_its_probe(admin_app):
     _, client, model_file = admin_app
     meta_file = mlib.metadata_path(model_file)
     metadata = json.loads(meta_file.read_text())
-    metadata["folded"]["slope"] = float("nan")
+    metadata["folded"]["coefficients"]["Weight"] = float("nan")  # loads, but cannot predict
     meta_file.write_text(json.dumps(metadata))
     response = client.post("/admin/reload", headers=BEARER)
     assert response.status_code == 409 and "probe" in response.get_json()["error"]

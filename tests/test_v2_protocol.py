@@ -9,6 +9,7 @@ import pytest
 from helpers import ANSWER_180_LBS, ANSWER_200_LBS
 
 import mlib
+from cookbook.core.validation import MAX_BATCH_ROWS
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_the_versioned_route_and_output_selection(client, version):
         ({"inputs": [tensor(), tensor()]}, 400, "twice"),
         ({"inputs": []}, 400, "list of tensors"),
         ({"inputs": [tensor()], "outputs": [{"name": "nope"}]}, 400, "Unknown output"),
-        ({"inputs": [tensor(data=[200] * 10_001)]}, 413, "split the batch"),
+        ({"inputs": [tensor(data=[200] * (MAX_BATCH_ROWS + 1))]}, 413, "split the batch"),
         ([1, 2], 400, "JSON object"),
         ({"inputs": [tensor()], "id": 7}, 400, '"id" must be a string'),
         ({"inputs": [tensor()], "id": "x" * 257}, 400, '"id" must be a string'),

@@ -8,7 +8,18 @@ class MlibError(Exception):
 
 
 class InvalidInput(MlibError, ValueError):
-    """A feature value the model's schema refuses: wrong type, not finite, out of bounds."""
+    """Input that cannot be answered: a value the schema refuses, a body that is not JSON.
+
+    ``status`` is the HTTP status every adapter answers it with: 400, or 413 for too much.
+    The one error type for a client's mistake, whichever layer finds it.
+    """
+
+    status: int = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
 
 
 class DataError(MlibError):

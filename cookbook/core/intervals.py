@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cookbook.core.answers import height_human, round_tenth
+from cookbook.core.answers import height_human, round_half_up, round_tenth
 from cookbook.core.errors import ModelError
 from cookbook.core.schema import HEIGHT_ANSWER, Schema
 
@@ -63,8 +63,8 @@ def interval_writer(schema: Schema, interval: Interval) -> Callable[[float], dic
 
     def value_interval(value: float) -> dict[str, Any]:
         return {
-            "low": round(value - half_width, digits),
-            "high": round(value + half_width, digits),
+            "low": round_half_up(value - half_width, digits),
+            "high": round_half_up(value + half_width, digits),
             "coverage": coverage,
         }
 

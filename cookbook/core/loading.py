@@ -2,7 +2,8 @@
 
 A model pair is a joblib file and the ``model.json`` beside it. Nothing is unpickled
 here: the joblib file's sha256 is checked against the metadata, and a folded model is
-served from plain numbers (``cookbook.lifecycle.artifacts`` unpickles the others).
+served from plain numbers (``cookbook.lifecycle.artifacts`` unpickles the others, and
+only there does the scikit-learn version that made the pickle matter).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 from cookbook.core.errors import ModelError
 from cookbook.core.files import sha256_file
 from cookbook.core.layout import entry_model, metadata_path, registry_root, version_of
-from cookbook.core.prediction import LinearForm, Predictor
-from cookbook.core.schema import Bounds, NumberFeature, Schema, Target
+from cookbook.core.linear import LinearForm
+from cookbook.core.prediction import Predictor
+from cookbook.core.schema import Schema
 
-REQUIRED_FIELDS = ("model_version", "model_sha256", "libraries")
+# A model.json without "schema" is of format 1, which no model of this version was saved in.
+REQUIRED_FIELDS = ("model_version", "model_sha256", "libraries", "schema")
 
 
 def read_metadata(model_file: Path | str) -> dict[str, Any]:
@@ -34,11 +37,7 @@ def read_metadata(model_file: Path | str) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"Model metadata {meta_file} is unreadable ({exc}): retrain.") from None
-    if (
-        not isinstance(metadata, dict)
-        or any(key not in metadata for key in REQUIRED_FIELDS)
-        or ("schema" not in metadata and "weight_histogram" not in metadata)
-    ):
+    if not isinstance(metadata, dict) or any(key not in metadata for key in REQUIRED_FIELDS):
         raise ModelError(f"Model metadata {meta_file} lacks required fields: retrain.")
     return metadata
 
@@ -59,7 +58,6 @@ def verify_model_file(model_file: Path | str, metadata: Mapping[str, Any]) -> No
             f"expected {str(metadata['model_sha256'])[:12]}): refusing to load it; "
             "restore both files together or retrain."
         )
-    check_sklearn_version(metadata)
 
 
 def verified_metadata(model_file: Path | str) -> dict[str, Any]:
@@ -90,7 +88,7 @@ def _registry_metadata(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any
     except OSError:
         return None
     if digest == metadata["model_sha256"]:
-        return None  # the pair matches: the refusal is about something else (library versions)
+        return None  # the pair matches: the refusal is about something else
     try:
         entry = read_metadata(entry_model(registry_root(path), version_of(digest)))
     except ModelError:
@@ -99,11 +97,15 @@ def _registry_metadata(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any
 
 
 def check_sklearn_version(metadata: Mapping[str, Any]) -> None:
-    """Raise ``ModelError`` when the model was trained with another scikit-learn minor."""
+    """Raise ``ModelError`` when the model was trained with another scikit-learn minor.
+
+    Call it before unpickling the estimator, and only then: a pickle of another minor may
+    load and predict differently, while a folded form is plain numbers.
+    """
     trained_with = str(metadata["libraries"].get("scikit-learn", ""))
     installed = installed_version("scikit-learn")
     if installed is None:
-        return  # nothing here could unpickle it differently; the folded form is plain numbers
+        return  # nothing here could unpickle it differently
     if trained_with.split(".")[:2] != installed.split(".")[:2]:
         raise ModelError(
             f"Model was trained with scikit-learn {trained_with} but {installed} is installed: "
@@ -131,10 +133,8 @@ def installed_version(distribution: str) -> str | None:
 
 
 def schema_of(metadata: Mapping[str, Any]) -> Schema:
-    """Return the model's schema; a model.json from before schemas gets its Weight schema."""
-    if "schema" in metadata:
-        return Schema.from_dict(metadata["schema"])
-    return _legacy_schema(metadata)
+    """Return the model's schema, or raise ``ModelError``."""
+    return Schema.from_dict(metadata["schema"])
 
 
 def linear_form_of(metadata: Mapping[str, Any]) -> LinearForm | None:
@@ -143,13 +143,6 @@ def linear_form_of(metadata: Mapping[str, Any]) -> LinearForm | None:
     if not folded:
         return None
     try:
-        if "slope" in folded:  # a model.json from before schemas: one slope, one intercept
-            return LinearForm(
-                float(folded["intercept"]),
-                {"Weight": float(folded["slope"])},
-                {},
-                float(folded.get("max_relative_error", 0.0)),
-            )
         return LinearForm.from_dict(folded)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model.json's folded form is malformed ({exc!r}): retrain.") from None
@@ -161,33 +154,3 @@ def folded_predictor(metadata: Mapping[str, Any], path: Path | str) -> Predictor
     if linear is None:
         return None
     return Predictor(metadata, Path(path), schema_of(metadata), linear)
-
-
-def _legacy_schema(metadata: Mapping[str, Any]) -> Schema:
-    # The height-from-weight model.json of version 1 (registry entries made before schemas):
-    # served unchanged, so that rolling back to one keeps working.
-    try:
-        low, high = metadata["training_range_lbs"]
-        weight = NumberFeature(
-            name="Weight",
-            training_range=(float(low), float(high)),
-            histogram=metadata["weight_histogram"],
-            stats=metadata["weight_stats"],
-            ecdf=metadata.get("weight_ecdf"),
-            bounds=Bounds(minimum=0.0, maximum=1000.0, exclusive_minimum=True),
-            unit="lb",
-            unit_name="pounds",
-            description="A player's weight in pounds.",
-            example=200.0,
-            batch_example=(180.0, 200.0),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"model.json lacks a usable weight_histogram ({exc}): retrain.") from None
-    return Schema(
-        name="mlb-height",
-        features=(weight,),
-        target=Target("Height", unit="in", unit_name="inches"),
-        answer_format="height",
-        title="MLB height from weight",
-        description="Predicts a Major League Baseball player's height from weight.",
-    )

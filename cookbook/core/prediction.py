@@ -1,9 +1,8 @@
 """Predict from validated rows and write the answers, in plain Python.
 
-At training time a linear model over scaled numeric and one-hot categorical features is
-folded into an intercept, one coefficient per number feature and one offset per category
-(``LinearForm``, stored in ``model.json``), so serving it needs no scikit-learn, numpy or
-pandas. A model that cannot be folded is served by its verified, unpickled ``predict``
+A folded model (``cookbook.core.linear.LinearForm``, plain numbers in ``model.json``) is
+evaluated here without scikit-learn, numpy or pandas. A model that cannot be folded is
+served by its verified, unpickled ``predict``
 (``cookbook.lifecycle.artifacts.EstimatorPredictor``, which overrides ``predict_rows``).
 """
 
@@ -11,49 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cookbook.core.answers import answer_writer
 from cookbook.core.errors import InvalidInput, ModelError
 from cookbook.core.intervals import Interval, interval_writer
+from cookbook.core.linear import LinearForm
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.core.validation import read_request
 
 Row = tuple  # validated values in schema order: floats for numbers, strings for categories
-
-
-@dataclass(frozen=True)
-class LinearForm:
-    """A model folded into ``intercept + Σ coefficient·x + Σ offset[category]``."""
-
-    intercept: float
-    coefficients: Mapping[str, float]  # number feature -> coefficient
-    offsets: Mapping[str, Mapping[str, float]]  # category feature -> category -> offset
-    max_relative_error: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the form as ``model.json`` stores it."""
-        return {
-            "intercept": self.intercept,
-            "coefficients": dict(self.coefficients),
-            "offsets": {name: dict(table) for name, table in self.offsets.items()},
-            "max_relative_error": self.max_relative_error,
-        }
-
-    @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> LinearForm:
-        """Return the form stored in *document*."""
-        return cls(
-            intercept=float(document["intercept"]),
-            coefficients={k: float(v) for k, v in document["coefficients"].items()},
-            offsets={
-                name: {str(c): float(v) for c, v in table.items()}
-                for name, table in document.get("offsets", {}).items()
-            },
-            max_relative_error=float(document.get("max_relative_error", 0.0)),
-        )
 
 
 class Predictor:
@@ -78,24 +45,11 @@ class Predictor:
         )
         self.example_text = schema.example_text()  # for error messages, made once
         self.version: str = metadata["model_version"]
-        # (index, low, high, feature) for every number feature, to spot extrapolation.
-        self._ranges = [
-            (i, f.training_range[0], f.training_range[1], f)
-            for i, f in enumerate(schema.features)
-            if isinstance(f, NumberFeature)
+        # (index, feature) for every number feature, to spot extrapolation.
+        self._numbers = [
+            (i, f) for i, f in enumerate(schema.features) if isinstance(f, NumberFeature)
         ]
-        if linear is not None:
-            try:
-                self._terms = [
-                    (i, linear.coefficients[f.name], None)
-                    if isinstance(f, NumberFeature)
-                    else (i, 0.0, linear.offsets[f.name])
-                    for i, f in enumerate(schema.features)
-                ]
-            except KeyError as exc:
-                raise ModelError(
-                    f"model.json's folded form lacks feature {exc}: retrain."
-                ) from None
+        self._evaluate = None if linear is None else linear.row_evaluator(schema.feature_names)
 
     @property
     def is_folded(self) -> bool:
@@ -106,12 +60,9 @@ class Predictor:
 
     def predict_row(self, row: Row) -> float:
         """Return the predicted value for one validated row."""
-        if self.linear is None:
+        if self._evaluate is None:
             return self.predict_rows([row])[0]
-        value = self.linear.intercept
-        for index, coefficient, offsets in self._terms:
-            value += coefficient * row[index] if offsets is None else offsets[row[index]]
-        return value
+        return self._evaluate(row)
 
     def predict_rows(self, rows: Sequence[Row]) -> list[float]:
         """Return the predicted values for validated rows, in order."""
@@ -165,9 +116,10 @@ class Predictor:
     def extrapolation_warning(self, row: Row) -> str | None:
         """Return a warning naming every number outside its training range, else None."""
         outside = None
-        for index, low, high, feature in self._ranges:
+        for index, feature in self._numbers:
             value = row[index]
-            if not low <= value <= high:
+            if feature.outside_training(value):
+                low, high = feature.training_range
                 unit = f" {feature.unit}" if feature.unit else ""
                 text = (
                     f"{feature.name} {value:g}{unit} is outside the training range "

@@ -103,6 +103,20 @@ class NumberFeature:
         """Return the training mean (the probe's input)."""
         return float(self.stats.get("mean", sum(self.training_range) / 2))
 
+    # The one training-range check, for a number or a numpy column alike (no numpy here):
+    # a value outside the range was never seen in training, its prediction extrapolates.
+    def below_training(self, value: Any) -> Any:
+        """Return whether *value* (a number or an array) is below the training range."""
+        return value < self.training_range[0]
+
+    def above_training(self, value: Any) -> Any:
+        """Return whether *value* (a number or an array) is above the training range."""
+        return value > self.training_range[1]
+
+    def outside_training(self, value: Any) -> Any:
+        """Return whether *value* (a number or an array) is outside the training range."""
+        return self.below_training(value) | self.above_training(value)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the feature as ``model.json`` stores it."""
         return {

@@ -19,12 +19,6 @@ from cookbook.core.schema import CategoryFeature, Feature, NumberFeature, Schema
 MAX_BATCH_ROWS = 10_000
 
 
-class TooManyRows(InvalidInput):
-    """A batch longer than ``MAX_BATCH_ROWS``: answered 413, not 400."""
-
-    status = 413
-
-
 def json_type(value: Any) -> str:
     """Return how JSON would name *value*'s type, for error messages."""
     if value is None:
@@ -127,9 +121,10 @@ def read_request(schema: Schema, document: Any) -> tuple[list[tuple], bool]:
         if not column:
             raise InvalidInput(f"{feature.name} is an empty list: send at least one value.")
         if len(column) > MAX_BATCH_ROWS:
-            raise TooManyRows(
+            raise InvalidInput(
                 f"{feature.name} has {len(column)} values; the most one request may carry is "
-                f"{MAX_BATCH_ROWS}: split the batch."
+                f"{MAX_BATCH_ROWS}: split the batch.",
+                status=413,
             )
         if len(column) != rows:
             raise InvalidInput(

@@ -21,7 +21,13 @@ from cookbook.core.files import (
     write_synced,
 )
 from cookbook.core.layout import metadata_path, version_of
-from cookbook.core.loading import folded_predictor, schema_of, verified_metadata
+from cookbook.core.loading import (
+    check_sklearn_version,
+    folded_predictor,
+    schema_of,
+    verified_metadata,
+)
+from cookbook.core.model_cache import cached_predictor, forget_loaded_models
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import model_path
 
@@ -45,48 +51,41 @@ def load_predictor(model_file: Path | str | None = None) -> Predictor:
     """Verify the model pair at *model_file* (default ``model_path()``) and return a Predictor.
 
     The joblib file's sha256 is checked against ``model.json`` before anything is
-    unpickled. A model with a folded form predicts from it without unpickling.
+    unpickled. A model with a folded form predicts from it without unpickling, whatever
+    scikit-learn is installed.
     """
     path = Path(model_file) if model_file is not None else model_path()
     metadata = verified_metadata(path)
     predictor = folded_predictor(metadata, path)
     if predictor is not None:
         return predictor
-    return EstimatorPredictor(metadata, path, unpickle_verified(path))
+    return EstimatorPredictor(metadata, path, unpickle_verified(path, metadata))
 
 
 def load_estimator(model_file: Path | str | None = None) -> Any:
     """Return the fitted estimator at *model_file* (default ``model_path()``), verified first."""
     path = Path(model_file) if model_file is not None else model_path()
-    verified_metadata(path)
-    return unpickle_verified(path)
+    return unpickle_verified(path, verified_metadata(path))
 
 
-def unpickle_verified(path: Path) -> Any:
-    """Unpickle a joblib file whose sha256 was already verified, or raise ``ModelError``."""
+def unpickle_verified(path: Path, metadata: Mapping[str, Any]) -> Any:
+    """Unpickle a joblib file whose sha256 was already verified, or raise ``ModelError``.
+
+    Refused when the pickle was made by another scikit-learn minor: it may load and
+    predict differently. A folded model never comes here, so that check never blocks it.
+    """
     import joblib
 
+    check_sklearn_version(metadata)
     try:
         return joblib.load(path)
     except Exception as exc:  # a verified file that still fails to load: say so in one line
         raise ModelError(f"Model file {path} could not be loaded ({exc}): retrain.") from None
 
 
-_loaded: dict[Path, Predictor] = {}
-
-
 def default_predictor() -> Predictor:
     """Return the Predictor for ``model_path()``, loaded once and reused."""
-    path = model_path()
-    predictor = _loaded.get(path)
-    if predictor is None:
-        predictor = _loaded[path] = load_predictor(path)
-    return predictor
-
-
-def forget_loaded_models() -> None:
-    """Drop the cached default Predictor so the next call loads the model again."""
-    _loaded.clear()
+    return cached_predictor(model_path(), load_predictor)
 
 
 def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str) -> dict:
@@ -114,6 +113,7 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str)
         write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
         fsync_file(staged_model)
         install_pair(staged_model, staged_meta, destination)
+        forget_loaded_models(destination)
     finally:
         staged_model.unlink(missing_ok=True)
         staged_meta.unlink(missing_ok=True)
@@ -126,8 +126,8 @@ def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> Non
     The joblib file goes first and ``model.json`` last: a crash in between leaves the
     new joblib beside the old metadata, which readers refuse (or recover from the
     registry), never a half-written file. The staged files must lie beside *model_file*.
+    The caller forgets the model it replaced (``forget_loaded_models``).
     """
     os.replace(staged_model, model_file)
     os.replace(staged_meta, metadata_path(model_file))
     fsync_dir(Path(model_file).parent)
-    forget_loaded_models()

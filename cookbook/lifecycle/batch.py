@@ -36,7 +36,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from cookbook.core.answers import height_human
+from cookbook.core.answers import feet_and_inches, half_up
 from cookbook.core.errors import InvalidInput, first_line_of
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, NumberFeature, Schema
@@ -338,7 +338,6 @@ class ChunkFormatter:
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self.feature = feature = predictor.schema.single_number
-        self.low_lbs, self.high_lbs = feature.training_range
         self.table_limit = int(feature.bounds.maximum)
         self.tails: dict[int, bytes] = {}
         self._hundredths_texts: np.ndarray | None = None  # built on first use
@@ -375,11 +374,11 @@ class ChunkFormatter:
         return b"".join(pieces.tolist())
 
     def _tail_keys(self, weights: np.ndarray, heights: np.ndarray) -> np.ndarray:
-        tenths = np.floor(heights * 10 + 0.5)  # round_tenth's rounding, bit for bit
-        inches = np.floor(heights + 0.5)  # height_human's rounding, bit for bit
+        tenths = half_up(heights, 10)  # the answer writer's rounding (round_tenth)
+        inches = half_up(heights)  # and its whole inch (height_human)
         # The whole inch is within one of the tenth's own inch, so it fits in 2 bits.
-        inch_offset = inches - np.floor(tenths / 10 + 0.5) + 1
-        outside = (weights < self.low_lbs) | (weights > self.high_lbs)
+        inch_offset = inches - half_up(tenths / 10) + 1
+        outside = self.feature.outside_training(weights)
         return (tenths.astype(np.int64) * 4 + inch_offset.astype(np.int64)) * 2 + outside
 
     def _tail(self, key: int) -> bytes:
@@ -387,8 +386,8 @@ class ChunkFormatter:
         if tail is None:
             rest, outside = divmod(key, 2)
             tenths, inch_offset = divmod(rest, 4)
-            inches = math.floor(tenths / 10 + 0.5) + inch_offset - 1
-            human = height_human(inches)  # an exact whole inch rounds to itself
+            inches = int(half_up(tenths / 10)) + inch_offset - 1
+            human = feet_and_inches(inches)
             flag = "true" if outside else "false"
             tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'.encode()
         return tail

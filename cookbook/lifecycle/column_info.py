@@ -24,6 +24,8 @@ KNOWN_COLUMNS: dict[str, dict[str, Any]] = {
     },
     "Position": {
         "description": "A player's fielding position.",
+        # `utilscli.py evaluate` scores each position apart when the data has this column.
+        "evaluate_by": True,
         "example": "Catcher",
         "batch_example": ["Catcher", "Shortstop"],
     },
@@ -45,6 +47,11 @@ DEFAULT_MODEL = {
     "title": "MLB height from weight",
     "description": "Predicts a Major League Baseball player's height from weight.",
 }
+
+
+def evaluation_groups() -> tuple[str, ...]:
+    """Return the columns an evaluation is broken down by when the data has them."""
+    return tuple(name for name, info in KNOWN_COLUMNS.items() if info.get("evaluate_by"))
 
 
 def column_info(name: str) -> dict[str, Any]:

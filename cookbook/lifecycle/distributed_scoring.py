@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cookbook.core.errors import MlibError, ModelError, first_line_of
+from cookbook.core.model_cache import cached_predictor, forget_loaded_models
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Schema
 from cookbook.lifecycle.artifacts import load_predictor
@@ -95,9 +96,8 @@ class Partition:
 
 # ------------------------------------------------------------ the per-worker model cache
 
-_predictors: dict[ModelRef, Predictor] = {}
 _loads: Counter[str] = Counter()
-_predictors_lock = threading.Lock()  # a worker may run several tasks at once in threads
+_loads_lock = threading.Lock()  # a worker may run several tasks at once in threads
 
 
 def verified_predictor(model: ModelRef) -> Predictor:
@@ -106,18 +106,24 @@ def verified_predictor(model: ModelRef) -> Predictor:
     Raise ``ModelError`` if the file no longer has the sha256 the client verified: every
     worker must score with the model the run started with.
     """
-    with _predictors_lock:
-        predictor = _predictors.get(model)
-        if predictor is None:
-            predictor = load_predictor(model.path)  # checks the sha256 before anything else
-            _loads[model.path] += 1
-            found = str(predictor.metadata["model_sha256"])
-            if found != model.sha256:
-                raise ModelError(
-                    f"Model file {model.path} changed during the run (sha256 {found[:12]}, "
-                    f"the run started with {model.sha256[:12]}): run it again."
-                )
-            _predictors[model] = predictor
+    predictor = cached_predictor(model.path, _counted_load)
+    if predictor.metadata["model_sha256"] != model.sha256:
+        # Loaded for an earlier run, and the file was replaced since: load it again.
+        forget_loaded_models(model.path)
+        predictor = cached_predictor(model.path, _counted_load)
+    found = str(predictor.metadata["model_sha256"])
+    if found != model.sha256:
+        raise ModelError(
+            f"Model file {model.path} changed during the run (sha256 {found[:12]}, "
+            f"the run started with {model.sha256[:12]}): run it again."
+        )
+    return predictor
+
+
+def _counted_load(path: Path) -> Predictor:
+    predictor = load_predictor(path)  # checks the sha256 before anything else
+    with _loads_lock:
+        _loads[str(path)] += 1
     return predictor
 
 
@@ -128,7 +134,7 @@ def prepare_worker(model: ModelRef) -> str:
 
 def model_loads() -> dict[str, int]:
     """Return how many times this process has loaded each model file."""
-    with _predictors_lock:
+    with _loads_lock:
         return dict(_loads)
 
 

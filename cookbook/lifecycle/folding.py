@@ -7,10 +7,12 @@ relative error; a model that is not linear in its features is simply not folded.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from cookbook.core.prediction import LinearForm
+from cookbook.core.linear import LinearForm
 from cookbook.core.schema import NumberFeature, Schema
+from cookbook.lifecycle.vectorized import evaluate_frame
 
 # The folded form must reproduce the estimator to this relative error.
 FOLD_TOLERANCE = 1e-9
@@ -81,12 +83,9 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
         columns=list(names),
     )
     expected = np.asarray(estimator.predict(check), dtype=np.float64).reshape(-1)
-    folded = np.full(CHECK_ROWS, intercept)
-    for name, coefficient in coefficients.items():
-        folded += coefficient * check[name].to_numpy(dtype=np.float64)
-    for name, table in offsets.items():
-        folded += check[name].map(table).to_numpy(dtype=np.float64)
+    form = LinearForm(float(intercept), coefficients, offsets)
+    folded = evaluate_frame(form, check)
     error = float(np.max(np.abs(folded - expected) / np.maximum(np.abs(expected), 1e-300)))
     if not np.isfinite(error) or error > FOLD_TOLERANCE:
         return None
-    return LinearForm(float(intercept), coefficients, offsets, error)
+    return dataclasses.replace(form, max_relative_error=error)

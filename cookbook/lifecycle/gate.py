@@ -18,7 +18,6 @@ from typing import Any
 from cookbook.core.errors import MlibError, ModelError
 from cookbook.core.files import sha256_file, write_json_atomic
 from cookbook.core.layout import GOLDEN_FILE, metadata_path
-from cookbook.core.loading import folded_predictor, read_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
@@ -280,25 +279,11 @@ def _served_predictor(served_model: Path, notes: list[str]) -> Predictor | None:
         notes.append("Nothing is served yet: the candidate is promoted (first version).")
         return None
     try:
+        # A folded model loads whatever scikit-learn is installed (nothing is unpickled), so
+        # after a library upgrade the served line is still the baseline.
         return load_predictor(served_model)
     except ModelError as exc:
-        folded = _folded_predictor(served_model)
-        if folded is not None:
-            # Typically a library upgrade: the pickle is off limits, but its verified
-            # slope and intercept are plain numbers, so the gate still has its baseline.
-            notes.append(f"The served model is compared through its folded form: {exc}")
-            return folded
         notes.append(f"The served model cannot be loaded ({exc}); the candidate replaces it.")
-        return None
-
-
-def _folded_predictor(served_model: Path) -> Predictor | None:
-    try:
-        metadata = read_metadata(served_model)
-        if sha256_file(served_model) != metadata["model_sha256"]:
-            return None
-        return folded_predictor(metadata, served_model)
-    except (ModelError, OSError):
         return None
 
 

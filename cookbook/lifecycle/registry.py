@@ -35,6 +35,7 @@ from cookbook.core.layout import (
     registry_root,
 )
 from cookbook.core.loading import read_metadata, verified_metadata, verify_model_file
+from cookbook.core.model_cache import forget_loaded_models
 from cookbook.core.settings import PROJECT_ROOT, model_path
 from cookbook.lifecycle.artifacts import install_pair
 
@@ -296,6 +297,7 @@ class Registry:
             copy_synced(source_meta, staged_meta)
             # Joblib first: in between, the registry lets readers recover the new pair.
             install_pair(staged_model, staged_meta, target_model)
+            forget_loaded_models(target_model)
         finally:
             staged_model.unlink(missing_ok=True)
             staged_meta.unlink(missing_ok=True)

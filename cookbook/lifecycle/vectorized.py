@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from cookbook.core.answers import height_human
+from cookbook.core.linear import LinearForm
 from cookbook.core.prediction import Predictor
-from cookbook.core.schema import HEIGHT_ANSWER, NumberFeature
+from cookbook.core.schema import NumberFeature
 
 
 def predict_frame(predictor: Predictor, frame: Any):
@@ -24,25 +25,23 @@ def predict_frame(predictor: Predictor, frame: Any):
         table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
         columns = list(predictor.schema.feature_names)
         return np.asarray(predictor.estimator.predict(table[columns]), dtype=np.float64)
-    rows = len(frame) if hasattr(frame, "columns") else len(next(iter(frame.values())))
-    values = None
-    # In place, one array: a million rows cost two passes over memory, not five.
-    for name, coefficient in linear.coefficients.items():
+    return evaluate_frame(linear, frame)
+
+
+def evaluate_frame(linear: LinearForm, frame: Any):
+    """Return *linear*'s values (a new float64 array) for a frame or a mapping of columns."""
+    import numpy as np
+    import pandas as pd
+
+    def number_column(name: str):
         column = frame[name]
         column = column.to_numpy(dtype=np.float64) if hasattr(column, "to_numpy") else column
-        term = np.multiply(np.asarray(column, dtype=np.float64), coefficient)
-        if values is None:
-            values = term
-        else:
-            values += term
-    if values is None:
-        values = np.zeros(rows, dtype=np.float64)
-    values += linear.intercept
-    for name, table in linear.offsets.items():
-        import pandas as pd
+        return np.asarray(column, dtype=np.float64)
 
-        values += pd.Series(frame[name]).map(table).to_numpy(dtype=np.float64)
-    return values
+    def offset_column(name: str, table: Mapping[str, float]):
+        return pd.Series(frame[name]).map(table).to_numpy(dtype=np.float64)
+
+    return linear.evaluate_columns(number_column, offset_column)
 
 
 def accepted_numbers(feature: NumberFeature, values: Any):
@@ -76,30 +75,10 @@ def answer_columns(predictor: Predictor, frame: Any) -> tuple[dict[str, Any], An
     predicted = predict_frame(predictor, frame) if rows else np.empty(0)
     outside = np.zeros(rows, dtype=bool)
     for feature in schema.numeric:
-        low, high = feature.training_range
-        column = np.asarray(frame[feature.name], dtype=np.float64)
-        outside |= (column < low) | (column > high)
-    if schema.answer_format != HEIGHT_ANSWER:
-        return {schema.target.name: np.round(predicted, schema.answer_digits)}, outside
-    inches = np.floor(predicted + 0.5).astype(np.int64)  # height_human's rounding, bit for bit
-    answers = {
-        "height_inches": np.floor(predicted * 10 + 0.5) / 10,  # round_tenth's, bit for bit
-        "height_human_readable": human_heights(inches),
-    }
-    return answers, outside
-
-
-def human_heights(inches: Any):
-    """Return ``height_human`` of each whole inch in *inches*, as an object array.
-
-    A chunk's heights span a few dozen inches, so each text is made once and looked up.
-    """
-    import numpy as np
-
-    if not len(inches):
-        return np.empty(0, dtype=object)
-    low, high = int(inches.min()), int(inches.max())
-    if high - low > len(inches):  # a spread too wide for a table: one by one
-        return np.array([height_human(i) for i in inches.tolist()], dtype=object)
-    table = np.array([height_human(i) for i in range(low, high + 1)], dtype=object)
-    return table[inches - low]
+        outside |= feature.outside_training(np.asarray(frame[feature.name], dtype=np.float64))
+    answers = predictor.write_answer(predicted)  # the API's own writer, given the whole column
+    # Its text fields come back as lists (the core has no numpy): object arrays here.
+    return {
+        name: column if hasattr(column, "dtype") else np.array(column, dtype=object)
+        for name, column in answers.items()
+    }, outside

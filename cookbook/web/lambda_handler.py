@@ -22,8 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.errors import MlibError
+from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.loading import folded_predictor, verified_metadata
+from cookbook.core.model_cache import cached_predictor
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import model_path
 from cookbook.web import auth, openapi, payload
@@ -74,11 +75,8 @@ def _answer_direct(event: Any) -> dict[str, Any]:
         example = predictor.schema.example_text()
         document = payload.decode(event, example) if isinstance(event, str | bytes) else event
         return payload.predict(predictor, document)[0]
-    except payload.PayloadError as exc:
+    except InvalidInput as exc:
         return {"error": str(exc)}
-
-
-_loaded: dict[Path, Predictor] = {}
 
 
 def default_predictor() -> Predictor:
@@ -86,19 +84,15 @@ def default_predictor() -> Predictor:
 
     Only folded models are served here: the package carries no scikit-learn.
     """
-    path = model_path()
-    predictor = _loaded.get(path)
+    return cached_predictor(model_path(), folded_only)
+
+
+def folded_only(path: Path) -> Predictor:
+    """Verify the model pair at *path* and return its folded Predictor, or raise ``MlibError``."""
+    predictor = folded_predictor(verified_metadata(path), path)
     if predictor is None:
-        predictor = folded_predictor(verified_metadata(path), path)
-        if predictor is None:
-            raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
-        _loaded[path] = predictor
+        raise MlibError(f"Model {path} has no folded form: Lambda serves linear models only.")
     return predictor
-
-
-def forget_loaded_models() -> None:
-    """Drop the cached Predictor so the next invocation verifies and loads the model again."""
-    _loaded.clear()
 
 
 def _predictor_or_raise() -> Predictor:
@@ -142,14 +136,7 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
             value = predictor.probe()
         except MlibError as exc:
             return _response(503, {"error": str(exc)}, version)
-        # The same body as the Flask service's /ready (cookbook.web.views.ready).
-        body = {"status": "ready", "model_version": version, "model": predictor.schema.name}
-        probe_key = (
-            "probe_height_inches" if "height_inches" in predictor.schema.answer_fields()
-            else "probe_value"
-        )  # fmt: skip
-        body[probe_key] = value
-        return _response(200, body, version)
+        return _response(200, payload.ready_body(predictor, value), version)
     if path == "/model":
         return _response(200, dict(predictor.metadata), version)
     if path == "/openapi.json":
@@ -157,7 +144,7 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
     try:
         body, _rows, _values = payload.answer_body(predictor, _body_bytes(event))
         return _response(200, body, version)
-    except payload.PayloadError as exc:
+    except InvalidInput as exc:
         return _response(exc.status, {"error": str(exc)}, version)
 
 
@@ -187,7 +174,7 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise payload.PayloadError(
+        raise InvalidInput(
             "Request body is marked base64 but is not valid base64: send it as JSON text."
         ) from None
 

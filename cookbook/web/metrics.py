@@ -210,7 +210,7 @@ class ModelMetrics:
 
     def __init__(self, metrics: ServiceMetrics, schema: Schema) -> None:
         self.predictions = metrics.predictions
-        self.numbers = []  # (row index, low, high, histogram, below counter, above counter)
+        self.numbers = []  # (row index, feature, histogram, below counter, above counter)
         self.categories = []  # (row index, {category: counter})
         for index, feature in enumerate(schema.features):
             if isinstance(feature, NumberFeature):
@@ -220,10 +220,9 @@ class ModelMetrics:
                     + (f", in {feature.unit_name}." if feature.unit_name else "."),
                     feature.metric_buckets or DEFAULT_VALUE_BUCKETS,
                 )
-                low, high = feature.training_range
                 below = metrics.out_of_range.labels(feature.name, "below")
                 above = metrics.out_of_range.labels(feature.name, "above")
-                self.numbers.append((index, low, high, histogram, below, above))
+                self.numbers.append((index, feature, histogram, below, above))
             else:
                 children = {
                     c: metrics.categories.labels(feature.name, c) for c in feature.categories
@@ -243,23 +242,23 @@ class ModelMetrics:
         if len(rows) == 1:  # the per-request path: no lists, no sums
             row = rows[0]
             self.predictions.inc()
-            for index, low, high, histogram, below, above in self.numbers:
+            for index, feature, histogram, below, above in self.numbers:
                 value = row[index]
                 observe_one(histogram, value)
-                if value < low:
+                if feature.below_training(value):
                     below.inc()
-                elif value > high:
+                elif feature.above_training(value):
                     above.inc()
             for index, children in self.categories:
                 children[row[index]].inc()
             observe_one(self.predicted, values[0])
             return
         self.predictions.inc(len(rows))
-        for index, low, high, histogram, below, above in self.numbers:
+        for index, feature, histogram, below, above in self.numbers:
             column = [row[index] for row in rows]
             observe_many(histogram, column)
-            under = sum(1 for value in column if value < low)
-            over = sum(1 for value in column if value > high)
+            under = sum(1 for value in column if feature.below_training(value))
+            over = sum(1 for value in column if feature.above_training(value))
             if under:
                 below.inc(under)
             if over:
@@ -288,7 +287,7 @@ def observe_one(histogram: Histogram, value: float) -> None:
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     """Observe every value in *values*, as ``histogram.observe`` would one by one.
 
-    A batch of 10,000 weights would otherwise write the multiprocess file 20,000
+    A batch of ``MAX_BATCH_ROWS`` weights would otherwise write the multiprocess file 20,000
     times. This reads the histogram's bucket bounds and children, which are private in
     prometheus_client (pinned in requirements.txt; a test checks the two ways agree).
     """

@@ -6,6 +6,10 @@ from typing import Any
 
 from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, Feature, Schema
 from cookbook.core.validation import MAX_BATCH_ROWS
+from cookbook.web.payload import BODY_LIMIT, MAX_FEEDBACK_ITEMS
+
+# What a 413 means, said from the limits themselves.
+TOO_MUCH = f"Body over {BODY_LIMIT} or batch over {MAX_BATCH_ROWS:,} rows."
 
 _ERROR = {
     "type": "object",
@@ -67,13 +71,17 @@ def value_schema(feature: Feature) -> dict[str, Any]:
 
 def prediction_schema(schema: Schema) -> dict[str, Any]:
     """Return the JSON schema of one prediction answer."""
+    target = schema.target
     if schema.answer_format == HEIGHT_ANSWER:
+        unit = f" {target.unit}" if target.unit else ""
         properties: dict[str, Any] = {
-            "height_inches": {"type": "number", "description": "Predicted height, 0.1 in."},
+            "height_inches": {
+                "type": "number",
+                "description": f"Predicted {target.name}, to 0.1{unit}.",
+            },
             "height_human_readable": {"type": "string", "example": "6 foot, 2 inches"},
         }
     else:
-        target = schema.target
         unit = f" ({target.unit})" if target.unit else ""
         properties = {
             target.name: {"type": "number", "description": f"Predicted {target.name}{unit}."}
@@ -138,7 +146,7 @@ def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict
                             },
                         ),
                         "400": _error("Malformed or invalid input.", f'Missing key "{names[0]}".'),
-                        "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
+                        "413": _error(TOO_MUCH, "Too many."),
                         "401": _error(
                             "API_TOKEN is set and the Bearer token is missing or wrong.",
                             "Send Authorization: Bearer <API_TOKEN> to call /predict.",
@@ -362,7 +370,7 @@ def protocol_paths(schema: Schema) -> dict[str, Any]:
                                     "text/csv": {"schema": {"type": "string"}}}},
                 "400": _error("Invalid input.", "Weight must be a number."),
                 "406": _error("Unacceptable Accept type.", "Cannot answer in 'image/png'."),
-                "413": _error("Body over 1 MiB or batch over 10,000.", "Too many."),
+                "413": _error(TOO_MUCH, "Too many."),
                 "415": _error("Unsupported Content-Type.", "Content-Type is not supported."),
             },
         }},
@@ -392,7 +400,7 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
             "summary": "Join true values with captured predictions (behind API_TOKEN when set)",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "oneOf": [item, {"type": "array", "items": item, "minItems": 1,
-                                 "maxItems": 10_000}]}}}},
+                                 "maxItems": MAX_FEEDBACK_ITEMS}]}}}},
             "responses": {
                 "200": _json_response("Joined.", json_object, {"joined": ["3f2a..."]}),
                 "400": _error("A bad value.", '"actual" must be a number.'),

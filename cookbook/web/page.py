@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
+from cookbook.core.errors import InvalidInput
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import CategoryFeature, Schema
 from cookbook.web import payload
@@ -96,8 +97,8 @@ def home() -> tuple[str, int]:
     try:
         body, rows, values = payload.answer_body(predictor, request_body(predictor.schema, texts))
         if "prediction" not in body:
-            raise payload.PayloadError("Type one value per field, not a list.")
-    except payload.PayloadError as exc:
+            raise InvalidInput("Type one value per field, not a list.")
+    except InvalidInput as exc:
         return render_page(error=str(exc), status=exc.status)
     # A prediction made for the page counts in the metrics, drift and capture like any.
     service_state().record(rows, values, body)

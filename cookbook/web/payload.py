@@ -1,7 +1,8 @@
 """Turn a JSON request body into a prediction answer, with errors a person can act on.
 
 Shared by every adapter that takes the cookbook's JSON (the Flask views, the page, the
-Lambda handler) so they validate alike and answer with the same messages and statuses.
+Lambda handler) so they validate alike and answer with the same messages and statuses,
+and ``/ready`` says the same in each. No Flask here: the Lambda package ships this module.
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from cookbook.core.errors import InvalidInput
 from cookbook.core.prediction import Predictor, Row
 
 MAX_BODY_BYTES = 1 << 20
+BODY_LIMIT = f"{MAX_BODY_BYTES >> 20} MiB"  # the limit as messages and the OpenAPI document say it
 # The one answer to a body over the limit, whichever layer refuses it.
-BODY_TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES >> 20} MiB: send fewer rows."
-
-
-class PayloadError(ValueError):
-    """A request body that cannot be answered; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+BODY_TOO_LARGE = f"Request body is larger than {BODY_LIMIT}: send fewer rows."
+# Ground-truth items one POST /feedback may carry (cookbook.web.quality).
+MAX_FEEDBACK_ITEMS = 10_000
 
 
 def shorten(value: Any, most: int = 40) -> str:
@@ -33,7 +29,7 @@ def shorten(value: Any, most: int = 40) -> str:
 
 
 def _reject_constant(name: str) -> float:
-    raise PayloadError(f"{name} is not a valid JSON number: numbers must be finite.")
+    raise InvalidInput(f"{name} is not a valid JSON number: numbers must be finite.")
 
 
 # Python's json accepts NaN and Infinity by default; JSON does not.
@@ -41,37 +37,47 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def decode(body: bytes | str, example: str = "send a JSON object") -> Any:
-    """Return the JSON value in *body*, or raise ``PayloadError``; *example* ends messages."""
+    """Return the JSON value in *body*, or raise ``InvalidInput``; *example* ends messages."""
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadError(BODY_TOO_LARGE, 413)
+        raise InvalidInput(BODY_TOO_LARGE, status=413)
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError:
-        raise PayloadError(f"Request body is not UTF-8 text: {example}.") from None
+        raise InvalidInput(f"Request body is not UTF-8 text: {example}.") from None
     if not text.strip():
-        raise PayloadError(f"Request body is empty: {example}.")
+        raise InvalidInput(f"Request body is empty: {example}.")
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise PayloadError(f"Request body is not valid JSON ({exc}): {example}.") from None
+        raise InvalidInput(f"Request body is not valid JSON ({exc}): {example}.") from None
     except RecursionError:
-        raise PayloadError(f"Request body is nested too deeply: {example}.") from None
-    except PayloadError:  # NaN or Infinity, from _reject_constant
+        raise InvalidInput(f"Request body is nested too deeply: {example}.") from None
+    except InvalidInput:  # NaN or Infinity, from _reject_constant
         raise
     except ValueError:  # an integer longer than Python's 4300-digit conversion limit
-        raise PayloadError(f"Request body has a number with too many digits: {example}.") from None
+        raise InvalidInput(f"Request body has a number with too many digits: {example}.") from None
 
 
 def predict(predictor: Predictor, document: Any) -> tuple[dict[str, Any], list[Row], list[float]]:
     """Return ``(response body, rows, predicted values)`` for a decoded request body.
 
-    Raise ``PayloadError`` (400, or 413 for a batch over the row limit).
+    Raise ``InvalidInput`` (400, or 413 for a batch over the row limit).
     """
-    try:
-        rows, values, is_batch = predictor.predict_request(document)
-    except InvalidInput as exc:
-        raise PayloadError(str(exc), getattr(exc, "status", 400)) from None
+    rows, values, is_batch = predictor.predict_request(document)
     return predictor.response_body(rows, values, is_batch), rows, values
+
+
+def ready_body(predictor: Predictor, probe_value: float) -> dict[str, Any]:
+    """Return ``/ready``'s body for a model whose probe predicted *probe_value*."""
+    body: dict[str, Any] = {
+        "status": "ready",
+        "model_version": predictor.version,
+        "model": predictor.schema.name,
+    }
+    # The cookbook's field for its height models; every model reports its probe value.
+    height_model = "height_inches" in predictor.schema.answer_fields()
+    body["probe_height_inches" if height_model else "probe_value"] = probe_value
+    return body
 
 
 def answer_body(predictor: Predictor, body: bytes | str) -> tuple[dict, list[Row], list[float]]:

@@ -20,11 +20,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from cookbook.core.errors import InvalidInput
 from cookbook.core.schema import Target
 from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
 from cookbook.lifecycle.capture_tallies import rollout_report
 from cookbook.web import payload
+from cookbook.web.payload import MAX_FEEDBACK_ITEMS
 from cookbook.web.request_log import is_request_id
 from cookbook.web.responses import json_response
 from cookbook.web.served import service_state
@@ -40,7 +42,6 @@ def export_quality_metrics(setup: Any) -> None:
 
 QUALITY_WINDOW_SECONDS = 86_400
 MAX_WINDOW_SECONDS = 1e9  # about 31 years: longer is a mistake
-MAX_FEEDBACK_ITEMS = 10_000
 EXAMPLE = 'send {"request_id": "...", "actual": 74.0} (or a list of them; "index" for a batch row)'
 
 
@@ -71,45 +72,41 @@ def feedback() -> Response:
 
 def parse_feedback(document: Any, target: Target) -> list[Feedback]:
     """Return the feedback items of a request body for a model of *target*, or raise
-    ``PayloadError`` (400)."""
+    ``InvalidInput`` (400)."""
     low, high = target.plausible_range()
     unit = f" {target.unit}" if target.unit else ""
     items = document if isinstance(document, list) else [document]
     if not items:
-        raise payload.PayloadError(f"The feedback list is empty: {EXAMPLE}.")
+        raise InvalidInput(f"The feedback list is empty: {EXAMPLE}.")
     if len(items) > MAX_FEEDBACK_ITEMS:
-        raise payload.PayloadError(
+        raise InvalidInput(
             f"{len(items)} feedback items; the most one request may carry is "
             f"{MAX_FEEDBACK_ITEMS}.", 413)  # fmt: skip
     parsed = []
     for position, item in enumerate(items):
         where = f"item {position}: " if isinstance(document, list) else ""
         if not isinstance(item, dict):
-            raise payload.PayloadError(f"{where}feedback must be a JSON object: {EXAMPLE}.")
+            raise InvalidInput(f"{where}feedback must be a JSON object: {EXAMPLE}.")
         request_id = item.get("request_id")
         if not is_request_id(request_id):
-            raise payload.PayloadError(
-                f'{where}"request_id" must be the X-Request-ID of an answer.'
-            )
+            raise InvalidInput(f'{where}"request_id" must be the X-Request-ID of an answer.')
         actual = item.get("actual")
         if isinstance(actual, bool) or not isinstance(actual, numbers.Real):
-            raise payload.PayloadError(f'{where}"actual" must be a number, got {actual!r}.')
+            raise InvalidInput(f'{where}"actual" must be a number, got {actual!r}.')
         try:
             value = float(actual)
         except OverflowError:  # an integer of hundreds of digits
             value = math.inf
         if not math.isfinite(value):
-            raise payload.PayloadError(
-                f'{where}"actual" must be finite, got {payload.shorten(actual)}.'
-            )
+            raise InvalidInput(f'{where}"actual" must be finite, got {payload.shorten(actual)}.')
         if not low <= value <= high:
-            raise payload.PayloadError(
+            raise InvalidInput(
                 f'{where}"actual" must be between {low:g} and {high:g}{unit} (the training '
                 f"range, widened by its width on each side), got {payload.shorten(actual)}."
             )
         index = item.get("index", 0)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_ROWS:
-            raise payload.PayloadError(
+            raise InvalidInput(
                 f'{where}"index" must be a row index (0 to {MAX_ROWS - 1}), got {index!r}.'
             )
         parsed.append(Feedback(request_id, index, value))

@@ -79,7 +79,7 @@ class RequestLog:
 
     def write(self, method: str, path: str, status: int, seconds: float, model_version: str,
               request_id: str) -> None:  # fmt: skip
-        """Write the request's line: never its body (a batch may carry 10,000 weights)."""
+        """Write the request's line: never its body (a batch may carry ``MAX_BATCH_ROWS`` rows)."""
         stream = self.stream
         if stream is None:
             return

@@ -14,7 +14,7 @@ import io
 
 from flask import Blueprint, Response, current_app, request
 
-from cookbook.core.errors import MlibError
+from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.web import payload, readiness
@@ -87,20 +87,20 @@ def csv_columns(predictor: Predictor, raw: bytes) -> dict[str, list]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise payload.PayloadError("The CSV body is not UTF-8 text.") from None
+        raise InvalidInput("The CSV body is not UTF-8 text.") from None
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline=""))
                 if row and any(cell.strip() for cell in row)]  # fmt: skip
     except csv.Error as exc:
-        raise payload.PayloadError(f"The CSV body is not valid CSV: {exc}.") from None
+        raise InvalidInput(f"The CSV body is not valid CSV: {exc}.") from None
     if not rows:
-        raise payload.PayloadError(
+        raise InvalidInput(
             f"The CSV body has no rows: send {', '.join(f.name for f in features)} per line."
         )
     columns: dict[str, list] = {f.name: [] for f in features}
     for line, row in enumerate(rows, start=1):
         if len(row) != len(features):
-            raise payload.PayloadError(
+            raise InvalidInput(
                 f"CSV row {line} has {len(row)} values; the model takes {len(features)}: "
                 f"{', '.join(f.name for f in features)}."
             )

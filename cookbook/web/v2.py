@@ -35,20 +35,6 @@ SERVER_NAME = "mlops-cookbook"
 PLATFORM = "scikit-learn"
 
 
-class ProtocolError(Exception):
-    """A request the protocol refuses: its status and message."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@blueprint.errorhandler(ProtocolError)
-def protocol_error(exc: ProtocolError) -> Response:
-    """Answer ``{"error": ...}`` with the status, as the protocol's error shape says."""
-    return json_response({"error": str(exc)}, exc.status)
-
-
 @blueprint.get("")
 @open_route
 def server_metadata() -> Response:
@@ -119,23 +105,20 @@ def infer(name: str, version: str | None = None) -> Response:
     if version is None:  # the unversioned route is routed like /predict
         predictor, role = state.answering()
     if request.headers.get("Inference-Header-Content-Length"):
-        raise ProtocolError("The binary tensor extension is not supported: send JSON tensors.")
+        raise InvalidInput("The binary tensor extension is not supported: send JSON tensors.")
     document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
     if not isinstance(document, dict):
-        raise ProtocolError('An inference request must be a JSON object with "inputs".')
+        raise InvalidInput('An inference request must be a JSON object with "inputs".')
     request_id = document.get("id")
     if request_id is not None and (not isinstance(request_id, str)
                                    or len(request_id) > MAX_ID_CHARACTERS):  # fmt: skip
-        raise ProtocolError(f'"id" must be a string of at most {MAX_ID_CHARACTERS} characters.')
+        raise InvalidInput(f'"id" must be a string of at most {MAX_ID_CHARACTERS} characters.')
     parameters = document.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
-        raise ProtocolError('"parameters" must be an object.')
+        raise InvalidInput('"parameters" must be an object.')
     columns = _columns(predictor, document.get("inputs"))
     wanted = _wanted_outputs(predictor, document.get("outputs"))
-    try:
-        rows, values, _ = predictor.predict_request(columns)
-    except InvalidInput as exc:
-        raise ProtocolError(str(exc), getattr(exc, "status", 400)) from None
+    rows, values, _ = predictor.predict_request(columns)
     answers = predictor.response_body(rows, values, True)["predictions"]
     state.record(rows, values, {"predictions": answers}, predictor, role)
     body: dict[str, Any] = {"model_name": predictor.schema.name,
@@ -158,14 +141,12 @@ def _model(name: str, version: str | None) -> Predictor:
     state = service_state()
     predictor = state.served.predictor
     if name != predictor.schema.name:
-        raise ProtocolError(
-            f"No model {name!r}: this server serves {predictor.schema.name!r}.", 404
-        )
+        raise InvalidInput(f"No model {name!r}: this server serves {predictor.schema.name!r}.", 404)
     if version is None or version == predictor.version:
         return predictor
     if state.canary is not None and version == state.canary.predictor.version:
         return state.canary.predictor
-    raise ProtocolError(
+    raise InvalidInput(
         f"No version {version!r} of {name!r}: the served version is {predictor.version!r}.",
         404,
     )
@@ -179,24 +160,24 @@ def _columns(predictor: Predictor, inputs: Any) -> dict[str, list]:
     """Return the ``/predict`` batch document held by the request's input tensors."""
     schema = predictor.schema
     if not isinstance(inputs, list) or not inputs:
-        raise ProtocolError(f"\"inputs\" must be a list of tensors, one per feature: "
+        raise InvalidInput(f"\"inputs\" must be a list of tensors, one per feature: "
                             f"{', '.join(schema.feature_names)}.")  # fmt: skip
     columns: dict[str, list] = {}
     for tensor in inputs:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise ProtocolError('Each input tensor must be an object with a "name".')
+            raise InvalidInput('Each input tensor must be an object with a "name".')
         name = tensor["name"]
         try:
             feature = schema.feature(name)
         except KeyError:
-            raise ProtocolError(f"Unknown input {name!r}: the inputs are "
+            raise InvalidInput(f"Unknown input {name!r}: the inputs are "
                                 f"{', '.join(schema.feature_names)}.") from None  # fmt: skip
         if name in columns:
-            raise ProtocolError(f"Input {name!r} is given twice.")
+            raise InvalidInput(f"Input {name!r} is given twice.")
         columns[name] = _tensor_data(tensor, isinstance(feature, CategoryFeature))
     missing = [name for name in schema.feature_names if name not in columns]
     if missing:
-        raise ProtocolError(f"Missing input tensor(s) {', '.join(missing)}.")
+        raise InvalidInput(f"Missing input tensor(s) {', '.join(missing)}.")
     return columns
 
 
@@ -204,31 +185,31 @@ def _tensor_data(tensor: dict, is_category: bool) -> list:
     name, datatype, shape = tensor["name"], tensor.get("datatype"), tensor.get("shape")
     expected = "BYTES" if is_category else "FP32, FP64, INT32 or INT64"
     if (is_category and datatype != "BYTES") or (not is_category and datatype not in NUMBER_TYPES):
-        raise ProtocolError(f"Input {name!r} must have datatype {expected}, got {datatype!r}.")
+        raise InvalidInput(f"Input {name!r} must have datatype {expected}, got {datatype!r}.")
     if (
         not isinstance(shape, list)
         or len(shape) not in (1, 2)
         or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
         or (len(shape) == 2 and shape[1] != 1)
     ):
-        raise ProtocolError(f"Input {name!r} must have shape [n] or [n, 1], got {shape!r}.")
+        raise InvalidInput(f"Input {name!r} must have shape [n] or [n, 1], got {shape!r}.")
     rows = shape[0]
     if rows < 1:
-        raise ProtocolError(f"Input {name!r} has no rows: send at least one.")
+        raise InvalidInput(f"Input {name!r} has no rows: send at least one.")
     if rows > MAX_BATCH_ROWS:
-        raise ProtocolError(
+        raise InvalidInput(
             f"Input {name!r} has {rows} rows; the most one request may carry is "
-            f"{MAX_BATCH_ROWS}: split the batch.", 413,
+            f"{MAX_BATCH_ROWS}: split the batch.", status=413,
         )  # fmt: skip
     data = tensor.get("data")
     if not isinstance(data, list):
-        raise ProtocolError(f'Input {name!r} must carry its values in "data", a list.')
+        raise InvalidInput(f'Input {name!r} must carry its values in "data", a list.')
     if data and all(isinstance(row, list) for row in data):  # [[200], [180]] for shape [n, 1]
         if not all(len(row) == 1 for row in data):
-            raise ProtocolError(f"Input {name!r}: each row of a [n, 1] tensor holds one value.")
+            raise InvalidInput(f"Input {name!r}: each row of a [n, 1] tensor holds one value.")
         data = [row[0] for row in data]
     if len(data) != rows:
-        raise ProtocolError(f"Input {name!r} has shape {shape!r} but {len(data)} values.")
+        raise InvalidInput(f"Input {name!r} has shape {shape!r} but {len(data)} values.")
     return data
 
 
@@ -237,16 +218,16 @@ def _wanted_outputs(predictor: Predictor, outputs: Any) -> list[str]:
     if outputs is None:
         return fields
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise ProtocolError('"outputs" must be a list of objects with a "name".')
+        raise InvalidInput('"outputs" must be a list of objects with a "name".')
     wanted = []
     for output in outputs:
         if output.get("name") not in fields:
-            raise ProtocolError(f"Unknown output {payload.shorten(output.get('name'))}: the "
+            raise InvalidInput(f"Unknown output {payload.shorten(output.get('name'))}: the "
                                 f"outputs are {', '.join(fields)}.")  # fmt: skip
         parameters = output.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise ProtocolError(f"The parameters of output {output['name']!r} must be an object.")
+            raise InvalidInput(f"The parameters of output {output['name']!r} must be an object.")
         if (parameters or {}).get("binary_data"):
-            raise ProtocolError("The binary tensor extension is not supported: ask for JSON.")
+            raise InvalidInput("The binary tensor extension is not supported: ask for JSON.")
         wanted.append(output["name"])
     return wanted

@@ -11,7 +11,7 @@ import os
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from cookbook.core.errors import MlibError
+from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
@@ -22,7 +22,7 @@ from cookbook.web.served import ServedModel, service_state
 def register(app: Flask) -> None:
     """Add the JSON routes and the JSON error handlers to *app*."""
     app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(payload.PayloadError, payload_error)
+    app.register_error_handler(InvalidInput, invalid_input)
     app.add_url_rule("/predict", view_func=predict, methods=["POST"])
     app.add_url_rule("/health", view_func=health)
     app.add_url_rule("/ready", view_func=ready)
@@ -57,11 +57,7 @@ def ready() -> Response:
         predictor, value = readiness.probe_served()
     except MlibError as exc:
         return json_response({"error": str(exc)}, 503)
-    body = {"status": "ready", "model_version": predictor.version, "model": predictor.schema.name}
-    # The cookbook's field for its height models; every model reports its probe value.
-    body["probe_height_inches" if "height_inches" in predictor.schema.answer_fields()
-         else "probe_value"] = value  # fmt: skip
-    return json_response(body)
+    return json_response(payload.ready_body(predictor, value))
 
 
 def model_metadata() -> Response:
@@ -178,6 +174,6 @@ def http_error(exc: HTTPException) -> Response:
     return response
 
 
-def payload_error(exc: payload.PayloadError) -> Response:
-    """Answer a request body that cannot be predicted with its status and message."""
+def invalid_input(exc: InvalidInput) -> Response:
+    """Answer input that cannot be answered (any route, any layer) with its status and message."""
     return json_response({"error": str(exc)}, exc.status)
