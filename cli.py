@@ -8,62 +8,19 @@ predictions.csv`` scores a whole CSV whose columns are the model's features.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import click
 
 import cookbook
+from cookbook.cli.options import chunk_rows_option, set_option
+from cookbook.cli.params import NUMBER
+from cookbook.cli.prediction_output import echo_prediction
+from cookbook.cli.request_body import WEIGHT_FEATURE
 from cookbook.core.errors import InvalidInput, ModelError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import NumberFeature
 from cookbook.lifecycle.artifacts import load_predictor
-
-TALL_INCHES = 72
-WEIGHT_FEATURE = "Weight"  # the feature --weight sets: the cookbook's own
-
-
-class NumberText(click.ParamType):
-    """A number typed on the command line; the model's schema judges its range."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number.", param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
-
-NUMBER = NumberText()
-
-
-def chunk_rows_option(help_text: str):
-    """Return the ``--chunk-rows`` option of the batch commands (here and ``utilscli.py score``)."""
-    return click.option(
-        "--chunk-rows",
-        type=click.IntRange(min=1),
-        default=200_000,  # batch.DEFAULT_CHUNK_ROWS, not imported: --weight must not load pandas
-        show_default=True,
-        help=help_text,
-    )
-
-
-def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
-    """Return ``--set NAME=VALUE`` options as a dict, or raise a usage error."""
-    row = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE.", param_hint="'--set'")
-        row[name.strip()] = value
-    return row
 
 
 def typed_row(predictor: Predictor, texts: dict[str, str]) -> dict[str, object]:
@@ -89,31 +46,22 @@ def typed_row(predictor: Predictor, texts: dict[str, str]) -> dict[str, object]:
     return row
 
 
-def echo_prediction(result: dict, as_json: bool = False) -> None:
-    """Print one prediction: green when taller than 72 inches, red otherwise, as the cookbook."""
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    if "height_human_readable" in result:
-        # Judge the height the reader sees (whole inches), so "6 foot, 0 inches" is never green.
-        shown_inches = math.floor(result["height_inches"] + 0.5)
-        colour = "green" if shown_inches > TALL_INCHES else "red"
-        click.secho(result["height_human_readable"], bg=colour, fg="white")
-    else:
-        click.echo(", ".join(f"{k}: {v}" for k, v in result.items() if k != "warning"))
-    if "warning" in result:
-        click.secho(f"Warning: {result['warning']}", fg="yellow", err=True)
+def prompted_row(predictor: Predictor) -> dict[str, object]:
+    """Ask for the value of a model's only feature when it is a number (else ask nothing)."""
+    feature = predictor.schema.single_number
+    if feature is None:
+        return {}
+    label = f"{feature.name} ({feature.unit_name})" if feature.unit_name else feature.name
+    return {feature.name: click.prompt(label, type=NUMBER)}
 
 
 @click.command()
-@click.option("--weight", type=NUMBER, help="Weight of an MLB player in pounds (asked if missing).")
 @click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A feature's value, for any model; repeat it for each feature.",
+    "--weight",
+    type=NUMBER,
+    help=f"Shortcut for --set {WEIGHT_FEATURE}=... (the cookbook's model).",
 )
+@set_option("A feature's value, for any model; repeat it for each feature.")
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
 @click.option(
     "--model",
@@ -152,7 +100,7 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
 def predictcli(
     ctx: click.Context,
     weight: float | None,
-    assignments: tuple[str, ...],
+    assignments: tuple[tuple[str, str], ...],
     as_json: bool,
     model_file: Path | None,
     input_path: str | None,
@@ -161,12 +109,12 @@ def predictcli(
     rejects_path: str | None,
     chunk_rows: int,
 ) -> None:
-    """Predict the height of an MLB player from weight, or of every row of a CSV (--input).
+    """Predict one row (--set, --weight; asked for when the model has one feature), or a CSV.
 
     With --input, exits 0 when every row was scored and 3 when some rows were rejected.
     """
     check_batch_options(ctx, weight, assignments, as_json, input_path)
-    texts = parse_assignments(assignments)
+    texts = dict(assignments)
     try:
         predictor = load_predictor(model_file)
     except ModelError as exc:
@@ -179,8 +127,8 @@ def predictcli(
     row = typed_row(predictor, texts)
     if weight is not None:
         row[WEIGHT_FEATURE] = weight
-    elif not row and predictor.schema.feature_names == (WEIGHT_FEATURE,):
-        row[WEIGHT_FEATURE] = click.prompt("MLB Player Weight", type=NUMBER)
+    elif not row:
+        row = prompted_row(predictor)
     try:
         result = predictor.prediction(row)
     except InvalidInput as exc:
@@ -205,7 +153,7 @@ def input_columns(predictor: Predictor, column: str | None) -> dict[str, str] | 
 def check_batch_options(
     ctx: click.Context,
     weight: float | None,
-    assignments: tuple[str, ...],
+    assignments: tuple[tuple[str, str], ...],
     as_json: bool,
     input_path: str | None,
 ) -> None:

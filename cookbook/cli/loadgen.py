@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from cookbook.cli.http_client import API_TOKEN_HINT
+from cookbook.cli.http_client import cannot_reach, refused_token_hint
 
 MAX_SECONDS = 300
 MAX_CONCURRENCY = 256
@@ -198,10 +198,9 @@ def failure_line(result: LoadResult, url: str, token_sent: bool) -> str:
     """Return one line saying why a run failed: no connection, or which answers failed."""
     if not result.latencies_s and not result.failed:
         refused = result.failures.get("refused", 0)
-        return f"Cannot reach {url}: every connection was refused ({refused} attempts)."
+        return cannot_reach(url, f"every connection was refused ({refused} attempts).")
     kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(result.failures.items()))
     line = f"{result.failed} of {result.requests} requests failed ({kinds})."
     if result.failures.get("401"):
-        hint = "the token was refused" if token_sent else API_TOKEN_HINT
-        line += f" 401: {hint}."
+        line += f" 401: {refused_token_hint(token_sent)}."
     return line
