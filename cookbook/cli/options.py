@@ -14,6 +14,7 @@ import click
 from cookbook.cli.params import ASSIGNMENT, JSON_OBJECT
 
 DEFAULT_HOST = "http://localhost:8080/predict"
+WEIGHT_FEATURE = "Weight"  # the feature --weight sets: the cookbook's own model's
 # What an HTTP header value may hold: visible ASCII and spaces (RFC 9110's field-vchar).
 HEADER_SAFE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 

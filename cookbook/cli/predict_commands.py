@@ -18,6 +18,7 @@ from cookbook.cli.http_client import (
     service_root,
 )
 from cookbook.cli.options import (
+    WEIGHT_FEATURE,
     body_option,
     host_option,
     set_option,
@@ -26,7 +27,7 @@ from cookbook.cli.options import (
 )
 from cookbook.cli.params import NUMBER
 from cookbook.cli.prediction_output import echo_prediction
-from cookbook.cli.request_body import WEIGHT_FEATURE, request_body
+from cookbook.cli.request_body import request_body
 
 SET_HELP = (
     "A feature's value (a JSON number when it reads as one, else a string), for any model; "

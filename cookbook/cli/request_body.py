@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import click
 
-WEIGHT_FEATURE = "Weight"  # the feature --weight sets: the cookbook's own model's
+from cookbook.cli.options import WEIGHT_FEATURE
+
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
