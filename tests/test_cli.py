@@ -75,14 +75,21 @@ def test_cli_refuses_a_broken_model_without_a_traceback(model_copy, fault):
 
 
 def test_single_prediction_imports_neither_sklearn_nor_pandas(model_env):
+    heavy = ("sklearn", "pandas", "numpy", "joblib", "requests", "flask")
     code = (
         "import sys, runpy; sys.argv = ['cli.py', '--weight', '180'];\n"
         "try: runpy.run_path('cli.py', run_name='__main__')\n"
         "except SystemExit: pass\n"
-        "print(sorted(m for m in ('sklearn', 'pandas', 'numpy', 'joblib') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     result = run_script("-c", code, env=model_env)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_utilscli_does_not_load_the_cli_script():
+    code = "import sys, utilscli; print('cli' in sys.modules)"
+    result = run_script("-c", code, env={})
+    assert result.returncode == 0 and result.stdout.strip() == "False"
 
 
 def test_utilscli_version():

@@ -62,6 +62,11 @@ def cannot_reach(url: str, reason: str) -> str:
     return f"Cannot reach {url}: {reason}"
 
 
+def not_a_url(url: str) -> str:
+    """Return the line for a *url* no request can be sent to."""
+    return f"{url!r} is not an http:// or https:// URL"
+
+
 def refused_token_hint(token_sent: bool, token_hint: str = API_TOKEN_HINT) -> str:
     """Return what a 401 means: the token sent was wrong, or none was sent (*token_hint*)."""
     return "the token was refused" if token_sent else token_hint
@@ -114,7 +119,7 @@ def send(method: str, url: str, *, timeout: float, token: str | None = None,
         raise ServiceError(f"{url} did not answer within {timeout:g} s.", reason) from None
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema) as exc:  # fmt: skip
-        raise ServiceError(f"{url!r} is not an http:// or https:// URL: {one_line(exc)}",
+        raise ServiceError(f"{not_a_url(url)}: {one_line(exc)}",
                            "not a URL") from None  # fmt: skip
     except requests.exceptions.SSLError as exc:  # not retried: it fails the same way again
         reason = reason_of(exc)

@@ -18,11 +18,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from cookbook.cli.http_client import cannot_reach, refused_token_hint
+from cookbook.cli.http_client import cannot_reach, not_a_url, refused_token_hint
 
 MAX_SECONDS = 300
 MAX_CONCURRENCY = 256
-DEFAULT_BODY = b'{"Weight": 200}'
+DEFAULT_BODY = b'{"Weight": 200}'  # the cookbook's model's example; other models pass body=
 # A refused connection is retried after this pause, so a stopped server is not hammered.
 REFUSED_PAUSE_SECONDS = 0.01
 
@@ -107,7 +107,7 @@ def run(
         raise ValueError(f"concurrency must be in [1, {MAX_CONCURRENCY}], got {concurrency}")
     target = urlsplit(url)
     if target.scheme not in ("http", "https") or not target.hostname:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        raise ValueError(not_a_url(url))
     request_headers = {"Content-Type": "application/json", **(headers or {})}
     results = [LoadResult() for _ in range(concurrency)]
     deadline = time.monotonic() + seconds

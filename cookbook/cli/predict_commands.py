@@ -10,6 +10,7 @@ import json
 
 import click
 
+from cookbook.cli import loadgen
 from cookbook.cli.http_client import (
     ServiceError,
     call_json_retrying,
@@ -33,7 +34,6 @@ SET_HELP = (
     "A feature's value (a JSON number when it reads as one, else a string), for any model; "
     "repeat it for each feature"
 )
-LOADTEST_WEIGHT = 200.0  # what loadtest sends when given no features: the cookbook's example
 
 
 @click.command("predict")
@@ -136,8 +136,9 @@ def health(host: str, timeout: float, as_json: bool) -> None:
 @click.option(
     "--weight",
     type=NUMBER,
-    help=f"Shortcut for --set {WEIGHT_FEATURE}=... [default: {LOADTEST_WEIGHT:g}, the "
-    "cookbook's example, when no --set or --body is given].",
+    help=f"Shortcut for --set {WEIGHT_FEATURE}=... [default: --body "
+    f"'{loadgen.DEFAULT_BODY.decode()}', the cookbook's example, when no --set or --body "
+    "is given].",
 )
 @set_option(SET_HELP + ".")
 @body_option()
@@ -148,15 +149,13 @@ def loadtest(ctx: click.Context, host: str, seconds: float, concurrency: int,
              weight: float | None, assignments: tuple[tuple[str, str], ...], body: dict | None,
              token: str | None, as_json: bool) -> None:  # fmt: skip
     """Load an endpoint for a bounded time; print requests, failures, req/s and latency."""
-    from cookbook.cli import loadgen
-
     weights = () if weight is None else (weight,)
-    document = request_body(ctx, weights, assignments, body) or {WEIGHT_FEATURE: LOADTEST_WEIGHT}
+    document = request_body(ctx, weights, assignments, body)
+    sent = loadgen.DEFAULT_BODY if document is None else json.dumps(document).encode()
     url = predict_url(host)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        result = loadgen.run(url, seconds, concurrency, body=json.dumps(document).encode(),
-                             headers=headers)  # fmt: skip
+        result = loadgen.run(url, seconds, concurrency, body=sent, headers=headers)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
