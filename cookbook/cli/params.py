@@ -51,7 +51,7 @@ class JsonObject(click.ParamType):
         if isinstance(value, dict):
             return value
         try:
-            document = json.loads(value, parse_constant=_refuse_constant)
+            document = json.loads(value, parse_constant=_refuse_constant, parse_float=_finite)
         except ValueError as exc:
             self.fail(f"is not JSON ({exc}).", param, ctx)
         if not isinstance(document, dict):
@@ -61,6 +61,13 @@ class JsonObject(click.ParamType):
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JSON allows it, but it cannot be sent back as JSON
+        raise ValueError(f"{text} is too large for a float")
+    return number
 
 
 NUMBER = NumberText()

@@ -8,6 +8,7 @@ than once is a batch: its values become a column (``{"Weight": [180, 200]}``).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -22,7 +23,9 @@ def json_value(text: str) -> int | float | str:
     """Return *text* as a JSON number when it is one (``180``, ``-1.5e2``), else as the string."""
     stripped = text.strip()
     if JSON_NUMBER.fullmatch(stripped):
-        return json.loads(stripped)
+        number = json.loads(stripped)
+        if math.isfinite(number):  # 1e999 reads as inf, which JSON cannot carry
+            return number
     return text
 
 
