@@ -24,6 +24,8 @@ $(BIN)/python:
 $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@# Bytecode compiled once: with PYTHONDONTWRITEBYTECODE set, every start would compile it.
+	$(BIN)/python -m compileall -q cookbook app.py cli.py utilscli.py mlib.py
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the pinned requirements
@@ -70,6 +72,7 @@ predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 
 bench: install ## Measure throughput, latency, start-up and memory; print the figures (FULL=1: 100M-row Dask run)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/capture_instructions.py
 	$(BIN)/python bench/batch_csv.py
 	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)

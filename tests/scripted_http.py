@@ -30,6 +30,7 @@ class Seen:
     method: str
     path: str
     authorization: str | None
+    body: bytes = b""
 
 
 class ScriptedService:
@@ -42,21 +43,22 @@ class ScriptedService:
 
         class Handler(BaseHTTPRequestHandler):
             def reply(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.split("?")[0]
-                service.seen.append(Seen(self.command, path, self.headers.get("Authorization")))
+                service.seen.append(Seen(self.command, path, self.headers.get("Authorization"),
+                                         body))  # fmt: skip
                 answer = service.answers.get(path, Answer(404, {"error": "no such route"}))
                 time.sleep(answer.delay_seconds)
-                body = answer.body if isinstance(answer.body, bytes) else json.dumps(
+                reply = answer.body if isinstance(answer.body, bytes) else json.dumps(
                     answer.body).encode()  # fmt: skip
                 try:
                     self.send_response(answer.status)
                     for name, value in {"Content-Type": "application/json",
                                         **answer.headers}.items():  # fmt: skip
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Length", str(len(reply)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test): nothing to answer
 
@@ -77,6 +79,10 @@ class ScriptedService:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def bodies(self, path: str) -> list[object]:
+        """Return the JSON body of every request *path* received, parsed, in order."""
+        return [json.loads(seen.body) for seen in self.seen if seen.path == path]
 
     def authorizations(self, path: str) -> list[str | None]:
         """Return the Authorization header of every request *path* received, in order."""

@@ -34,7 +34,8 @@ def test_cli_is_green_when_taller_than_72_inches(model_env):
 def test_cli_prompts_for_a_missing_weight(model_env):
     result = CliRunner().invoke(predictcli, [], input="180\n")
     assert result.exit_code == 0
-    assert "MLB Player Weight" in result.output and "6 foot, 0 inches" in result.output
+    # The prompt names the model's only feature (from its schema, not a literal).
+    assert "Weight" in result.output and "6 foot, 0 inches" in result.output
 
 
 def test_cli_json(model_env):
@@ -74,14 +75,21 @@ def test_cli_refuses_a_broken_model_without_a_traceback(model_copy, fault):
 
 
 def test_single_prediction_imports_neither_sklearn_nor_pandas(model_env):
+    heavy = ("sklearn", "pandas", "numpy", "joblib", "requests", "flask")
     code = (
         "import sys, runpy; sys.argv = ['cli.py', '--weight', '180'];\n"
         "try: runpy.run_path('cli.py', run_name='__main__')\n"
         "except SystemExit: pass\n"
-        "print(sorted(m for m in ('sklearn', 'pandas', 'numpy', 'joblib') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     result = run_script("-c", code, env=model_env)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_utilscli_does_not_load_the_cli_script():
+    code = "import sys, utilscli; print('cli' in sys.modules)"
+    result = run_script("-c", code, env={})
+    assert result.returncode == 0 and result.stdout.strip() == "False"
 
 
 def test_utilscli_version():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cookbook.cli.tables import fmt
+from cookbook.cli.tables import fmt, render_table
 from cookbook.lifecycle.gate import Comparison
 
 HEADER = ("rows", "n", "R² cand.", "R² served", "ΔR²", "RMSE cand.", "RMSE served",
@@ -23,3 +23,8 @@ def comparison_cells(comparisons: list[Comparison]) -> tuple[tuple[str, ...], li
             "ok" if c.passed else "WORSE",
         ))  # fmt: skip
     return HEADER, rows
+
+
+def comparison_table(comparisons: list[Comparison]) -> str:
+    """Return the candidate-versus-served comparison as an aligned text table."""
+    return render_table(*comparison_cells(comparisons))

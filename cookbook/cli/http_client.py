@@ -1,16 +1,19 @@
-"""The CLIs' one HTTP client: a timeout on every call, the status and the JSON checked.
+"""The CLIs' one HTTP client and its one error policy: a timeout on every call, the status
+and the JSON checked, every failure one line.
 
 Every failure is a ``ServiceError``, a ``click.ClickException``: one line on stderr naming
 the URL and why (the answer's ``error`` field when it has one), and a non-zero exit, never
 a traceback. A refused connection and a 502/503/504 answer are ``Retryable``; a 401 says
-which option carries the token. ``token_option`` is the ``--token`` of every command that
-calls a route behind ``API_TOKEN``.
+which option carries the token. The load generator (``loadgen``) keeps its own keep-alive
+connections but words its failures with the functions here. ``--host`` is a service's base
+URL or its ``/predict`` URL: ``service_root`` and ``predict_url`` read either.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,8 +26,6 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 30.0
 # Longer error texts are cut: a broken or hostile server cannot flood the terminal.
 MAX_DETAIL_CHARS = 200
-# What an HTTP header value may hold: visible ASCII and spaces (RFC 9110's field-vchar).
-HEADER_SAFE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 API_TOKEN_HINT = "pass --token or set API_TOKEN"
 
 
@@ -45,22 +46,30 @@ class Retryable(ServiceError):
         self.retry_after_seconds = retry_after_seconds
 
 
-def check_token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Refuse a token that cannot travel in an HTTP header (a newline, non-ASCII)."""
-    if value is not None and not HEADER_SAFE.fullmatch(value):
-        raise click.BadParameter("a token is printable ASCII without surrounding spaces.")
-    return value
+def service_root(host: str) -> str:
+    """Return the service's base URL from its base URL or its ``.../predict`` URL."""
+    url = host.rstrip("/")
+    return url[: -len("/predict")] if url.endswith("/predict") else url
 
 
-def token_option(help_text: str = "The service's API_TOKEN, sent as a Bearer token."):
-    """Return the ``--token`` option (default: ``API_TOKEN``) every protected call shares."""
-    return click.option(
-        "--token",
-        envvar="API_TOKEN",
-        show_envvar=True,
-        callback=check_token,
-        help=help_text,
-    )
+def predict_url(host: str) -> str:
+    """Return the ``/predict`` URL of the service *host* names (its base or /predict URL)."""
+    return service_root(host) + "/predict"
+
+
+def cannot_reach(url: str, reason: str) -> str:
+    """Return the line for a call that made no connection to *url*."""
+    return f"Cannot reach {url}: {reason}"
+
+
+def not_a_url(url: str) -> str:
+    """Return the line for a *url* no request can be sent to."""
+    return f"{url!r} is not an http:// or https:// URL"
+
+
+def refused_token_hint(token_sent: bool, token_hint: str = API_TOKEN_HINT) -> str:
+    """Return what a 401 means: the token sent was wrong, or none was sent (*token_hint*)."""
+    return "the token was refused" if token_sent else token_hint
 
 
 def one_line(text: object) -> str:
@@ -104,20 +113,20 @@ def send(method: str, url: str, *, timeout: float, token: str | None = None,
         return requests.request(method, url, json=body, headers=headers, timeout=timeout)
     except requests.exceptions.ConnectTimeout:
         reason = f"no connection within {timeout:g} s"
-        raise Retryable(f"Cannot reach {url}: {reason}.", reason) from None
+        raise Retryable(cannot_reach(url, reason) + ".", reason) from None
     except requests.exceptions.Timeout:
         reason = f"no answer within {timeout:g} s"
         raise ServiceError(f"{url} did not answer within {timeout:g} s.", reason) from None
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema) as exc:  # fmt: skip
-        raise ServiceError(f"{url!r} is not an http:// or https:// URL: {one_line(exc)}",
+        raise ServiceError(f"{not_a_url(url)}: {one_line(exc)}",
                            "not a URL") from None  # fmt: skip
     except requests.exceptions.SSLError as exc:  # not retried: it fails the same way again
         reason = reason_of(exc)
-        raise ServiceError(f"Cannot reach {url}: {reason}", reason) from None
+        raise ServiceError(cannot_reach(url, reason), reason) from None
     except requests.exceptions.ConnectionError as exc:
         reason = reason_of(exc)
-        raise Retryable(f"Cannot reach {url}: {reason}", reason) from None
+        raise Retryable(cannot_reach(url, reason), reason) from None
     except requests.exceptions.RequestException as exc:  # a broken answer, too many redirects
         reason = reason_of(exc)
         raise ServiceError(f"Cannot read the answer of {url}: {reason}", reason) from None
@@ -141,8 +150,7 @@ def call_json(method: str, url: str, *, timeout: float, token: str | None = None
         detail = one_line(error if error else response.reason or "no reason given")
         message = f"{url} answered {status}: {detail}"
         if status == 401:
-            hint = "the token was refused" if token else token_hint
-            message = f"{message} ({hint})"
+            message = f"{message} ({refused_token_hint(bool(token), token_hint)})"
         if status in RETRY_STATUSES:
             wait = retry_after(response.headers.get("Retry-After"))
             raise Retryable(message, detail, wait)
@@ -152,3 +160,20 @@ def call_json(method: str, url: str, *, timeout: float, token: str | None = None
         content_type = response.headers.get("Content-Type") or "no Content-Type"
         raise ServiceError(f"{url} answered {status} with {kind} ({one_line(content_type)}).")
     return answer
+
+
+def call_json_retrying(method: str, url: str, *, retries: int, backoff_seconds: float,
+                       **call: Any) -> dict[str, Any]:  # fmt: skip
+    """Return ``call_json``'s answer, trying again up to *retries* times after a ``Retryable``.
+
+    Only for requests that are safe to send twice. The first retry waits *backoff_seconds*,
+    each one after it twice as long, and never less than the answer's ``Retry-After``.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call_json(method, url, **call)
+        except Retryable as exc:
+            if attempt == retries:
+                raise
+            time.sleep(max(backoff_seconds * 2**attempt, exc.retry_after_seconds))
+    raise AssertionError("unreachable: the last attempt returned or raised")

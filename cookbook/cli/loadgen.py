@@ -18,11 +18,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from cookbook.cli.http_client import API_TOKEN_HINT
+from cookbook.cli.http_client import cannot_reach, not_a_url, refused_token_hint
 
 MAX_SECONDS = 300
 MAX_CONCURRENCY = 256
-DEFAULT_BODY = b'{"Weight": 200}'
+DEFAULT_BODY = b'{"Weight": 200}'  # the cookbook's model's example; other models pass body=
 # A refused connection is retried after this pause, so a stopped server is not hammered.
 REFUSED_PAUSE_SECONDS = 0.01
 
@@ -107,7 +107,7 @@ def run(
         raise ValueError(f"concurrency must be in [1, {MAX_CONCURRENCY}], got {concurrency}")
     target = urlsplit(url)
     if target.scheme not in ("http", "https") or not target.hostname:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        raise ValueError(not_a_url(url))
     request_headers = {"Content-Type": "application/json", **(headers or {})}
     results = [LoadResult() for _ in range(concurrency)]
     deadline = time.monotonic() + seconds
@@ -198,10 +198,9 @@ def failure_line(result: LoadResult, url: str, token_sent: bool) -> str:
     """Return one line saying why a run failed: no connection, or which answers failed."""
     if not result.latencies_s and not result.failed:
         refused = result.failures.get("refused", 0)
-        return f"Cannot reach {url}: every connection was refused ({refused} attempts)."
+        return cannot_reach(url, f"every connection was refused ({refused} attempts).")
     kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(result.failures.items()))
     line = f"{result.failed} of {result.requests} requests failed ({kinds})."
     if result.failures.get("401"):
-        hint = "the token was refused" if token_sent else API_TOKEN_HINT
-        line += f" 401: {hint}."
+        line += f" 401: {refused_token_hint(token_sent)}."
     return line

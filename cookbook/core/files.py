@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,8 @@ def sha256_file(path: Path | str) -> str:
 
 def temporary_beside(path: Path) -> Path:
     """Create an empty, world-readable temporary file in *path*'s folder; return its path."""
+    import tempfile  # only writers need it: a prediction's start stays lighter (make bench)
+
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     os.chmod(name, 0o644)  # mkstemp makes 0600; a server under another user must read it
@@ -56,6 +56,8 @@ def fsync_dir(path: Path) -> None:
 
 def copy_synced(source: Path, target: Path) -> None:
     """Copy *source* to *target* and fsync the copy."""
+    import shutil  # as tempfile above
+
     shutil.copyfile(source, target)
     fsync_file(target)
 

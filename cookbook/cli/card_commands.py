@@ -1,0 +1,30 @@
+"""``utilscli.py card``: write the served model's Markdown model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cookbook.cli.errors import one_line_errors
+from cookbook.core.loading import verified_metadata
+from cookbook.core.settings import model_path
+from cookbook.lifecycle import modelcard
+
+
+@click.command("card")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=None,
+    help="Where to write the card; - for stdout [default: MODEL_CARD.md beside the model].",
+)
+def card(output: Path | None) -> None:
+    """Write a Markdown model card for the served model."""
+    served = model_path()
+    with one_line_errors():
+        if output is not None and str(output) == "-":
+            click.echo(modelcard.render_card(verified_metadata(served)), nl=False)
+            return
+        target = modelcard.write_card(served, output)
+    click.echo(f"Wrote the model card to {target}")

@@ -1,0 +1,31 @@
+"""Print a prediction answer for a person (or as JSON), whichever model answered.
+
+An answer in the cookbook's height format (``core.schema.HEIGHT_ANSWER``: ``height_inches``
+and ``height_human_readable``) is shown as the cookbook always showed it, green when taller
+than 72 inches; any other answer as its fields, ``name: value``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+TALL_INCHES = 72  # the height format's colour threshold: 6 foot
+
+
+def echo_prediction(result: dict, as_json: bool = False) -> None:
+    """Print one prediction answer, and its warning (if any) on stderr."""
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if "height_human_readable" in result:
+        # Judge the height the reader sees (whole inches), so "6 foot, 0 inches" is never green.
+        shown_inches = math.floor(result["height_inches"] + 0.5)
+        colour = "green" if shown_inches > TALL_INCHES else "red"
+        click.secho(result["height_human_readable"], bg=colour, fg="white")
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in result.items() if k != "warning"))
+    if "warning" in result:
+        click.secho(f"Warning: {result['warning']}", fg="yellow", err=True)

@@ -1,0 +1,211 @@
+"""``utilscli.py retrain`` and ``ct``: train through the quality gate, by hand or on new data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cookbook.cli import ct_report
+from cookbook.cli.errors import one_line_errors
+from cookbook.cli.gate_report import comparison_table
+from cookbook.cli.options import tolerance_option
+from cookbook.core.files import write_bytes_atomic
+from cookbook.core.loading import schema_of
+from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
+from cookbook.lifecycle import continuous, gate
+from cookbook.lifecycle.column_info import DEFAULT_MODEL
+from cookbook.lifecycle.training import parse_columns, spec_for
+
+GATE_TOLERANCE_HELP = (
+    "Largest allowed drop in R² (absolute) against the served model, on either set."
+)
+
+
+@click.command("retrain")
+@click.option(
+    "--tsize",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of rows held out to score the model.",
+)
+@click.option(
+    "--model-name",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: str(model_path()),
+    show_default="MODEL_PATH or model.joblib beside this script",
+    help="Where to write the model; model.json is written beside it.",
+)
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=lambda: str(data_path()),
+    show_default="DATA_PATH or htwtmlb.csv beside this script",
+    help="Training CSV with the target and feature columns.",
+)
+@click.option(
+    "--target",
+    default=DEFAULT_MODEL["target"],
+    show_default=True,
+    help="Column to predict (numeric).",
+)
+@click.option(
+    "--features",
+    default=",".join(DEFAULT_MODEL["features"]),
+    show_default=True,
+    help="Comma-separated numeric feature columns.",
+)
+@click.option(
+    "--categorical",
+    default="",
+    help="Comma-separated categorical feature columns (one-hot encoded).",
+)
+@click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
+@click.option(
+    "--golden",
+    "golden_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Labelled CSV to use as the golden set [default: the pinned held-out rows of "
+    "the original htwtmlb.csv].",
+)
+@tolerance_option(GATE_TOLERANCE_HELP)
+@click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0.5, 0.99),
+    default=0.9,
+    show_default=True,
+    help="Coverage of the split-conformal prediction interval every answer carries.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def retrain(
+    ctx: click.Context,
+    tsize: float,
+    model_name: Path,
+    data_file: Path,
+    target: str,
+    features: str,
+    categorical: str,
+    model_name_text: str | None,
+    golden_file: Path | None,
+    tolerance: float,
+    force: bool,
+    coverage: float,
+    as_json: bool,
+) -> None:
+    """Retrain, compare with the served model, and promote the new model if it is not worse."""
+    spec = spec_for(target, parse_columns(features), parse_columns(categorical), model_name_text)
+    with one_line_errors():
+        result = gate.retrain(
+            data_file,
+            model_name.resolve(),
+            spec=spec,
+            test_size=tsize,
+            tolerance=tolerance,
+            golden_file=golden_file,
+            force=force,
+            coverage=coverage,
+        )
+    metrics = result.metrics
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "model_version": result.entry.version,
+                    "model": str(model_name),
+                    **metrics,
+                    "promoted": result.promoted,
+                    "served_version": result.served_version,
+                    "comparisons": [c.as_dict() for c in result.comparisons],
+                    "notes": result.notes,
+                }
+            )
+        )
+        if not result.promoted:
+            ctx.exit(1)
+        return
+    unit = schema_of(result.entry.metadata).target.unit
+    unit_text = f" {unit}" if unit else ""
+    click.echo(f"Model version: {result.entry.version}")
+    click.echo(f"Model file:    {model_name}")
+    click.echo(f"Held-out rows: {metrics['rows']}")
+    click.echo(f"R²:            {metrics['r2']:.4f}")
+    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
+    click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    if result.served_version is not None:
+        click.echo("")
+        click.echo(
+            f"Candidate {result.entry.version} against served {result.served_version} "
+            f"(R² may drop by at most {tolerance:g}):"
+        )
+        click.echo(comparison_table(result.comparisons))
+    if result.promoted and result.served_version == result.entry.version:
+        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
+        return
+    if result.promoted:
+        forced = " (forced)" if not result.passed else ""
+        click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
+        return
+    raise click.ClickException(
+        f"Candidate {result.entry.version} is worse than the served model beyond the tolerance "
+        "and was not promoted (it stays in the registry): use --force to promote it anyway."
+    )
+
+
+@click.command("ct")
+@click.option("--data-url", required=True, help="The new training CSV: https:// or file://.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retrain even if the data is unchanged; promote even if the gate refuses.",
+)
+@click.option(
+    "--pr-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: str(PROJECT_ROOT / ".ct" / "pull-request.md"),
+    show_default=".ct/pull-request.md beside this script",
+    help="Where a promotion writes the pull request: the title, a blank line, the body.",
+)
+@tolerance_option(GATE_TOLERANCE_HELP)
+@click.pass_context
+def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance: float) -> None:
+    """Continuous training: fetch new data, check its drift, retrain through the gate.
+
+    Exit codes: 0 promoted (the pull request is in --pr-file), 3 nothing to do (the
+    data is unchanged), 4 refused by the quality gate (the served model is untouched),
+    1 the run failed (one line on stderr).
+    """
+    served = model_path()
+    with one_line_errors():
+        run = continuous.run(data_url, served, force=force, tolerance=tolerance)
+    click.echo(f"Data: {data_url}")
+    click.echo(f"sha256: {run.data_sha256}")
+    report = run.drift
+    if report is not None:
+        click.echo(
+            f"Drift against {report['model_version']}: {report['verdict']} "
+            f"(worst feature {report['worst_feature']}, PSI {report['psi']:.4f})"
+        )
+    if run.retrain is not None:
+        click.echo(comparison_table(run.retrain.comparisons))
+        for note in run.retrain.notes:
+            click.echo(f"Note: {note}")
+    click.echo(ct_report.verdict_line(run))
+    if run.outcome is continuous.Outcome.PROMOTED:
+        text = ct_report.pull_request_text(run, PROJECT_ROOT)
+        try:
+            pr_file.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(pr_file, text.encode("utf-8"))
+        except OSError as exc:
+            raise click.ClickException(f"Cannot write {pr_file}: {exc.strerror}") from None
+        click.echo(f"Pull request: {pr_file}")
+    else:
+        pr_file.unlink(missing_ok=True)  # a stale one must not be opened for this run
+    ctx.exit(run.outcome.exit_code)
