@@ -216,3 +216,10 @@ def test_retrain_of_the_cookbook_model_prints_its_unit(data_file, tmp_path):
     assert result.exit_code == 0, result.output
     rmse = next(line for line in result.output.splitlines() if line.startswith("RMSE:"))
     assert rmse.endswith(" in")  # Height's unit in the model's schema
+
+
+def test_a_value_answers_interval_is_printed_for_a_person(capsys):
+    from cookbook.cli.prediction_output import echo_prediction
+
+    echo_prediction({"target": 200.8, "interval": {"low": 107.1, "high": 294.6, "coverage": 0.9}})
+    assert capsys.readouterr().out == "target: 200.8, interval: 107.1 to 294.6 (90% of cases)\n"

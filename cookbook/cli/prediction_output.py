@@ -26,6 +26,13 @@ def echo_prediction(result: dict, as_json: bool = False) -> None:
         colour = "green" if shown_inches > TALL_INCHES else "red"
         click.secho(result["height_human_readable"], bg=colour, fg="white")
     else:
-        click.echo(", ".join(f"{k}: {v}" for k, v in result.items() if k != "warning"))
+        click.echo(", ".join(f"{k}: {_shown(v)}" for k, v in result.items() if k != "warning"))
     if "warning" in result:
         click.secho(f"Warning: {result['warning']}", fg="yellow", err=True)
+
+
+def _shown(value: object) -> str:
+    """Return a field of the answer for a person: an interval as "A to B (90% of cases)"."""
+    if isinstance(value, dict) and {"low", "high", "coverage"} <= value.keys():
+        return f"{value['low']} to {value['high']} ({value['coverage']:.0%} of cases)"
+    return str(value)
