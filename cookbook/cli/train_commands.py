@@ -18,6 +18,17 @@ from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
 from cookbook.lifecycle.training import parse_columns, spec_for
 
+GOLDEN_HELP = (
+    "Labelled CSV whose every row is the golden set for this run [default: the golden set "
+    "pinned in the registry with the model's first version]."
+)
+golden_option = click.option(
+    "--golden",
+    "golden_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=GOLDEN_HELP,
+)
 GATE_TOLERANCE_HELP = (
     "Largest allowed drop in R² (absolute) against the served model, on either set."
 )
@@ -64,14 +75,7 @@ GATE_TOLERANCE_HELP = (
     help="Comma-separated categorical feature columns (one-hot encoded).",
 )
 @click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
-@click.option(
-    "--golden",
-    "golden_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Labelled CSV to use as the golden set [default: the pinned held-out rows of "
-    "the original htwtmlb.csv].",
-)
+@golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
 @click.option(
@@ -174,8 +178,16 @@ def retrain(
     help="Where a promotion writes the pull request: the title, a blank line, the body.",
 )
 @tolerance_option(GATE_TOLERANCE_HELP)
+@golden_option
 @click.pass_context
-def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance: float) -> None:
+def ct(
+    ctx: click.Context,
+    data_url: str,
+    force: bool,
+    pr_file: Path,
+    tolerance: float,
+    golden_file: Path | None,
+) -> None:
     """Continuous training: fetch new data, check its drift, retrain through the gate.
 
     Exit codes: 0 promoted (the pull request is in --pr-file), 3 nothing to do (the
@@ -184,7 +196,9 @@ def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance:
     """
     served = model_path()
     with one_line_errors():
-        run = continuous.run(data_url, served, force=force, tolerance=tolerance)
+        run = continuous.run(
+            data_url, served, force=force, tolerance=tolerance, golden_file=golden_file
+        )
     click.echo(f"Data: {data_url}")
     click.echo(f"sha256: {run.data_sha256}")
     report = run.drift

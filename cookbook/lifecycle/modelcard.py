@@ -83,6 +83,26 @@ def _feature_lines(schema: Schema) -> list[str]:
     return lines
 
 
+GOLDEN_SET_WORDS = {
+    "import": "the data given at import, rows the model did not learn from",
+    "held_out": "the held-out rows pinned with the model's first version",
+    "file": "every row of a labelled file given to this run",
+}
+
+
+def _golden_lines(metadata: Mapping[str, Any]) -> list[str]:
+    golden = metadata.get("golden_set")
+    if not golden:
+        return []
+    scores = metadata.get("metrics", {}).get("golden", {})
+    words = GOLDEN_SET_WORDS.get(golden.get("kind"), GOLDEN_SET_WORDS["file"])
+    return [
+        "",
+        f"- The quality gate's golden set: {words} ({golden.get('rows', 'n/a')}, "
+        f"{scores.get('rows', 'n/a')} rows, sha256 `{str(scores.get('sha256', ''))[:12]}`)",
+    ]
+
+
 def _share(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -180,6 +200,7 @@ def render_card(metadata: Mapping[str, Any]) -> str:
         f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
         "|---|---|---|---|---|",
         *_metrics_rows(metadata.get("metrics", {})),
+        *_golden_lines(metadata),
         *_interval_lines(metadata, target.unit),
         "",
         "## Limitations",

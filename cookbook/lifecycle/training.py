@@ -201,11 +201,15 @@ def held_out_rows(
     *,
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
+    what: str = "Training data",
 ):
-    """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
+    """Return the rows ``train`` holds out of *data_file* with the same split parameters.
+
+    *what* names the file in errors ("Training data", "Golden set source").
+    """
     from sklearn.model_selection import train_test_split
 
-    frame, _dropped = load_labelled(data_file, spec)
+    frame, _dropped = load_labelled(data_file, spec, what=what)
     # Splitting the whole frame draws the same permutation as train's split of X and y.
     _train, test = train_test_split(frame, test_size=test_size, random_state=random_state)
     return test
