@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from cookbook.cli import ct_report
 from cookbook.cli.errors import one_line_errors
-from cookbook.cli.gate_report import comparison_table
-from cookbook.cli.options import tolerance_option
+from cookbook.cli.gate_report import comparison_table, echo_gated
+from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
 from cookbook.core.files import write_bytes_atomic
-from cookbook.core.loading import schema_of
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
@@ -28,9 +26,6 @@ golden_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help=GOLDEN_HELP,
-)
-GATE_TOLERANCE_HELP = (
-    "Largest allowed drop in R² (absolute) against the served model, on either set."
 )
 
 
@@ -78,13 +73,7 @@ GATE_TOLERANCE_HELP = (
 @golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
-@click.option(
-    "--coverage",
-    type=click.FloatRange(0.5, 0.99),
-    default=0.9,
-    show_default=True,
-    help="Coverage of the split-conformal prediction interval every answer carries.",
-)
+@coverage_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def retrain(
@@ -115,52 +104,7 @@ def retrain(
             force=force,
             coverage=coverage,
         )
-    metrics = result.metrics
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "model_version": result.entry.version,
-                    "model": str(model_name),
-                    **metrics,
-                    "promoted": result.promoted,
-                    "served_version": result.served_version,
-                    "comparisons": [c.as_dict() for c in result.comparisons],
-                    "notes": result.notes,
-                }
-            )
-        )
-        if not result.promoted:
-            ctx.exit(1)
-        return
-    unit = schema_of(result.entry.metadata).target.unit
-    unit_text = f" {unit}" if unit else ""
-    click.echo(f"Model version: {result.entry.version}")
-    click.echo(f"Model file:    {model_name}")
-    click.echo(f"Held-out rows: {metrics['rows']}")
-    click.echo(f"R²:            {metrics['r2']:.4f}")
-    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
-    click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
-    for note in result.notes:
-        click.echo(f"Note: {note}", err=True)
-    if result.served_version is not None:
-        click.echo("")
-        click.echo(
-            f"Candidate {result.entry.version} against served {result.served_version} "
-            f"(R² may drop by at most {tolerance:g}):"
-        )
-        click.echo(comparison_table(result.comparisons))
-    if result.promoted and result.served_version == result.entry.version:
-        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
-        return
-    if result.promoted:
-        forced = " (forced)" if not result.passed else ""
-        click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
-        return
-    raise click.ClickException(
-        f"Candidate {result.entry.version} is worse than the served model beyond the tolerance "
-        "and was not promoted (it stays in the registry): use --force to promote it anyway."
-    )
+    echo_gated(ctx, result, model_name, tolerance, as_json)
 
 
 @click.command("ct")

@@ -8,10 +8,11 @@ own held-out rows as well as anything can, so only the golden set catches it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage
+from cookbook.lifecycle.importing import FittedModel, save_imported
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import score_predictor
 from cookbook.lifecycle.training import (
@@ -291,6 +293,44 @@ def retrain(
 
     return admit(build, served_model, spec=spec, tolerance=tolerance,
                  golden_file=golden_file, force=force)  # fmt: skip
+
+
+def import_fitted(
+    fitted: FittedModel,
+    served_model: Path,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    force: bool = False,
+    coverage: float = DEFAULT_COVERAGE,
+) -> RetrainResult:
+    """Write an imported model's pair as a candidate and admit it through the gate.
+
+    The rows given at import are the candidate's own comparison rows and, for a first
+    version, its golden set. A pair that cannot be written (a folded form that does not
+    reproduce the estimator) leaves no folder behind that this call created.
+    """
+
+    def build(staged: Path) -> Candidate:
+        report = save_imported(fitted, staged / "model.joblib", coverage=coverage)
+        return Candidate(report.model_file, report.metrics, "data given at import",
+                         fitted.frame, fitted.data_file, "import")  # fmt: skip
+
+    with _removed_on_failure(Registry(served_model).root):
+        return admit(build, served_model, spec=fitted.spec, tolerance=tolerance, force=force)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: Path) -> Iterator[None]:
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in created:  # the deepest first; stop at the first that holds anything
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def admit(
