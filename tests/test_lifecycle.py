@@ -139,7 +139,32 @@ def test_golden_file_option_compares_on_that_file(served, data_file, tmp_path, s
     assert entry.metadata["metrics"]["golden"]["sha256"] == sha256_file(golden)
 
 
-def test_a_changed_golden_source_is_refused(served, shuffled_csv, data_file):
+def test_an_edited_golden_set_is_refused(served, data_file):
+    pin_file = served.parent / "models" / "golden.json"
+    pin = json.loads(pin_file.read_text())
+    pin["data"]["Height"][0] += 1
+    pin_file.write_text(json.dumps(pin))
+    result = invoke(served, "retrain", "--model-name", str(served), "--data", str(data_file))
+    assert result.exit_code == 1
+    assert f"The rows in {pin_file} no longer match their sha256" in result.output
+    assert "pass --golden FILE" in result.output
+
+
+def test_the_golden_set_needs_no_data_file_once_pinned(served, data_file, tmp_path):
+    result = invoke(served, "retrain", "--model-name", str(served), "--data", str(data_file),
+                    "--json", data=tmp_path / "absent.csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    golden = json.loads(result.output)["comparisons"][1]
+    assert golden["rows"] == "golden: held-out rows of htwtmlb.csv"
+    assert golden["candidate"]["rows"] == HELD_OUT_ROWS
+
+
+def test_a_changed_source_of_the_cookbooks_format_1_pin_is_refused(tmp_path, shuffled_csv,
+                                                                    data_file):  # fmt: skip
+    for name in ("model.joblib", "model.json"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "models", tmp_path / "models")
+    served = tmp_path / "model.joblib"
     result = invoke(served, "retrain", "--model-name", str(served), "--data", str(data_file),
                     data=shuffled_csv)  # fmt: skip
     assert result.exit_code == 1

@@ -47,7 +47,10 @@ def test_notebook_runs_top_to_bottom(notebook, data_file, monkeypatch, tmp_path)
     assert "all 1033 weights are valid service inputs" in text
     assert "DataError: Training data" in text and "column Weight must be numeric" in text
     assert "folded form: True; agrees with the estimator" in text
-    last = notebook.cells[-2].outputs[-1]["data"]["text/plain"]
-    assert "'height_human_readable': '6 foot, 0 inches'" in last
+    saved = next(cell for cell in notebook.cells if "predictor.prediction(" in cell.source)
+    assert "'height_human_readable': '6 foot, 0 inches'" in saved.outputs[-1]["data"]["text/plain"]
+    assert "rows it did not learn from; it serves its own predictions" in text
+    imported = next(cell for cell in notebook.cells if "imported.prediction(" in cell.source)
+    assert "'height_human_readable'" in imported.outputs[-1]["data"]["text/plain"]
     assert [path.read_bytes() for path in served] == served_before
     assert list(tmp_path.iterdir()) == []  # the notebook cleans its temporary folder

@@ -1,9 +1,16 @@
-"""The quality gate's comparison, as the cells of one table (text for retrain, Markdown for CI)."""
+"""The quality gate's comparison, as the cells of one table (text for retrain, Markdown for CI),
+and the report of a gated candidate."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import click
+
 from cookbook.cli.tables import fmt, render_table
-from cookbook.lifecycle.gate import Comparison
+from cookbook.core.loading import schema_of
+from cookbook.lifecycle.gate import Comparison, RetrainResult
 
 HEADER = ("rows", "n", "R² cand.", "R² served", "ΔR²", "RMSE cand.", "RMSE served",
           "MAE cand.", "MAE served", "verdict")  # fmt: skip
@@ -28,3 +35,61 @@ def comparison_cells(comparisons: list[Comparison]) -> tuple[tuple[str, ...], li
 def comparison_table(comparisons: list[Comparison]) -> str:
     """Return the candidate-versus-served comparison as an aligned text table."""
     return render_table(*comparison_cells(comparisons))
+
+
+def echo_gated(
+    ctx: click.Context,
+    result: RetrainResult,
+    model_name: Path,
+    tolerance: float,
+    as_json: bool,
+    rows_label: str = "Held-out rows",
+) -> None:
+    """Print what the gate did with a candidate (``retrain``, ``models import``); exit 1 when
+    it was not promoted. *rows_label* names the rows its metrics were measured on."""
+    metrics = result.metrics
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "model_version": result.entry.version,
+                    "model": str(model_name),
+                    **metrics,
+                    "promoted": result.promoted,
+                    "served_version": result.served_version,
+                    "comparisons": [c.as_dict() for c in result.comparisons],
+                    "notes": result.notes,
+                }
+            )
+        )
+        if not result.promoted:
+            ctx.exit(1)
+        return
+    unit = schema_of(result.entry.metadata).target.unit
+    unit_text = f" {unit}" if unit else ""
+    click.echo(f"Model version: {result.entry.version}")
+    click.echo(f"Model file:    {model_name}")
+    click.echo(f"{rows_label + ':':<15}{metrics['rows']}")
+    click.echo(f"R²:            {metrics['r2']:.4f}")
+    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
+    click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    if result.served_version is not None:
+        click.echo("")
+        click.echo(
+            f"Candidate {result.entry.version} against served {result.served_version} "
+            f"(R² may drop by at most {tolerance:g}):"
+        )
+        click.echo(comparison_table(result.comparisons))
+    if result.promoted and result.served_version == result.entry.version:
+        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
+        return
+    if result.promoted:
+        forced = " (forced)" if not result.passed else ""
+        click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
+        return
+    raise click.ClickException(
+        f"Candidate {result.entry.version} is worse than the served model beyond the tolerance "
+        "and was not promoted (it stays in the registry): use --force to promote it anyway."
+    )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from cookbook.cli.errors import one_line_errors
+from cookbook.cli.gate_report import echo_gated
+from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
 from cookbook.cli.tables import fmt, render_table
 from cookbook.lifecycle import registry
 
 
 @click.group("models")
 def models() -> None:
-    """List, promote and roll back registered model versions (MODEL_PATH's models/)."""
+    """List, import, promote and roll back registered model versions (MODEL_PATH's models/)."""
 
 
 @models.command("list")
@@ -81,3 +84,72 @@ def models_rollback() -> None:
     with one_line_errors():
         entry = store.rollback()
     click.echo(f"Rolled back: {store.served_model} serves {entry.version} again.")
+
+
+@models.command("import")
+@click.argument("fitted_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled CSV of rows the model did not learn from: they score it, calibrate its "
+    "interval and become its golden set.",
+)
+@click.option("--target", required=True, help="The column the model predicts (numeric).")
+@click.option(
+    "--features",
+    default="",
+    help="Comma-separated feature columns [default: the estimator's feature_names_in_].",
+)
+@click.option(
+    "--categorical",
+    default="",
+    help="Comma-separated categorical features [default: the features whose column is text].",
+)
+@click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
+@click.option(
+    "--model-name",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to serve the model; model.json and the registry (models/) go beside it.",
+)
+@tolerance_option(GATE_TOLERANCE_HELP)
+@click.option("--force", is_flag=True, help="Promote the model even if the gate finds it worse.")
+@coverage_option()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def models_import(
+    ctx: click.Context,
+    fitted_file: Path,
+    data_file: Path,
+    target: str,
+    features: str,
+    categorical: str,
+    model_name_text: str | None,
+    model_name: Path,
+    tolerance: float,
+    force: bool,
+    coverage: float,
+    as_json: bool,
+) -> None:
+    """Import a fitted scikit-learn model from a joblib file, through the quality gate.
+
+    Loading a joblib file runs the code it holds: import only files you made or trust.
+    """
+    from cookbook.lifecycle import gate, importing
+    from cookbook.lifecycle.training import parse_columns
+
+    with one_line_errors():
+        fitted = importing.check_fitted(
+            fitted_file,
+            data_file,
+            target=target,
+            features=parse_columns(features),
+            categorical=parse_columns(categorical),
+            name=model_name_text,
+        )
+        result = gate.import_fitted(
+            fitted, model_name.resolve(), tolerance=tolerance, force=force, coverage=coverage
+        )
+    echo_gated(ctx, result, model_name, tolerance, as_json, rows_label="Rows given")

@@ -1,5 +1,6 @@
 """The options several commands share, each defined once: ``--host``, ``--timeout``, ``--token``,
-``--tolerance``, ``--chunk-rows``, and the request's ``--weight``/``--set``/``--body``.
+``--tolerance``, ``--coverage``, ``--chunk-rows``, and the request's ``--weight``/``--set``/
+``--body``.
 
 Light on import (click and the standard library): ``cli.py`` imports it on its fast path.
 """
@@ -50,6 +51,22 @@ def tolerance_option(help_text: str):
         default=DEFAULT_TOLERANCE,
         show_default=True,
         help=help_text,
+    )
+
+
+GATE_TOLERANCE_HELP = (
+    "Largest allowed drop in R² (absolute) against the served model, on either set."
+)
+
+
+def coverage_option():
+    """Return ``--coverage``, the prediction interval's (``retrain``, ``models import``)."""
+    return click.option(
+        "--coverage",
+        type=click.FloatRange(0.5, 0.99),
+        default=0.9,
+        show_default=True,
+        help="Coverage of the split-conformal prediction interval every answer carries.",
     )
 
 

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from cookbook.cli import ct_report
 from cookbook.cli.errors import one_line_errors
-from cookbook.cli.gate_report import comparison_table
-from cookbook.cli.options import tolerance_option
+from cookbook.cli.gate_report import comparison_table, echo_gated
+from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
 from cookbook.core.files import write_bytes_atomic
-from cookbook.core.loading import schema_of
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
 from cookbook.lifecycle.training import parse_columns, spec_for
 
-GATE_TOLERANCE_HELP = (
-    "Largest allowed drop in R² (absolute) against the served model, on either set."
+GOLDEN_HELP = (
+    "Labelled CSV whose every row is the golden set for this run [default: the golden set "
+    "pinned in the registry with the model's first version]."
+)
+golden_option = click.option(
+    "--golden",
+    "golden_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=GOLDEN_HELP,
 )
 
 
@@ -64,23 +70,10 @@ GATE_TOLERANCE_HELP = (
     help="Comma-separated categorical feature columns (one-hot encoded).",
 )
 @click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
-@click.option(
-    "--golden",
-    "golden_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Labelled CSV to use as the golden set [default: the pinned held-out rows of "
-    "the original htwtmlb.csv].",
-)
+@golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
-@click.option(
-    "--coverage",
-    type=click.FloatRange(0.5, 0.99),
-    default=0.9,
-    show_default=True,
-    help="Coverage of the split-conformal prediction interval every answer carries.",
-)
+@coverage_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def retrain(
@@ -111,52 +104,7 @@ def retrain(
             force=force,
             coverage=coverage,
         )
-    metrics = result.metrics
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "model_version": result.entry.version,
-                    "model": str(model_name),
-                    **metrics,
-                    "promoted": result.promoted,
-                    "served_version": result.served_version,
-                    "comparisons": [c.as_dict() for c in result.comparisons],
-                    "notes": result.notes,
-                }
-            )
-        )
-        if not result.promoted:
-            ctx.exit(1)
-        return
-    unit = schema_of(result.entry.metadata).target.unit
-    unit_text = f" {unit}" if unit else ""
-    click.echo(f"Model version: {result.entry.version}")
-    click.echo(f"Model file:    {model_name}")
-    click.echo(f"Held-out rows: {metrics['rows']}")
-    click.echo(f"R²:            {metrics['r2']:.4f}")
-    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
-    click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
-    for note in result.notes:
-        click.echo(f"Note: {note}", err=True)
-    if result.served_version is not None:
-        click.echo("")
-        click.echo(
-            f"Candidate {result.entry.version} against served {result.served_version} "
-            f"(R² may drop by at most {tolerance:g}):"
-        )
-        click.echo(comparison_table(result.comparisons))
-    if result.promoted and result.served_version == result.entry.version:
-        click.echo(f"Unchanged: {model_name} already serves this model ({result.entry.version}).")
-        return
-    if result.promoted:
-        forced = " (forced)" if not result.passed else ""
-        click.echo(f"Promoted{forced}: {model_name} now serves {result.entry.version}.")
-        return
-    raise click.ClickException(
-        f"Candidate {result.entry.version} is worse than the served model beyond the tolerance "
-        "and was not promoted (it stays in the registry): use --force to promote it anyway."
-    )
+    echo_gated(ctx, result, model_name, tolerance, as_json)
 
 
 @click.command("ct")
@@ -174,8 +122,16 @@ def retrain(
     help="Where a promotion writes the pull request: the title, a blank line, the body.",
 )
 @tolerance_option(GATE_TOLERANCE_HELP)
+@golden_option
 @click.pass_context
-def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance: float) -> None:
+def ct(
+    ctx: click.Context,
+    data_url: str,
+    force: bool,
+    pr_file: Path,
+    tolerance: float,
+    golden_file: Path | None,
+) -> None:
     """Continuous training: fetch new data, check its drift, retrain through the gate.
 
     Exit codes: 0 promoted (the pull request is in --pr-file), 3 nothing to do (the
@@ -184,7 +140,9 @@ def ct(ctx: click.Context, data_url: str, force: bool, pr_file: Path, tolerance:
     """
     served = model_path()
     with one_line_errors():
-        run = continuous.run(data_url, served, force=force, tolerance=tolerance)
+        run = continuous.run(
+            data_url, served, force=force, tolerance=tolerance, golden_file=golden_file
+        )
     click.echo(f"Data: {data_url}")
     click.echo(f"sha256: {run.data_sha256}")
     report = run.drift

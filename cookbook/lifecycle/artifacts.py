@@ -24,6 +24,7 @@ from cookbook.core.layout import metadata_path, version_of
 from cookbook.core.loading import (
     check_sklearn_version,
     folded_predictor,
+    linear_form_of,
     schema_of,
     verified_metadata,
 )
@@ -88,15 +89,23 @@ def default_predictor() -> Predictor:
     return cached_predictor(model_path(), load_predictor)
 
 
-def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str) -> dict:
+def save_model(
+    estimator: Any, metadata: dict[str, Any], model_file: Path | str, *, rows: Any = None
+) -> dict:
     """Write *estimator* and its metadata beside it, each atomically; return the metadata.
 
     The model's version and sha256 are filled in from the bytes written. The joblib
     file is renamed into place first and ``model.json`` last, so readers that verify
     the pair see either the old pair or the new one, or refuse a mismatch.
+
+    A folded form in *metadata* is served instead of the estimator, so it must give the
+    estimator's own predictions on *rows* (the model's features; required with a folded
+    form), else ``ModelError`` and nothing is written.
     """
     import joblib
 
+    if metadata.get("folded"):
+        check_folded(estimator, metadata, rows)
     destination = Path(model_file)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged_model = temporary_beside(destination)
@@ -118,6 +127,27 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_file: Path | str)
         staged_model.unlink(missing_ok=True)
         staged_meta.unlink(missing_ok=True)
     return metadata
+
+
+def check_folded(estimator: Any, metadata: dict[str, Any], rows: Any) -> None:
+    """Raise ``ModelError`` unless the folded form predicts *rows* as *estimator* does."""
+    import numpy as np
+
+    from cookbook.lifecycle.folding import FOLD_TOLERANCE
+    from cookbook.lifecycle.vectorized import evaluate_frame
+
+    if rows is None or len(rows) == 0:
+        raise ModelError("A folded form is saved only with rows to check it against.")
+    names = list(schema_of(metadata).feature_names)
+    expected = np.asarray(estimator.predict(rows[names]), dtype=np.float64).reshape(-1)
+    folded = evaluate_frame(linear_form_of(metadata), rows[names])
+    scale = max(float(np.max(np.abs(expected))), 1.0)
+    if not np.allclose(folded, expected, rtol=FOLD_TOLERANCE, atol=FOLD_TOLERANCE * scale):
+        worst = float(np.max(np.abs(folded - expected)))
+        raise ModelError(
+            f"The folded form does not reproduce the estimator on the data (off by up to "
+            f"{worst:.3g}): refusing to save numbers that are not the model's own."
+        )
 
 
 def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> None:

@@ -11,8 +11,8 @@ exit code:
 - **refused**: the gate found the candidate worse on the new data's held-out rows or on
   the golden set; the served pair is untouched (the candidate stays in the registry).
 
-The new data is fetched into a temporary folder, never over ``htwtmlb.csv``: the golden set
-is rebuilt from that original file, and it must stay the yardstick.
+The new data is fetched into a temporary folder, never over ``htwtmlb.csv``: the cookbook's
+golden set pin of format 1 is rebuilt from that original file, and it must stay the yardstick.
 """
 
 from __future__ import annotations
@@ -68,8 +68,12 @@ class TrainingRun:
 
 
 def run(data_url: str, served_model: Path, *, force: bool = False,
-        tolerance: float = gate.DEFAULT_TOLERANCE) -> TrainingRun:  # fmt: skip
+        tolerance: float = gate.DEFAULT_TOLERANCE,
+        golden_file: Path | None = None) -> TrainingRun:  # fmt: skip
     """Fetch *data_url*, compare it with what *served_model* learnt, retrain through the gate.
+
+    The golden set is *golden_file*'s rows if given, else the one pinned in the registry
+    (a first version pins its own held-out rows).
 
     *force* retrains even when the data is unchanged and promotes even when the gate
     refuses: an operator's deliberate choice, which the pull request then says.
@@ -94,7 +98,8 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
             spec = DEFAULT_SPEC if served is None else ModelSpec.of_schema(schema_of(served))
             coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
             result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
-                                  force=force, coverage=coverage)  # fmt: skip
+                                  force=force, coverage=coverage,
+                                  golden_file=golden_file)  # fmt: skip
         except DataError as exc:
             # The fetched copy is deleted with the run: name the data as the operator did.
             raise DataError(str(exc).replace(str(data_file), data_url)) from None

@@ -53,7 +53,10 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
         probes += [{**base, name: low}, {**base, name: high}]
     for feature in schema.categorical:
         probes += [{**base, feature.name: category} for category in feature.categories]
-    values = predict(probes).tolist()
+    try:
+        values = predict(probes).tolist()
+    except Exception:  # e.g. an imported model that refuses values beyond its data's range
+        return None  # not linear as far as anyone can tell: served by its own predict
     reference, position = values[0], 1
     coefficients = {}
     for name, (low, high) in grids.items():
@@ -82,7 +85,10 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
         },
         columns=list(names),
     )
-    expected = np.asarray(estimator.predict(check), dtype=np.float64).reshape(-1)
+    try:
+        expected = np.asarray(estimator.predict(check), dtype=np.float64).reshape(-1)
+    except Exception:
+        return None
     form = LinearForm(float(intercept), coefficients, offsets)
     folded = evaluate_frame(form, check)
     error = float(np.max(np.abs(folded - expected) / np.maximum(np.abs(expected), 1e-300)))

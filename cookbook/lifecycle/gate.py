@@ -8,9 +8,11 @@ own held-out rows as well as anything can, so only the golden set catches it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +20,17 @@ from typing import Any
 from cookbook.core.errors import MlibError, ModelError
 from cookbook.core.files import sha256_file, write_json_atomic
 from cookbook.core.layout import GOLDEN_FILE, metadata_path
+from cookbook.core.loading import read_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage
+from cookbook.lifecycle.importing import FittedModel, save_imported
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import score_predictor
 from cookbook.lifecycle.training import (
     DEFAULT_SPEC,
     DEFAULT_TEST_SIZE,
-    RANDOM_STATE,
     ModelSpec,
     held_out_rows,
     load_labelled,
@@ -35,7 +38,6 @@ from cookbook.lifecycle.training import (
 )
 from cookbook.lifecycle.vectorized import predict_frame
 
-GOLDEN_TEST_SIZE = DEFAULT_TEST_SIZE  # the cookbook's split of htwtmlb.csv
 DEFAULT_TOLERANCE = 0.05
 
 
@@ -53,6 +55,7 @@ class GoldenSet:
     name: str
     sha256: str
     frame: Any
+    kind: str = "file"  # "file" (--golden FILE), or how it was pinned: GOLDEN_KINDS
 
 
 def rows_sha256(frame: Any, columns: tuple[str, ...]) -> str:
@@ -67,20 +70,60 @@ def rows_sha256(frame: Any, columns: tuple[str, ...]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def pin_golden(registry: Registry, source: Path, spec: ModelSpec) -> dict[str, Any]:
-    """Pin the held-out rows of *source* as the registry's golden set; return the pin."""
-    frame = held_out_rows(source, spec, test_size=GOLDEN_TEST_SIZE)
+GOLDEN_FORMAT = 2  # the rows themselves, in golden.json; format 1 pinned a data file's split
+GOLDEN_KINDS = {
+    "held_out": "held-out rows of {source}",
+    "import": "rows given at import ({source})",
+}
+
+
+def pin_golden(
+    registry: Registry, frame: Any, spec: ModelSpec, source: Path, kind: str = "held_out"
+) -> GoldenSet:
+    """Pin *frame*'s rows of *spec*'s columns as the registry's golden set; return it.
+
+    The rows themselves go into ``golden.json``, so the golden set needs no other file:
+    a model's first version pins its own (*kind* ``held_out``: the rows its training held
+    out; ``import``: the labelled rows given when it was imported).
+    """
+    columns = spec.columns
+    rows = frame[list(columns)].reset_index(drop=True)
     pin = {
-        "kind": "held_out",
+        "format": GOLDEN_FORMAT,
+        "kind": kind,
         "source_file": source.name,
         "source_sha256": sha256_file(source),
-        "test_size": GOLDEN_TEST_SIZE,
-        "random_state": RANDOM_STATE,
-        "rows": int(len(frame)),
-        "rows_sha256": rows_sha256(frame, spec.columns),
+        "columns": list(columns),
+        "categorical": list(spec.categorical),
+        "rows": int(len(rows)),
+        "rows_sha256": rows_sha256(rows, columns),
         "pinned_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "data": {c: _plain(rows[c]) for c in columns},
     }
     write_json_atomic(registry.root / GOLDEN_FILE, pin)
+    return GoldenSet(_golden_name(pin), pin["rows_sha256"], rows, kind)
+
+
+def _plain(column: Any) -> list[Any]:
+    return column.astype(float).tolist() if column.dtype.kind in "iuf" else column.tolist()
+
+
+def _golden_name(pin: dict[str, Any]) -> str:
+    template = GOLDEN_KINDS.get(pin.get("kind", "held_out"), GOLDEN_KINDS["held_out"])
+    return "golden: " + template.format(source=pin["source_file"])
+
+
+def read_pin(registry: Registry) -> dict[str, Any] | None:
+    """Return the registry's golden-set pin, None when nothing is pinned, or raise GateError."""
+    pin_path = registry.root / GOLDEN_FILE
+    try:
+        pin = json.loads(pin_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise GateError(f"Golden set pin {pin_path} is unreadable ({exc}).") from None
+    if not isinstance(pin, dict) or "rows_sha256" not in pin or "source_file" not in pin:
+        raise GateError(f"Golden set pin {pin_path} lacks required fields.")
     return pin
 
 
@@ -89,30 +132,52 @@ def load_golden(
     golden_file: Path | None = None,
     source: Path | None = None,
     spec: ModelSpec = DEFAULT_SPEC,
-) -> GoldenSet:
+) -> GoldenSet | None:
     """Return the golden set: all rows of *golden_file*, else the registry's pinned rows.
 
-    The pin names the original data by sha256 and the split that held its rows out;
-    the rows are rebuilt from the data file (``DATA_PATH`` or ``htwtmlb.csv``) and
-    their own checksum is checked, so a changed file or split is an error, not a
-    silently different yardstick. Without a pin, the data file's held-out rows are pinned.
+    None when nothing is pinned yet: the caller pins the first version's own rows.
+    A pin of format 2 holds the rows, checked against their sha256. A pin of format 1
+    (the cookbook's ``models/golden.json``) names the original data by sha256 and the
+    split that held its rows out: the rows are rebuilt from *source* (``DATA_PATH`` or
+    ``htwtmlb.csv``) and checked, so a changed file or split is an error, not a silently
+    different yardstick. A pin of other columns than *spec*'s is refused.
     """
     if golden_file is not None:
         frame, _dropped = load_labelled(golden_file, spec, what="Golden set")
         return GoldenSet(golden_file.name, sha256_file(golden_file), frame)
-    source = Path(source) if source is not None else data_path()
+    pin = read_pin(registry)
+    if pin is None:
+        return None
     pin_path = registry.root / GOLDEN_FILE
+    columns = tuple(pin.get("columns", DEFAULT_SPEC.columns))
+    if columns != spec.columns:
+        raise GateError(
+            f"The golden set pinned in {pin_path} has the columns {', '.join(columns)}, "
+            f"not this model's {', '.join(spec.columns)}: pass --golden FILE."
+        )
+    if pin.get("format", 1) >= GOLDEN_FORMAT:
+        return _pinned_rows(pin, pin_path, spec)
+    return _rebuilt_rows(pin, Path(source) if source is not None else data_path(), spec)
+
+
+def _pinned_rows(pin: dict[str, Any], pin_path: Path, spec: ModelSpec) -> GoldenSet:
+    import pandas as pd
+
     try:
-        pin = json.loads(pin_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if not source.is_file():
-            raise GateError(
-                f"No golden set is pinned and {source} is missing: run `make data` "
-                "or pass --golden FILE."
-            ) from None
-        pin = pin_golden(registry, source, spec)
-    except (OSError, ValueError) as exc:
-        raise GateError(f"Golden set pin {pin_path} is unreadable ({exc}).") from None
+        frame = pd.DataFrame({c: pin["data"][c] for c in spec.columns})
+        for column in spec.categorical:
+            frame[column] = frame[column].astype(str)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GateError(f"Golden set pin {pin_path} holds malformed rows ({exc!r}).") from None
+    if rows_sha256(frame, spec.columns) != pin["rows_sha256"]:
+        raise GateError(
+            f"The rows in {pin_path} no longer match their sha256: the golden set was "
+            "edited; restore it from version control or pass --golden FILE."
+        )
+    return GoldenSet(_golden_name(pin), pin["rows_sha256"], frame, pin.get("kind", "held_out"))
+
+
+def _rebuilt_rows(pin: dict[str, Any], source: Path, spec: ModelSpec) -> GoldenSet:
     if not source.is_file() or sha256_file(source) != pin["source_sha256"]:
         raise GateError(
             f"The golden set is the held-out rows of {pin['source_file']} with sha256 "
@@ -120,14 +185,18 @@ def load_golden(
             "restore it with `make data` or pass --golden FILE."
         )
     frame = held_out_rows(
-        source, spec, test_size=pin["test_size"], random_state=pin["random_state"]
+        source,
+        spec,
+        test_size=pin["test_size"],
+        random_state=pin["random_state"],
+        what="Golden set source",
     )
     if rows_sha256(frame, spec.columns) != pin["rows_sha256"]:
         raise GateError(
             f"The held-out rows of {source} no longer match the pinned golden set "
             "(has the split changed?): pass --golden FILE."
         )
-    return GoldenSet(f"golden: held-out rows of {pin['source_file']}", pin["rows_sha256"], frame)
+    return GoldenSet(_golden_name(pin), pin["rows_sha256"], frame, pin.get("kind", "held_out"))
 
 
 # ------------------------------------------------------------------- the gate
@@ -184,6 +253,19 @@ class RetrainResult:
         return all(comparison.passed for comparison in self.comparisons)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate pair written into the registry's staging folder, and the rows it was
+    scored on: what ``admit`` compares with the served model."""
+
+    model_file: Path
+    metrics: dict[str, Any]
+    rows_name: str  # how the comparison table names the rows
+    rows: Any  # labelled rows the candidate did not learn from
+    source: Path  # the file they came from
+    kind: str  # how a first version pins them as the golden set (GOLDEN_KINDS)
+
+
 def retrain(
     data_file: Path,
     served_model: Path,
@@ -197,13 +279,80 @@ def retrain(
 ) -> RetrainResult:
     """Train and register a candidate, compare it with the served model, promote if it passes.
 
-    With nothing valid served yet (a first run, or a served pair that no longer
-    loads), there is nothing to compare against: the candidate is promoted. A served
-    model with other features or another target is not comparable: the gate refuses
-    (``--force`` replaces it).
+    The candidate is scored on the new data's held-out rows and on the golden set
+    (``admit``); a first version pins its own held-out rows as the golden set.
+    """
 
-    The candidate's prediction interval (calibrated on its held-out rows, so optimistic
-    there) is also checked on the golden set: ``metadata["interval"]["golden_coverage"]``.
+    def build(staged: Path) -> Candidate:
+        report = train(
+            data_file, staged / "model.joblib", spec=spec, test_size=test_size, coverage=coverage
+        )
+        held_out = held_out_rows(data_file, spec, test_size=test_size)
+        return Candidate(report.model_file, report.metrics, "new data, held out", held_out,
+                         data_file, "held_out")  # fmt: skip
+
+    return admit(build, served_model, spec=spec, tolerance=tolerance,
+                 golden_file=golden_file, force=force)  # fmt: skip
+
+
+def import_fitted(
+    fitted: FittedModel,
+    served_model: Path,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    force: bool = False,
+    coverage: float = DEFAULT_COVERAGE,
+) -> RetrainResult:
+    """Write an imported model's pair as a candidate and admit it through the gate.
+
+    The rows given at import are the candidate's own comparison rows and, for a first
+    version, its golden set. A pair that cannot be written (a folded form that does not
+    reproduce the estimator) leaves no folder behind that this call created.
+    """
+
+    def build(staged: Path) -> Candidate:
+        report = save_imported(fitted, staged / "model.joblib", coverage=coverage)
+        return Candidate(report.model_file, report.metrics, "data given at import",
+                         fitted.frame, fitted.data_file, "import")  # fmt: skip
+
+    with _removed_on_failure(Registry(served_model).root):
+        return admit(build, served_model, spec=fitted.spec, tolerance=tolerance, force=force)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: Path) -> Iterator[None]:
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in created:  # the deepest first; stop at the first that holds anything
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def admit(
+    build: Callable[[Path], Candidate],
+    served_model: Path,
+    *,
+    spec: ModelSpec,
+    tolerance: float = DEFAULT_TOLERANCE,
+    golden_file: Path | None = None,
+    force: bool = False,
+) -> RetrainResult:
+    """Build a candidate into the registry, compare it with the served model, promote if it passes.
+
+    *build* writes the candidate pair into the staging folder it is given. With nothing
+    valid served yet (a first run, or a served pair that no longer loads), there is
+    nothing to compare against: the candidate is promoted, and when no golden set is
+    pinned (or the pin is of other columns) the candidate's own rows become it. A
+    served model with other features or another target is not comparable: the gate
+    refuses (``force`` replaces it).
+
+    The candidate's prediction interval is also checked on the golden set:
+    ``metadata["interval"]["golden_coverage"]``.
     """
     registry = Registry(served_model)
     notes: list[str] = []
@@ -220,40 +369,49 @@ def retrain(
     golden: GoldenSet | None = None
     try:
         golden = load_golden(registry, golden_file, spec=spec)
+        pin = read_pin(registry) is None
     except GateError as exc:
         if served is not None and not force:
             raise
-        notes.append(f"Golden set skipped: {exc}")
+        # Nothing comparable is served: this candidate is the first version of its model.
+        pin = served is None
+        notes.append(f"Golden set {'replaced' if pin else 'skipped'}: {exc}")
     with registry.staging() as staged:
-        report = train(
-            data_file, staged / "model.joblib", spec=spec, test_size=test_size, coverage=coverage
-        )
-        candidate = load_predictor(report.model_file)
-        held_out = held_out_rows(data_file, spec, test_size=test_size)
-        comparisons = [_compare("new data, held out", held_out, candidate, served, tolerance)]
+        candidate = build(staged)
+        if pin:
+            pinned = pin_golden(registry, candidate.rows, spec, candidate.source, candidate.kind)
+            notes.append(
+                f"Golden set pinned: the {len(pinned.frame)} {pinned.name.removeprefix('golden: ')}"
+                f" in {registry.root / GOLDEN_FILE}."
+            )
+            golden = golden if golden is not None else pinned
+        loaded = load_predictor(candidate.model_file)
+        rows = candidate.rows
+        comparisons = [_compare(candidate.rows_name, rows, loaded, served, tolerance)]
         if golden is not None:
-            comparisons.append(_compare(golden.name, golden.frame, candidate, served, tolerance))
-        metadata = dict(report.metadata)
+            comparisons.append(_compare(golden.name, golden.frame, loaded, served, tolerance))
+        metadata = read_metadata(candidate.model_file)
         metadata["code"] = code_version()
         if golden is not None:
             metadata["metrics"] = {
                 **metadata["metrics"],
                 "golden": {**comparisons[-1].candidate, "sha256": golden.sha256},
             }
+            metadata["golden_set"] = {"rows": golden.name, "kind": golden.kind}
             if metadata.get("interval"):
                 metadata["interval"] = {
                     **metadata["interval"],
-                    "golden_coverage": golden_coverage(candidate, golden.frame),
+                    "golden_coverage": golden_coverage(loaded, golden.frame),
                     "golden_rows": golden.name,
-                    # The pinned golden set is often these very held-out rows: then this
-                    # check is no more independent than held_out_coverage.
-                    "golden_independent": golden.sha256 != rows_sha256(held_out, spec.columns),
+                    # The pinned golden set is often these very rows: then this check is
+                    # no more independent than held_out_coverage.
+                    "golden_independent": golden.sha256 != rows_sha256(rows, spec.columns),
                 }
-        write_json_atomic(metadata_path(report.model_file), metadata)
-        entry = registry.register(report.model_file)
+        write_json_atomic(metadata_path(candidate.model_file), metadata)
+        entry = registry.register(candidate.model_file)
     result = RetrainResult(
         entry=entry,
-        metrics=report.metrics,
+        metrics=candidate.metrics,
         served_version=None if served is None else served.version,
         comparisons=comparisons,
         promoted=False,

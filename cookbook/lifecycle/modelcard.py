@@ -46,8 +46,11 @@ def _unit(unit: str | None) -> str:
     return f" {unit}" if unit else ""
 
 
-def _metrics_rows(metrics: Mapping[str, Any]) -> list[str]:
-    names = {"held_out": "Held-out rows of the training data", "golden": "Golden evaluation set"}
+def _metrics_rows(metadata: Mapping[str, Any]) -> list[str]:
+    metrics = metadata.get("metrics", {})
+    held_out = "Held-out rows of the training data"
+    names = {"held_out": "Rows given at import" if _imported(metadata) else held_out,
+             "golden": "Golden evaluation set"}  # fmt: skip
     rows = []
     for key, label in names.items():
         scores = metrics.get(key)
@@ -83,6 +86,50 @@ def _feature_lines(schema: Schema) -> list[str]:
     return lines
 
 
+GOLDEN_SET_WORDS = {
+    "import": "the data given at import, rows the model did not learn from",
+    "held_out": "the held-out rows pinned with the model's first version",
+    "file": "every row of a labelled file given to this run",
+}
+
+
+def _golden_lines(metadata: Mapping[str, Any]) -> list[str]:
+    golden = metadata.get("golden_set")
+    if not golden:
+        return []
+    scores = metadata.get("metrics", {}).get("golden", {})
+    words = GOLDEN_SET_WORDS.get(golden.get("kind"), GOLDEN_SET_WORDS["file"])
+    return [
+        "",
+        f"- The quality gate's golden set: {words} ({scores.get('rows', 'n/a')} rows, "
+        f"sha256 `{str(scores.get('sha256', ''))[:12]}`)",
+    ]
+
+
+def _imported(metadata: Mapping[str, Any]) -> bool:
+    return (metadata.get("origin") or {}).get("kind") == "import"
+
+
+def _data_lines(metadata: Mapping[str, Any]) -> list[str]:
+    data = metadata.get("data", {})
+    file_line = f"`{data.get('file', 'unknown')}`, sha256 `{data.get('sha256', 'unknown')}`"
+    used = f"{data.get('rows', 'n/a')} used ({data.get('rows_dropped', 0)} dropped for missing"
+    used += " values)"
+    if _imported(metadata):
+        origin = metadata["origin"]
+        return [
+            f"- Fitted elsewhere and imported from `{origin.get('file', 'unknown')}` (sha256 "
+            f"`{origin.get('sha256', 'unknown')}`): its training data is not known here",
+            f"- Rows given at import: {file_line}; {used}, rows the model did not learn from: "
+            "they score it, calibrate its interval and are its golden set",
+        ]
+    return [
+        f"- File: {file_line}",
+        f"- Rows: {used}; {data.get('rows_train', 'n/a')} to train, "
+        f"{data.get('rows_test', 'n/a')} held out",
+    ]
+
+
 def _share(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -103,8 +150,13 @@ def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
         f"n = {interval.get('calibration_rows', 'n/a')} calibration rows "
         f"({interval.get('calibration', 'held-out rows')})",
         f"- Held-out coverage: {_share(interval.get('held_out_coverage'))}, measured on the "
-        "held-out rows the interval is calibrated on (every training row still goes into the",
-        "  fit), so optimistic by construction: expect somewhat less on new data.",
+        + (
+            "rows given at import, which the interval is calibrated on, so"
+            if _imported(metadata)
+            else "held-out rows the interval is calibrated on (every training row still goes "
+            "into the\n  fit), so"
+        )
+        + " optimistic by construction: expect somewhat less on new data.",
     ]
     if "golden_coverage" in interval:
         independent = interval.get("golden_independent")
@@ -125,7 +177,6 @@ def render_card(metadata: Mapping[str, Any]) -> str:
     """Return the model card for *metadata* as Markdown."""
     schema = schema_of(metadata)
     target = schema.target
-    data = metadata.get("data", {})
     held_out = metadata.get("metrics", {}).get("held_out", {})
     code = metadata.get("code") or {}
     linear = linear_form_of(metadata)
@@ -169,17 +220,15 @@ def render_card(metadata: Mapping[str, Any]) -> str:
         "",
         "## Training data",
         "",
-        f"- File: `{data.get('file', 'unknown')}`, sha256 `{data.get('sha256', 'unknown')}`",
-        f"- Rows: {data.get('rows', 'n/a')} used ({data.get('rows_dropped', 0)} dropped for "
-        f"missing values); {data.get('rows_train', 'n/a')} to train, "
-        f"{data.get('rows_test', 'n/a')} held out",
+        *_data_lines(metadata),
         "",
         "## Metrics",
         "",
         f"| Rows | Count | R² | RMSE{_unit(f'({target.unit})' if target.unit else '')} "
         f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
         "|---|---|---|---|---|",
-        *_metrics_rows(metadata.get("metrics", {})),
+        *_metrics_rows(metadata),
+        *_golden_lines(metadata),
         *_interval_lines(metadata, target.unit),
         "",
         "## Limitations",

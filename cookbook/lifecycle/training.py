@@ -170,14 +170,12 @@ def train(
     actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
     metrics = score(actual, predicted)
     schema = describe_schema(spec, x_train, y_train)
-    folded = fold_linear(estimator, schema)
-    metadata = {
-        "format": METADATA_FORMAT,
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "schema": schema.to_dict(),
-        "estimator": estimator_summary(estimator),
-        "hyperparameters": {"alpha": alpha, "test_size": test_size, "random_state": random_state},
-        "data": {
+    metadata = fit_metadata(
+        estimator,
+        schema,
+        frame,
+        hyperparameters={"alpha": alpha, "test_size": test_size, "random_state": random_state},
+        data={
             "file": csv_path.name,
             "sha256": sha256_file(csv_path),
             "rows": int(len(frame)),
@@ -185,14 +183,41 @@ def train(
             "rows_train": int(len(x_train)),
             "rows_test": int(len(x_test)),
         },
+        metrics=metrics,
+        interval=calibrate(actual, predicted, coverage),
+    )
+    metadata = save_model(estimator, metadata, destination, rows=features)
+    return TrainingReport(metrics, destination, metadata)
+
+
+def fit_metadata(
+    estimator: Any,
+    schema: Schema,
+    frame: Any,
+    *,
+    hyperparameters: dict[str, Any],
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    interval: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return the ``model.json`` of a fitted *estimator* of *schema* (``save_model`` adds its
+    version): its folded form when it is linear, and the page chart's bins of *frame*."""
+    folded = fold_linear(estimator, schema)
+    return {
+        "format": METADATA_FORMAT,
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "schema": schema.to_dict(),
+        "estimator": estimator_summary(estimator),
+        "hyperparameters": hyperparameters,
+        **extra,
+        "data": data,
         "libraries": library_versions(),
         "metrics": {"held_out": metrics},
-        "interval": calibrate(actual, predicted, coverage),
+        "interval": interval,
         "folded": None if folded is None else folded.to_dict(),
         "chart": chart_bins(schema, frame),
     }
-    metadata = save_model(estimator, metadata, destination)
-    return TrainingReport(metrics, destination, metadata)
 
 
 def held_out_rows(
@@ -201,11 +226,15 @@ def held_out_rows(
     *,
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
+    what: str = "Training data",
 ):
-    """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
+    """Return the rows ``train`` holds out of *data_file* with the same split parameters.
+
+    *what* names the file in errors ("Training data", "Golden set source").
+    """
     from sklearn.model_selection import train_test_split
 
-    frame, _dropped = load_labelled(data_file, spec)
+    frame, _dropped = load_labelled(data_file, spec, what=what)
     # Splitting the whole frame draws the same permutation as train's split of X and y.
     _train, test = train_test_split(frame, test_size=test_size, random_state=random_state)
     return test
