@@ -16,7 +16,7 @@ from cookbook.core.loading import schema_of
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
-from cookbook.lifecycle.training import parse_columns, spec_for
+from cookbook.lifecycle.training import ESTIMATORS, RIDGE, parse_columns, spec_for
 
 GATE_TOLERANCE_HELP = (
     "Largest allowed drop in R² (absolute) against the served model, on either set."
@@ -65,6 +65,14 @@ GATE_TOLERANCE_HELP = (
 )
 @click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
 @click.option(
+    "--estimator",
+    type=click.Choice(ESTIMATORS),
+    default=RIDGE,
+    show_default=True,
+    help="The regressor: the cookbook's Ridge pipeline, or a tree ensemble of 100 trees "
+    "(served from its ONNX form when that passes its parity check).",
+)
+@click.option(
     "--golden",
     "golden_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -92,6 +100,7 @@ def retrain(
     features: str,
     categorical: str,
     model_name_text: str | None,
+    estimator: str,
     golden_file: Path | None,
     tolerance: float,
     force: bool,
@@ -99,7 +108,9 @@ def retrain(
     as_json: bool,
 ) -> None:
     """Retrain, compare with the served model, and promote the new model if it is not worse."""
-    spec = spec_for(target, parse_columns(features), parse_columns(categorical), model_name_text)
+    spec = spec_for(
+        target, parse_columns(features), parse_columns(categorical), model_name_text, estimator
+    )
     with one_line_errors():
         result = gate.retrain(
             data_file,
