@@ -19,6 +19,7 @@ scaled float32 value lands on the other side of a split far more often than a ra
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,16 @@ def _convert(estimator: Any, schema: Schema, dtype: str) -> bytes:
         (f.name, number([None, 1]) if isinstance(f, NumberFeature) else StringTensorType([None, 1]))
         for f in schema.features
     ]
-    model = convert_sklearn(estimator, initial_types=inputs, target_opset=dict(OPSET))
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 writes the tree ops' boolean flags as Python bools into integer
+        # attributes; protobuf 6 warns (7 refuses them: hence protobuf < 7). Only that
+        # warning, only here: any other still surfaces.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
+            category=DeprecationWarning,
+        )
+        model = convert_sklearn(estimator, initial_types=inputs, target_opset=dict(OPSET))
     if dtype == "float64":
         _cast_tree_outputs(model)
     return model.SerializeToString()
