@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import requests
 from click.testing import CliRunner
-from helpers import run_script, start_server, stop
+from helpers import COMMITTED_VERSION, run_script, start_server, stop
 
 import mlib
 from app import create_app
@@ -118,6 +118,16 @@ def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path,
     # The registry entry carries the ONNX file too.
     entry = model_file.parent / "models" / meta["model_version"] / "model.onnx"
     assert entry.read_bytes() == model_file.with_suffix(".onnx").read_bytes()
+
+
+def test_retrain_estimator_ridge_is_the_committed_model(tmp_path, data_file):
+    model_file = tmp_path / "model.joblib"
+    result = CliRunner().invoke(cli, [
+        "retrain", "--estimator", "ridge", "--data", str(data_file),
+        "--model-name", str(model_file), "--json",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model_version"] == COMMITTED_VERSION
 
 
 # ------------------------------------------------------------------ serving
