@@ -14,6 +14,7 @@ from app import create_app
 from cookbook.lifecycle import distributed_scoring
 
 POSITION_MODEL = ROOT / "examples" / "height-by-position" / "model.joblib"
+GBM_MODEL = ROOT / "examples" / "height-gbm" / "model.joblib"  # served from its ONNX form
 ANSWER_COLUMNS = ["height_inches", "height_human_readable", "extrapolation"]
 # Every kind of bad cell cli.py --input rejects, between two good rows (and a blank line).
 BAD_ROWS_CSV = (
@@ -197,6 +198,18 @@ def test_a_model_with_a_categorical_feature(score, tmp_path):
     rejects = read_parts(output / "rejects")
     assert rejects["reason"].tolist() == [reason for _line, _value, reason in expected]
     assert rejects["name"].tolist() == ["c", "d"]
+
+
+def test_a_gradient_boosting_model_scores_as_the_api_does(score, tmp_path):
+    source = tmp_path / "players.csv"
+    source.write_text("Weight,Age,Position\n200,28.5,Catcher\n180,24,Shortstop\n"
+                      "240,33.1,Relief_Pitcher\n")  # fmt: skip
+    output = tmp_path / "scored"
+
+    result = score("--input", str(source), "--output", str(output), model=GBM_MODEL)
+
+    assert result.returncode == 0, result.stderr
+    assert_scored_as_the_api(read_parts(output), GBM_MODEL, ["Weight", "Age", "Position"])
 
 
 @pytest.mark.parametrize("case", ["no such column", "no input files", "unreadable model",
