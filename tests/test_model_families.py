@@ -144,6 +144,18 @@ def test_onnx_predictions_equal_the_estimators(boosted):
     assert np.max(np.abs(np.array(single) - expected)) <= tolerance_of(model_file)
 
 
+def test_one_row_predictions_from_many_threads_stay_their_own(boosted):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model_file, csv = boosted
+    predictor = load_predictor(model_file)
+    rows = [tuple(row) for row in sample(model_file, csv, 40).itertuples(index=False)]
+    expected = predictor.predict_rows(rows)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(predictor.predict_row, rows * 25))
+    assert got == pytest.approx(expected * 25, abs=1e-9)
+
+
 def test_serving_neither_unpickles_nor_imports_sklearn(boosted):
     model_file, csv = boosted
     row = sample(model_file, csv, 1).iloc[0].to_dict()

@@ -19,6 +19,7 @@ scaled float32 value lands on the other side of a split far more often than a ra
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -241,14 +242,27 @@ class OnnxPredictor(Predictor):
         self._kinds = [
             (f.name, isinstance(f, NumberFeature)) for f in self.schema.features
         ]  # fmt: skip
+        # One (1, 1) input array per feature and thread, refilled for each row: building
+        # the arrays anew costs as much as the trees themselves.
+        self._row_feeds = threading.local()
+
+    def _row_feed(self) -> tuple[dict[str, Any], list[Any]]:
+        feed = getattr(self._row_feeds, "feed", None)
+        if feed is None:
+            empty = self._np.empty
+            feed = {
+                name: empty((1, 1), dtype=self.dtype if number else object)
+                for name, number in self._kinds
+            }
+            self._row_feeds.feed = feed
+            self._row_feeds.arrays = list(feed.values())
+        return feed, self._row_feeds.arrays
 
     def predict_row(self, row: Row) -> float:
         """Return the ONNX model's prediction for one validated row."""
-        array = self._np.array
-        feed = {
-            name: array([[value]], dtype=self.dtype if number else object)
-            for (name, number), value in zip(self._kinds, row, strict=True)
-        }
+        feed, arrays = self._row_feed()
+        for array, value in zip(arrays, row, strict=True):
+            array[0, 0] = value
         return float(self.session.run([self._output], feed)[0][0, 0])
 
     def predict_rows(self, rows: Sequence[Row]) -> list[float]:
