@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import requests
 from click.testing import CliRunner
-from helpers import COMMITTED_VERSION, run_script, start_server, stop
+from helpers import COMMITTED_VERSION, run_script, start_server, stop, threaded_model
 
 import mlib
 from app import create_app
@@ -113,7 +113,12 @@ def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path,
     assert meta["hyperparameters"]["estimator"] == family
     assert meta["serving"] == {"form": "onnx"}
     parity = meta["onnx"]["parity"]
-    assert parity["rows"] == 104 + 2000 and parity["max_abs_difference"] <= parity["tolerance"]
+    assert (parity["held_out_rows"], parity["training_rows"], parity["range_rows"]) == (
+        104,
+        929,
+        2000,
+    )
+    assert parity["max_abs_difference"] <= parity["tolerance"]
     assert type(predictor).__name__ == "OnnxPredictor"
     # The registry entry carries the ONNX file too.
     entry = model_file.parent / "models" / meta["model_version"] / "model.onnx"
@@ -142,6 +147,20 @@ def test_onnx_predictions_equal_the_estimators(boosted):
     single = [predictor.predict_row(tuple(row)) for row in rows.itertuples(index=False)]
     assert np.max(np.abs(batch - expected)) <= tolerance_of(model_file)
     assert np.max(np.abs(np.array(single) - expected)) <= tolerance_of(model_file)
+
+
+def test_a_bare_estimator_on_number_columns_is_served_from_one_matrix_input(tmp_path):
+    model_file = threaded_model(tmp_path)
+    meta = mlib.read_metadata(model_file)
+    assert meta["serving"] == {"form": "onnx"} and meta["onnx"]["inputs"] == "matrix"
+    assert meta["onnx"]["parity"]["training_rows"] == 442
+    frame = pd.read_csv(tmp_path / "diabetes.csv").drop(columns="target")
+    predictor = load_predictor(model_file)
+    expected = load_estimator(model_file).predict(frame)
+    single = [predictor.predict_row(tuple(row)) for row in frame.itertuples(index=False)]
+    tolerance = meta["onnx"]["parity"]["tolerance"]
+    assert np.max(np.abs(np.array(single) - expected)) <= tolerance
+    assert np.max(np.abs(predict_frame(predictor, frame) - expected)) <= tolerance
 
 
 def test_one_row_predictions_from_many_threads_stay_their_own(boosted):

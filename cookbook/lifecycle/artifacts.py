@@ -108,14 +108,16 @@ def save_model(
     model_file: Path | str,
     *,
     held_out: Any = None,
+    training_rows: Any = None,
     target_std: float | None = None,
 ) -> dict:
     """Write *estimator* and its metadata beside it, each atomically; return the metadata.
 
     The model's version and sha256 are filled in from the bytes written. A model without
     a folded form (``metadata["folded"]`` empty) is also converted to ONNX and checked
-    against the estimator on the *held_out* rows (a frame of its features) and on rows
-    across its training ranges, to 1e-3 x *target_std*: one that passes gets
+    against the estimator on the *held_out* and *training_rows* (frames of its features;
+    give real rows whenever there are some) and on rows across its training ranges, to
+    1e-3 x *target_std*: one that passes gets
     ``<stem>.onnx`` beside it and ``metadata["onnx"]``; ``metadata["serving"]`` says which
     form serves it and, for the joblib file, why. The joblib file is renamed into place
     first, then the ONNX file, and ``model.json`` last, so readers that verify the pair see
@@ -141,7 +143,7 @@ def save_model(
         metadata.pop("serving", None)
         has_onnx = False
         if not metadata.get("folded"):
-            serving = serving_form(estimator, metadata, held_out, target_std)
+            serving = serving_form(estimator, metadata, (held_out, training_rows), target_std)
             if serving.get("onnx") is not None:
                 conversion = serving.pop("onnx")
                 write_synced(staged_onnx, conversion.data)
@@ -166,12 +168,20 @@ def save_model(
 
 
 def serving_form(
-    estimator: Any, metadata: Mapping[str, Any], held_out: Any, target_std: float | None
+    estimator: Any, metadata: Mapping[str, Any], rows: tuple[Any, Any], target_std: float | None
 ) -> dict[str, Any]:
-    """Return ``{"form": "onnx", "onnx": Conversion}``, or the joblib form and why."""
+    """Return ``{"form": "onnx", "onnx": Conversion}``, or the joblib form and why.
+
+    *rows* are the real rows to check: ``(held_out, training_rows)``, either may be None.
+    """
+    held_out, training_rows = rows
     try:
         conversion = convert(
-            estimator, schema_of(metadata), target_std=target_std, held_out=held_out
+            estimator,
+            schema_of(metadata),
+            target_std=target_std,
+            held_out=held_out,
+            training_rows=training_rows,
         )
     except ConversionRefused as refused:
         return {"form": "joblib", "reason": f"no ONNX form passed parity ({refused})"}

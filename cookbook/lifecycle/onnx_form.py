@@ -36,6 +36,11 @@ from cookbook.core.schema import NumberFeature, Schema
 PARITY_FACTOR = 1e-3
 RANGE_ROWS = 2000  # rows drawn across the training ranges, besides the held-out rows
 OPSET = {"": 18, "ai.onnx.ml": 3}
+# How rows are fed: one (n, 1) input per feature, by name (a pipeline that selects columns by
+# name, such as the cookbook's ColumnTransformer), or one (n, features) matrix (a bare
+# estimator fitted on number columns, as an import may bring).
+COLUMNS, MATRIX = "columns", "matrix"
+MATRIX_INPUT = "X"
 
 
 class ConversionRefused(Exception):
@@ -108,17 +113,23 @@ def _cast_tree_outputs(model: Any) -> None:
     model.graph.node.extend(nodes)
 
 
-def _convert(estimator: Any, schema: Schema, dtype: str) -> bytes:
+def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     if _holds_lightgbm(estimator):
         _register_lightgbm()
     number = DoubleTensorType if dtype == "float64" else FloatTensorType
-    inputs = [
-        (f.name, number([None, 1]) if isinstance(f, NumberFeature) else StringTensorType([None, 1]))
-        for f in schema.features
-    ]
+    if layout == MATRIX:
+        inputs = [(MATRIX_INPUT, number([None, len(schema.features)]))]
+    else:
+        inputs = [
+            (
+                f.name,
+                number([None, 1]) if isinstance(f, NumberFeature) else StringTensorType([None, 1]),
+            )
+            for f in schema.features
+        ]
     with warnings.catch_warnings():
         # skl2onnx 1.20 writes the tree ops' boolean flags as Python bools into integer
         # attributes; protobuf 6 warns (7 refuses them: hence protobuf < 7). Only that
@@ -135,27 +146,42 @@ def _convert(estimator: Any, schema: Schema, dtype: str) -> bytes:
 
 
 def range_rows(schema: Schema, count: int = RANGE_ROWS, seed: int = 0) -> dict[str, Any]:
-    """Return *count* rows drawn across every number's training range and every category."""
+    """Return *count* rows drawn across every number's training range and every category.
+
+    A third of each number column is drawn uniformly, a third is the same rounded to a whole
+    number (pounds, years), and a third is the training values themselves (the schema's
+    ECDF): a split threshold lies between two training values, so a value that float32
+    puts on the wrong side of it is most likely one of those.
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    index = np.arange(count) % 3
     columns: dict[str, Any] = {}
     for feature in schema.features:
         if isinstance(feature, NumberFeature):
             low, high = feature.training_range
             drawn = rng.uniform(low, high, count)
-            # Whole-number features (pounds, years) are drawn on their own grid too.
-            columns[feature.name] = np.where(np.arange(count) % 2 == 0, np.round(drawn), drawn)
+            seen = np.asarray((feature.ecdf or {}).get("values") or [low, high], dtype=float)
+            columns[feature.name] = np.select(
+                [index == 0, index == 1], [drawn, np.round(drawn)], rng.choice(seen, count)
+            )
         else:
             categories = np.array(feature.categories, dtype=object)
             columns[feature.name] = categories[np.arange(count) % len(categories)]
     return columns
 
 
-def feed_of(schema: Schema, columns: Mapping[str, Any], dtype: str) -> dict[str, Any]:
-    """Return onnxruntime's inputs for whole columns: one (n, 1) array per feature."""
+def feed_of(
+    schema: Schema, columns: Mapping[str, Any], dtype: str, layout: str = COLUMNS
+) -> dict[str, Any]:
+    """Return onnxruntime's inputs for whole columns: one (n, 1) array per feature, or the
+    (n, features) matrix."""
     import numpy as np
 
+    if layout == MATRIX:
+        stacked = [np.asarray(columns[name], dtype=dtype) for name in schema.feature_names]
+        return {MATRIX_INPUT: np.column_stack(stacked)}
     feed = {}
     for feature in schema.features:
         column = columns[feature.name]
@@ -173,17 +199,25 @@ def convert(
     *,
     target_std: float | None,
     held_out: Any = None,
+    training_rows: Any = None,
 ) -> Conversion:
-    """Return *estimator*'s ONNX form proven against it, or raise ``ConversionRefused``."""
+    """Return *estimator*'s ONNX form proven against it, or raise ``ConversionRefused``.
+
+    The rows checked: *held_out* and *training_rows* (frames of the features, either may be
+    None) and ``RANGE_ROWS`` rows across the training ranges. Real rows matter: a split
+    threshold lies between two training values, and float32 can put a row that sits at
+    one of them on the other side, which random rows seldom reach.
+    """
     import numpy as np
     import onnxruntime as ort
     import pandas as pd
     import skl2onnx
 
     names = list(schema.feature_names)
-    checks = [pd.DataFrame(range_rows(schema), columns=names)]
-    if held_out is not None and len(held_out):
-        checks.insert(0, pd.DataFrame(held_out)[names].reset_index(drop=True))
+    real = {"held_out_rows": held_out, "training_rows": training_rows}
+    counts = {key: 0 if rows is None else int(len(rows)) for key, rows in real.items()}
+    checks = [pd.DataFrame(rows)[names] for rows in real.values() if rows is not None]
+    checks.append(pd.DataFrame(range_rows(schema), columns=names))
     frame = pd.concat(checks, ignore_index=True)
     for feature in schema.categorical:
         frame[feature.name] = frame[feature.name].astype(object)
@@ -194,30 +228,37 @@ def convert(
         basis = "1e-3 x the standard deviation of the estimator's predictions on the rows checked"
     tolerance = PARITY_FACTOR * float(target_std)
     reasons = []
-    for dtype in ("float64", "float32"):
+    layouts = (COLUMNS, MATRIX) if not schema.categorical else (COLUMNS,)
+    for layout, dtype in [
+        (layout, dtype) for layout in layouts for dtype in ("float64", "float32")
+    ]:
         try:
-            data = _convert(estimator, schema, dtype)
+            data = _convert(estimator, schema, dtype, layout)
             session = open_session(data)
-            got = np.asarray(session.run(None, feed_of(schema, frame, dtype))[0], dtype=np.float64)
+            feed = feed_of(schema, frame, dtype, layout)
+            got = np.asarray(session.run(None, feed)[0], dtype=np.float64)
         except Exception as exc:  # any converter or runtime failure is a reason, not a crash
-            reasons.append(f"{dtype}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            first_line = (str(exc).splitlines() or [""])[0][:160]
+            reasons.append(f"{dtype} {layout}: {type(exc).__name__}: {first_line}")
             continue
         difference = float(np.max(np.abs(got.reshape(-1) - expected)))
         if not np.isfinite(difference) or difference > tolerance:
             reasons.append(
-                f"{dtype}: max |difference| {difference:.3g} exceeds the tolerance {tolerance:.3g}"
+                f"{dtype} {layout}: max |difference| {difference:.3g} exceeds the tolerance "
+                f"{tolerance:.3g}"
             )
             continue
         record = {
             "file": None,  # filled in by the saver, from the model file's name
             "sha256": None,
             "input_type": dtype,
+            "inputs": layout,
             "opset": dict(OPSET),
             "runtime": f"onnxruntime {ort.__version__}",
             "converter": f"skl2onnx {skl2onnx.__version__}",
             "parity": {
                 "rows": int(len(frame)),
-                "held_out_rows": int(len(frame) - RANGE_ROWS),
+                **counts,
                 "range_rows": RANGE_ROWS,
                 "max_abs_difference": difference,
                 "tolerance": tolerance,
@@ -237,6 +278,7 @@ class OnnxPredictor(Predictor):
         super().__init__(metadata, path, schema_of(metadata))
         self.session = session
         self.dtype = metadata["onnx"].get("input_type", "float32")
+        self.layout = metadata["onnx"].get("inputs", COLUMNS)
         self._np = np
         self._output = session.get_outputs()[0].name
         self._kinds = [
@@ -250,19 +292,23 @@ class OnnxPredictor(Predictor):
         feed = getattr(self._row_feeds, "feed", None)
         if feed is None:
             empty = self._np.empty
-            feed = {
-                name: empty((1, 1), dtype=self.dtype if number else object)
-                for name, number in self._kinds
-            }
+            if self.layout == MATRIX:
+                feed = {MATRIX_INPUT: empty((1, len(self._kinds)), dtype=self.dtype)}
+                self._row_feeds.arrays = list(feed[MATRIX_INPUT][0:1].T)  # (1,) views
+            else:
+                feed = {
+                    name: empty((1, 1), dtype=self.dtype if number else object)
+                    for name, number in self._kinds
+                }
+                self._row_feeds.arrays = [array.reshape(1) for array in feed.values()]
             self._row_feeds.feed = feed
-            self._row_feeds.arrays = list(feed.values())
         return feed, self._row_feeds.arrays
 
     def predict_row(self, row: Row) -> float:
         """Return the ONNX model's prediction for one validated row."""
-        feed, arrays = self._row_feed()
-        for array, value in zip(arrays, row, strict=True):
-            array[0, 0] = value
+        feed, cells = self._row_feed()
+        for cell, value in zip(cells, row, strict=True):
+            cell[0] = value
         return float(self.session.run([self._output], feed)[0][0, 0])
 
     def predict_rows(self, rows: Sequence[Row]) -> list[float]:
@@ -274,7 +320,8 @@ class OnnxPredictor(Predictor):
 
     def predict_frame(self, columns: Mapping[str, Any]):
         """Return predictions (float64 array) for whole columns of the model's features."""
-        got = self.session.run([self._output], feed_of(self.schema, columns, self.dtype))[0]
+        feed = feed_of(self.schema, columns, self.dtype, self.layout)
+        got = self.session.run([self._output], feed)[0]
         return self._np.asarray(got, dtype=self._np.float64).reshape(-1)
 
 

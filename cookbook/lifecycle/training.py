@@ -240,6 +240,7 @@ def train(
         metadata,
         destination,
         held_out=x_test,
+        training_rows=x_train,
         target_std=float(y_train.std(ddof=1)),
     )
     return TrainingReport(metrics, destination, metadata)
