@@ -111,7 +111,7 @@ def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path,
         assert predictor.is_folded and "serving" not in meta and "onnx" not in meta
         return
     assert meta["hyperparameters"]["estimator"] == family
-    assert meta["serving"] == {"form": "onnx"}
+    assert meta["serving"] == {"form": "onnx"} and meta["onnx"]["input_type"] == "float32"
     parity = meta["onnx"]["parity"]
     assert (parity["held_out_rows"], parity["training_rows"], parity["range_rows"]) == (
         104,
@@ -153,6 +153,7 @@ def test_a_bare_estimator_on_number_columns_is_served_from_one_matrix_input(tmp_
     model_file = threaded_model(tmp_path)
     meta = mlib.read_metadata(model_file)
     assert meta["serving"] == {"form": "onnx"} and meta["onnx"]["inputs"] == "matrix"
+    assert meta["onnx"]["input_type"] == "float32"  # trees keep float32 thresholds
     assert meta["onnx"]["parity"]["training_rows"] == 442
     frame = pd.read_csv(tmp_path / "diabetes.csv").drop(columns="target")
     predictor = load_predictor(model_file)

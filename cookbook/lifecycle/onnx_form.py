@@ -9,11 +9,12 @@ standard deviation; otherwise the model is served from its verified joblib file 
 ``model.json`` says why. ``OnnxPredictor`` serves the file with onnxruntime: no unpickling,
 no scikit-learn.
 
-Inputs are float64 where the runtime computes the whole graph in float64; tree ensembles in
-``ai.onnx.ml`` opset 3 keep float32 thresholds (and onnxruntime refuses skl2onnx's float64
-tree graphs), so each input type is tried, float64 first, and the first that passes parity
-is kept. Trees are therefore fitted on unscaled numbers (``training.build_estimator``): a
-scaled float32 value lands on the other side of a split far more often than a raw one.
+Inputs are float64 where the runtime computes the whole graph in float64. Tree ensembles in
+``ai.onnx.ml`` opset 3 keep float32 thresholds, so a graph holding one is fed float32 (the
+value and the threshold rounded alike); each input type is tried, float64 first, and the
+first that passes parity is kept. Trees are therefore fitted on unscaled numbers
+(``training.build_estimator``): a scaled float32 value lands on the other side of a split far
+more often than a raw one.
 """
 
 from __future__ import annotations
@@ -93,24 +94,16 @@ def _holds_lightgbm(estimator: Any) -> bool:
     return any(type(step).__module__.startswith("lightgbm") for _, step in steps)
 
 
-def _cast_tree_outputs(model: Any) -> None:
-    """Cast each ``TreeEnsembleRegressor``'s float32 output to the float64 the graph declares."""
-    from onnx import TensorProto, helper
+def _refuse_float32_thresholds(model: Any) -> None:
+    """Raise ``ConversionRefused`` when a float64 graph holds a tree ensemble.
 
-    nodes = []
-    for node in model.graph.node:
-        nodes.append(node)
-        if node.op_type == "TreeEnsembleRegressor":
-            produced = node.output[0] + "_float32"
-            nodes.append(
-                helper.make_node(
-                    "Cast", [produced], [node.output[0]], to=TensorProto.DOUBLE,
-                    name=node.name + "_to_double",
-                )
-            )  # fmt: skip
-            node.output[0] = produced
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    ``TreeEnsembleRegressor`` (``ai.onnx.ml`` opset 3) keeps its thresholds in float32: fed
+    float64 values, a value just above a threshold compares below its rounded copy, which
+    puts real rows on the other side of a split far more often than float32 inputs do
+    (both sides rounded alike).
+    """
+    if any(node.op_type.startswith("TreeEnsemble") for node in model.graph.node):
+        raise ConversionRefused("tree ensembles keep float32 thresholds")
 
 
 def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
@@ -141,7 +134,7 @@ def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
         )
         model = convert_sklearn(estimator, initial_types=inputs, target_opset=dict(OPSET))
     if dtype == "float64":
-        _cast_tree_outputs(model)
+        _refuse_float32_thresholds(model)
     return model.SerializeToString()
 
 
