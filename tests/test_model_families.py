@@ -30,6 +30,7 @@ from cookbook.lifecycle import registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.vectorized import predict_frame
 from cookbook.web import lambda_handler
+from cookbook.web.served import service_state
 from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,6 +265,8 @@ def test_hot_reload_swaps_a_folded_model_for_an_onnx_one(boosted, tmp_path):
     )
     body = sample(model_file, csv, 1).iloc[0].to_dict()
     assert client.post("/predict", json=body).headers["X-Model-Version"] == boosted_again.version
+    # The reload's snapshot carries the ONNX file: the new model is served from it.
+    assert type(service_state(app).served.predictor).__name__ == "OnnxPredictor"
 
 
 def load_spec(model_file: Path, family: str) -> training.ModelSpec:
@@ -329,8 +332,8 @@ def test_the_example_is_served_from_onnx_by_the_production_server(tmp_path, data
         columns = {"Weight": [180, 230], "Age": [24, 33], "Position": ["Catcher", "Outfielder"]}
         batch = requests.post(f"{base_url}/predict", json=columns, timeout=5)
         assert batch.status_code == 200 and len(batch.json()["predictions"]) == 2
-        log = next(tmp_path.glob("server-*.log")).read_text()
-        assert f"Serving model {meta['model_version']} from its ONNX file model.onnx" in log
+        log_file = next(tmp_path.glob("server-*.log"))
+        assert f"Serving model {meta['model_version']} from its ONNX file" in log_file.read_text()
 
         # Hot reload on the real server: a random forest replaces it, every worker swaps.
         new = training.train(data_file, served, spec=dataclasses.replace(
@@ -343,5 +346,9 @@ def test_the_example_is_served_from_onnx_by_the_production_server(tmp_path, data
                 break
             time.sleep(0.05)
         assert answer.headers["X-Model-Version"] == new
+        line = f"Serving model {new} from its ONNX file model.onnx"
+        while line not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the master logs it after the workers may have switched
+        assert line in log_file.read_text()
     finally:
         stop(process)

@@ -248,6 +248,7 @@ def reload_on_sighup(flask_app: Any) -> None:
     outcome = reload_model(flask_app)
     if outcome.accepted:
         log.info(f"SIGHUP: now serving model {outcome.model_version}")
+        log_serving_form(flask_app)
     else:
         log.error(f"SIGHUP: model refused, still serving {outcome.model_version}")
 
