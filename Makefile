@@ -75,6 +75,7 @@ bench: install ## Measure throughput, latency, start-up and memory; print the fi
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/capture_instructions.py
 	$(BIN)/python bench/batch_csv.py
+	$(BIN)/python bench/models.py
 	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)
 
 # ------------------------------------------------------------ container and delivery

@@ -310,7 +310,8 @@ def threaded_model(folder: Path) -> Path:
     fitted on scikit-learn's bundled diabetes data, into *folder*; return its path.
 
     The cookbook's own training writes the data's schema and metadata, then the estimator
-    is swapped for the boosted one (saved unfolded, so it is served unpickled).
+    is swapped for the boosted one: a bare estimator, as an import may bring, saved unfolded
+    and checked against its ONNX form (one matrix input) on the data's rows.
     """
     import json
 
@@ -333,5 +334,5 @@ def threaded_model(folder: Path) -> Path:
     boosted = HistGradientBoostingRegressor(max_iter=50, random_state=0)
     boosted.fit(frame[list(features)], frame["target"])
     metadata["estimator"] = estimator_summary(boosted)
-    save_model(boosted, metadata, model_file)
+    save_model(boosted, metadata, model_file, training_rows=frame[list(features)])
     return model_file

@@ -14,6 +14,7 @@ from app import create_app
 from cookbook.lifecycle import distributed_scoring
 
 POSITION_MODEL = ROOT / "examples" / "height-by-position" / "model.joblib"
+GBM_MODEL = ROOT / "examples" / "height-gbm" / "model.joblib"  # served from its ONNX form
 ANSWER_COLUMNS = ["height_inches", "height_human_readable", "extrapolation"]
 # Every kind of bad cell cli.py --input rejects, between two good rows (and a blank line).
 BAD_ROWS_CSV = (
@@ -180,20 +181,25 @@ def test_scores_equal_the_api_answers_for_a_sample(score, trained_model, data_fi
     assert_scored_as_the_api(frame, trained_model, ["Weight"])
 
 
-def test_a_model_with_a_categorical_feature(score, tmp_path):
+@pytest.mark.parametrize(
+    "model, features",
+    [(POSITION_MODEL, ["Weight", "Position"]), (GBM_MODEL, ["Weight", "Age", "Position"])],
+    ids=["ridge", "gradient-boosting"],
+)
+def test_a_model_with_a_categorical_feature(score, tmp_path, model, features):
     source = tmp_path / "players.csv"
-    source.write_text("Weight,Position,name\n200,Catcher,a\n180,Shortstop,b\n300,Pitcher,c\n"
-                      ",Catcher,d\n240,Relief_Pitcher,e\n")  # fmt: skip
+    source.write_text("Weight,Age,Position,name\n200,28.5,Catcher,a\n180,24,Shortstop,b\n"
+                      "300,30,Pitcher,c\n,27,Catcher,d\n240,33.1,Relief_Pitcher,e\n")  # fmt: skip
     output = tmp_path / "scored"
 
-    result = score("--input", str(source), "--output", str(output), model=POSITION_MODEL)
+    result = score("--input", str(source), "--output", str(output), model=model)
 
     assert result.returncode == 3, result.stderr
     frame = read_parts(output)
-    assert list(frame.columns) == ["Weight", "Position", "name", *ANSWER_COLUMNS]
+    assert list(frame.columns) == ["Weight", "Age", "Position", "name", *ANSWER_COLUMNS]
     assert frame["name"].tolist() == ["a", "b", "e"]
-    assert_scored_as_the_api(frame, POSITION_MODEL, ["Weight", "Position"])
-    expected, _summary = cli_rejects(POSITION_MODEL, source, tmp_path)
+    assert_scored_as_the_api(frame, model, features)
+    expected, _summary = cli_rejects(model, source, tmp_path)
     rejects = read_parts(output / "rejects")
     assert rejects["reason"].tolist() == [reason for _line, _value, reason in expected]
     assert rejects["name"].tolist() == ["c", "d"]

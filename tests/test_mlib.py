@@ -131,14 +131,20 @@ def test_folded_line_equals_the_estimator_everywhere(trained_model):
     assert np.max(np.abs(single - expected[::97]) / np.abs(expected[::97])) <= 1e-9
 
 
-def save_tree(folder, data_file, trained_model):
-    """Save a decision tree (a model that cannot fold) beside *trained_model*'s schema."""
+def save_tree(folder, data_file, trained_model, *, log_target=False):
+    """Save a decision tree (a model that cannot fold) beside *trained_model*'s schema.
+
+    With *log_target* it learns the log of the target (a TransformedTargetRegressor, which
+    skl2onnx cannot convert), so it has no ONNX form either.
+    """
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.tree import DecisionTreeRegressor
 
     frame = mlib.data(data_file)
-    tree = DecisionTreeRegressor(max_depth=3, random_state=0).fit(
-        frame[["Weight"]], frame["Height"]
-    )
+    tree = DecisionTreeRegressor(max_depth=3, random_state=0)
+    if log_target:
+        tree = TransformedTargetRegressor(tree, func=np.log, inverse_func=np.exp)
+    tree = tree.fit(frame[["Weight"]], frame["Height"])
     meta = json.loads(mlib.metadata_path(trained_model).read_text())
     assert fold_linear(tree, schema_of(meta)) is None
     model_file = folder / "tree.joblib"
@@ -149,14 +155,34 @@ def save_tree(folder, data_file, trained_model):
     return model_file
 
 
-def test_an_estimator_that_cannot_fold_is_served_unpickled(tmp_path, data_file, trained_model):
+def test_an_estimator_that_cannot_fold_is_served_from_its_onnx_form(
+    tmp_path, data_file, trained_model
+):
     model_file = save_tree(tmp_path, data_file, trained_model)
+    meta = json.loads(mlib.metadata_path(model_file).read_text())
+    assert meta["serving"] == {"form": "onnx"}
+    assert meta["onnx"]["file"] == "tree.onnx" and model_file.with_suffix(".onnx").is_file()
     predictor = mlib.load_predictor(model_file)
-    assert not predictor.is_folded
+    assert not predictor.is_folded and type(predictor).__name__ == "OnnxPredictor"
+    rows = pd.DataFrame({"Weight": [180.0, 250.0]})
+    expected = mlib.load_model(model_file).predict(rows)
+    tolerance = meta["onnx"]["parity"]["tolerance"]
+    assert np.max(np.abs(predict_frame(predictor, rows) - expected)) <= tolerance
+    assert predictor.prediction({"Weight": 180})["height_inches"] == round(float(expected[0]), 1)
+
+
+def test_an_estimator_without_an_onnx_form_is_served_unpickled(tmp_path, data_file, trained_model):
+    model_file = save_tree(tmp_path, data_file, trained_model, log_target=True)
+    meta = json.loads(mlib.metadata_path(model_file).read_text())
+    assert meta["serving"]["form"] == "joblib" and "TransformedTargetRegressor" in str(
+        meta["serving"]["reason"]
+    )
+    assert "onnx" not in meta and not model_file.with_suffix(".onnx").exists()
+    predictor = mlib.load_predictor(model_file)
+    assert not predictor.is_folded and type(predictor).__name__ == "EstimatorPredictor"
     rows = pd.DataFrame({"Weight": [180.0, 250.0]})
     expected = mlib.load_model(model_file).predict(rows)
     assert predict_frame(predictor, rows).tolist() == expected.tolist()
-    assert predictor.prediction({"Weight": 180})["height_inches"] == round(float(expected[0]), 1)
 
 
 def test_batch_matches_single_predictions(trained_model):
@@ -221,10 +247,16 @@ def test_a_folded_model_from_another_scikit_learn_is_served(model_copy):
 
 
 def test_an_unfolded_model_from_another_scikit_learn_is_refused(tmp_path, data_file, trained_model):
-    model_file = save_tree(tmp_path, data_file, trained_model)
+    model_file = save_tree(tmp_path, data_file, trained_model, log_target=True)
     with_sklearn(model_file, "0.24.2")
     with pytest.raises(mlib.ModelError, match=r"scikit-learn 0\.24\.2"):
         mlib.load_predictor(model_file)
+
+
+def test_an_onnx_model_from_another_scikit_learn_is_served(tmp_path, data_file, trained_model):
+    model_file = save_tree(tmp_path, data_file, trained_model)
+    with_sklearn(model_file, "0.24.2")  # nothing is unpickled: the ONNX file serves it
+    assert mlib.load_predictor(model_file).prediction({"Weight": 200})["height_inches"] > 60
 
 
 def test_installed_version_reads_the_wheel_metadata():

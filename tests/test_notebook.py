@@ -49,7 +49,7 @@ def test_notebook_runs_top_to_bottom(notebook, data_file, monkeypatch, tmp_path)
     assert "folded form: True; agrees with the estimator" in text
     saved = next(cell for cell in notebook.cells if "predictor.prediction(" in cell.source)
     assert "'height_human_readable': '6 foot, 0 inches'" in saved.outputs[-1]["data"]["text/plain"]
-    assert "rows it did not learn from; it serves its own predictions" in text
+    assert "rows it did not learn from; served from its onnx form" in text
     imported = next(cell for cell in notebook.cells if "imported.prediction(" in cell.source)
     assert "'height_human_readable'" in imported.outputs[-1]["data"]["text/plain"]
     assert [path.read_bytes() for path in served] == served_before

@@ -14,7 +14,7 @@ from cookbook.core.files import write_bytes_atomic
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
-from cookbook.lifecycle.training import parse_columns, spec_for
+from cookbook.lifecycle.training import ESTIMATORS, RIDGE, parse_columns, spec_for
 
 GOLDEN_HELP = (
     "Labelled CSV whose every row is the golden set for this run [default: the golden set "
@@ -70,6 +70,14 @@ golden_option = click.option(
     help="Comma-separated categorical feature columns (one-hot encoded).",
 )
 @click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
+@click.option(
+    "--estimator",
+    type=click.Choice(ESTIMATORS),
+    default=RIDGE,
+    show_default=True,
+    help="The regressor: the cookbook's Ridge pipeline, or a tree ensemble of 100 trees "
+    "(served from its ONNX form when that passes its parity check).",
+)
 @golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
@@ -85,6 +93,7 @@ def retrain(
     features: str,
     categorical: str,
     model_name_text: str | None,
+    estimator: str,
     golden_file: Path | None,
     tolerance: float,
     force: bool,
@@ -92,7 +101,9 @@ def retrain(
     as_json: bool,
 ) -> None:
     """Retrain, compare with the served model, and promote the new model if it is not worse."""
-    spec = spec_for(target, parse_columns(features), parse_columns(categorical), model_name_text)
+    spec = spec_for(
+        target, parse_columns(features), parse_columns(categorical), model_name_text, estimator
+    )
     with one_line_errors():
         result = gate.retrain(
             data_file,

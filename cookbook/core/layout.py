@@ -3,6 +3,8 @@
 The one place that knows the layout::
 
     model.joblib, model.json      the served pair (or what MODEL_PATH names, and its .json)
+    model.onnx                    the serving form of a model that is not folded, when it
+                                  passed its parity check (same stem, ``.onnx``)
     models/<version>/model.joblib one immutable registry entry per trained model; the
     models/<version>/model.json   version is the first 12 hex digits of the joblib's sha256
     models/promotions.json        the promotion stack and event log
@@ -24,6 +26,11 @@ VERSION_DIGITS = 12
 def metadata_path(model_file: Path | str) -> Path:
     """Return the metadata file that belongs to *model_file*: same stem, ``.json``."""
     return Path(model_file).with_suffix(".json")
+
+
+def onnx_path(model_file: Path | str) -> Path:
+    """Return the ONNX file that belongs to *model_file*: same stem, ``.onnx``."""
+    return Path(model_file).with_suffix(".onnx")
 
 
 def registry_root(served_model: Path | str) -> Path:

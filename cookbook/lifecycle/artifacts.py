@@ -1,7 +1,9 @@
 """Save a trained model pair atomically, and load any verified pair as a Predictor.
 
 A folded model is served from its plain numbers (``cookbook.core.loading``); any other
-is unpickled here, and only after its sha256 matched ``model.json``.
+from its ONNX file when it has one that passed parity (``cookbook.lifecycle.onnx_form``),
+else it is unpickled here, and only after its sha256 matched ``model.json``.
+A pair is ``model.joblib`` and ``model.json``, plus ``model.onnx`` when there is one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from cookbook.core.files import (
     temporary_beside,
     write_synced,
 )
-from cookbook.core.layout import metadata_path, version_of
+from cookbook.core.layout import (
+    entry_model,
+    metadata_path,
+    onnx_path,
+    registry_root,
+    version_of,
+)
 from cookbook.core.loading import (
     check_sklearn_version,
     folded_predictor,
@@ -31,6 +39,7 @@ from cookbook.core.loading import (
 from cookbook.core.model_cache import cached_predictor, forget_loaded_models
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import model_path
+from cookbook.lifecycle.onnx_form import ConversionRefused, convert, onnx_predictor
 
 
 class EstimatorPredictor(Predictor):
@@ -47,17 +56,22 @@ class EstimatorPredictor(Predictor):
         frame = pd.DataFrame(list(rows), columns=list(self.schema.feature_names))
         return [float(value) for value in self.estimator.predict(frame)]
 
+    def predict_frame(self, frame: Any):
+        """Return the estimator's predictions for a frame of the model's features."""
+        return self.estimator.predict(frame)
+
 
 def load_predictor(model_file: Path | str | None = None) -> Predictor:
     """Verify the model pair at *model_file* (default ``model_path()``) and return a Predictor.
 
     The joblib file's sha256 is checked against ``model.json`` before anything is
     unpickled. A model with a folded form predicts from it without unpickling, whatever
-    scikit-learn is installed.
+    scikit-learn is installed; one with an ONNX form from its verified ONNX file, also
+    without unpickling; any other from its unpickled estimator.
     """
     path = Path(model_file) if model_file is not None else model_path()
     metadata = verified_metadata(path)
-    predictor = folded_predictor(metadata, path)
+    predictor = folded_predictor(metadata, path) or onnx_predictor(metadata, path)
     if predictor is not None:
         return predictor
     return EstimatorPredictor(metadata, path, unpickle_verified(path, metadata))
@@ -90,26 +104,39 @@ def default_predictor() -> Predictor:
 
 
 def save_model(
-    estimator: Any, metadata: dict[str, Any], model_file: Path | str, *, rows: Any = None
+    estimator: Any,
+    metadata: dict[str, Any],
+    model_file: Path | str,
+    *,
+    held_out: Any = None,
+    training_rows: Any = None,
+    target_std: float | None = None,
 ) -> dict:
     """Write *estimator* and its metadata beside it, each atomically; return the metadata.
 
-    The model's version and sha256 are filled in from the bytes written. The joblib
-    file is renamed into place first and ``model.json`` last, so readers that verify
-    the pair see either the old pair or the new one, or refuse a mismatch.
+    The model's version and sha256 are filled in from the bytes written. A model without
+    a folded form (``metadata["folded"]`` empty) is also converted to ONNX and checked
+    against the estimator on the *held_out* and *training_rows* (frames of its features;
+    give real rows whenever there are some) and on rows across its training ranges, to
+    1e-3 x *target_std*: one that passes gets
+    ``<stem>.onnx`` beside it and ``metadata["onnx"]``; ``metadata["serving"]`` says which
+    form serves it and, for the joblib file, why. The joblib file is renamed into place
+    first, then the ONNX file, and ``model.json`` last, so readers that verify the pair see
+    either the old pair or the new one, or refuse a mismatch.
 
     A folded form in *metadata* is served instead of the estimator, so it must give the
-    estimator's own predictions on *rows* (the model's features; required with a folded
-    form), else ``ModelError`` and nothing is written.
+    estimator's own predictions on the real rows given (required with a folded form), else
+    ``ModelError`` and nothing is written.
     """
     import joblib
 
     if metadata.get("folded"):
-        check_folded(estimator, metadata, rows)
+        check_folded(estimator, metadata, real_rows(held_out, training_rows))
     destination = Path(model_file)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged_model = temporary_beside(destination)
     staged_meta = temporary_beside(metadata_path(destination))
+    staged_onnx = temporary_beside(onnx_path(destination))
     try:
         joblib.dump(estimator, staged_model)
         digest = sha256_file(staged_model)
@@ -119,13 +146,31 @@ def save_model(
             "model_sha256": digest,
             **metadata,
         }
+        metadata.pop("onnx", None)
+        metadata.pop("serving", None)
+        has_onnx = False
+        if not metadata.get("folded"):
+            serving = serving_form(estimator, metadata, (held_out, training_rows), target_std)
+            if serving.get("onnx") is not None:
+                conversion = serving.pop("onnx")
+                write_synced(staged_onnx, conversion.data)
+                metadata["onnx"] = {
+                    **conversion.record,
+                    "file": onnx_path(destination).name,
+                    "sha256": sha256_file(staged_onnx),
+                }
+                has_onnx = True
+            metadata["serving"] = serving
         write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
         fsync_file(staged_model)
-        install_pair(staged_model, staged_meta, destination)
+        install_pair(
+            staged_model, staged_meta, destination, staged_onnx=staged_onnx if has_onnx else None
+        )
         forget_loaded_models(destination)
     finally:
         staged_model.unlink(missing_ok=True)
         staged_meta.unlink(missing_ok=True)
+        staged_onnx.unlink(missing_ok=True)
     return metadata
 
 
@@ -150,14 +195,94 @@ def check_folded(estimator: Any, metadata: dict[str, Any], rows: Any) -> None:
         )
 
 
-def install_pair(staged_model: Path, staged_meta: Path, model_file: Path) -> None:
+def real_rows(held_out: Any, training_rows: Any) -> Any:
+    """Return the real rows given to ``save_model`` as one frame (None when there are none)."""
+    frames = [rows for rows in (held_out, training_rows) if rows is not None and len(rows)]
+    if len(frames) < 2:
+        return frames[0] if frames else None
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+def serving_form(
+    estimator: Any, metadata: Mapping[str, Any], rows: tuple[Any, Any], target_std: float | None
+) -> dict[str, Any]:
+    """Return ``{"form": "onnx", "onnx": Conversion}``, or the joblib form and why.
+
+    *rows* are the real rows to check: ``(held_out, training_rows)``, either may be None.
+    """
+    held_out, training_rows = rows
+    try:
+        conversion = convert(
+            estimator,
+            schema_of(metadata),
+            target_std=target_std,
+            held_out=held_out,
+            training_rows=training_rows,
+        )
+    except ConversionRefused as refused:
+        return {"form": "joblib", "reason": f"no ONNX form passed parity ({refused})"}
+    except ImportError as missing:  # the converters are not installed here
+        return {"form": "joblib", "reason": f"ONNX conversion unavailable ({missing})"}
+    return {"form": "onnx", "onnx": conversion}
+
+
+def serving_description(predictor: Predictor) -> str:
+    """Return which form serves *predictor*, and why the joblib file when it is that."""
+    if predictor.is_folded:
+        return "folded linear form"
+    if hasattr(predictor, "session"):
+        return f"ONNX file {onnx_path(predictor.path).name} (onnxruntime)"
+    serving = predictor.metadata.get("serving") or {}
+    reason = serving.get("reason") or (
+        "its ONNX file is missing" if predictor.metadata.get("onnx") else "no ONNX form"
+    )
+    return f"joblib file (unpickled): {reason}"
+
+
+def install_pair(
+    staged_model: Path, staged_meta: Path, model_file: Path, *, staged_onnx: Path | None = None
+) -> None:
     """Rename a synced, staged joblib file and its metadata into place as *model_file*'s pair.
 
-    The joblib file goes first and ``model.json`` last: a crash in between leaves the
-    new joblib beside the old metadata, which readers refuse (or recover from the
-    registry), never a half-written file. The staged files must lie beside *model_file*.
-    The caller forgets the model it replaced (``forget_loaded_models``).
+    The joblib file goes first, then the ONNX file, and ``model.json`` last: a crash in
+    between leaves the new joblib beside the old metadata, which readers refuse (or
+    recover from the registry), never a half-written file. The staged files must lie
+    beside *model_file*. When the staged metadata records an ONNX file and none is given,
+    the registry entry of that version provides it (a promotion copies a registry entry's
+    joblib and json). The caller forgets the model it replaced (``forget_loaded_models``).
     """
-    os.replace(staged_model, model_file)
-    os.replace(staged_meta, metadata_path(model_file))
+    target_onnx = onnx_path(model_file)
+    copied = None
+    if staged_onnx is None:
+        copied = staged_onnx = _entry_onnx_copy(staged_meta, Path(model_file))
+    try:
+        os.replace(staged_model, model_file)
+        if staged_onnx is not None:
+            os.replace(staged_onnx, target_onnx)
+        os.replace(staged_meta, metadata_path(model_file))
+    finally:
+        if copied is not None:
+            copied.unlink(missing_ok=True)
     fsync_dir(Path(model_file).parent)
+
+
+def _entry_onnx_copy(staged_meta: Path, model_file: Path) -> Path | None:
+    """Return a synced copy beside *model_file* of the registry's ONNX file for this pair."""
+    from cookbook.core.files import copy_synced
+
+    try:
+        metadata = json.loads(Path(staged_meta).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    record = metadata.get("onnx") if isinstance(metadata, dict) else None
+    if not record:
+        return None
+    version = str(metadata.get("model_version", ""))
+    source = onnx_path(entry_model(registry_root(model_file), version))
+    if not (version and source.is_file() and sha256_file(source) == record.get("sha256")):
+        return None
+    staged = temporary_beside(onnx_path(model_file))
+    copy_synced(source, staged)
+    return staged

@@ -172,5 +172,7 @@ def save_imported(
             "sha256": sha256_file(fitted.fitted_file),
         },
     )
-    metadata = save_model(fitted.estimator, metadata, model_file, rows=features)
+    # The labelled rows check the folded form or the ONNX form against the estimator.
+    metadata = save_model(fitted.estimator, metadata, model_file, held_out=features,
+                          target_std=float(actual.std(ddof=1)))  # fmt: skip
     return TrainingReport(metrics, Path(model_file), metadata)

@@ -63,6 +63,20 @@ def _metrics_rows(metadata: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+def _serving_lines(metadata: Mapping[str, Any]) -> list[str]:
+    onnx = metadata.get("onnx")
+    if onnx:
+        parity = onnx.get("parity", {})
+        return [
+            f"- Served from `{onnx.get('file')}` by {onnx.get('runtime')} ({onnx.get('input_type')}"
+            f" inputs, opset {onnx.get('opset')}); its predictions equal the estimator's on "
+            f"{parity.get('rows')} rows to {_number(parity.get('max_abs_difference'), 7)} "
+            f"(tolerance {_number(parity.get('tolerance'), 5)})"
+        ]
+    reason = (metadata.get("serving") or {}).get("reason", "no ONNX form")
+    return [f"- Served from its verified joblib file (unpickled): {reason}"]
+
+
 def _feature_lines(schema: Schema) -> list[str]:
     lines = []
     for feature in schema.features:
@@ -202,6 +216,7 @@ def render_card(metadata: Mapping[str, Any]) -> str:
             f"- Served as {target.name} = {linear.intercept:.4f} + {' + '.join(terms)} "
             f"(folded from the estimator, max relative error {linear.max_relative_error:.1e})"
         )
+    lines += _serving_lines(metadata) if linear is None else []
     if code.get("git_commit"):
         dirty = " (with uncommitted changes)" if code.get("git_dirty") else ""
         package = code.get("cookbook") or code.get("mlib")

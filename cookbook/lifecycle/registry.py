@@ -32,6 +32,7 @@ from cookbook.core.layout import (
     HISTORY_FILE,
     LOCK_FILE,
     metadata_path,
+    onnx_path,
     registry_root,
 )
 from cookbook.core.loading import read_metadata, verified_metadata, verify_model_file
@@ -234,6 +235,9 @@ class Registry:
         if not (folder / ENTRY_MODEL).exists():
             with self.staging() as staged:
                 shutil.copyfile(self.served_model, staged / ENTRY_MODEL)
+                # A model served from ONNX keeps its ONNX file (verified when it is loaded).
+                if onnx_path(self.served_model).exists():
+                    shutil.copyfile(onnx_path(self.served_model), onnx_path(staged / ENTRY_MODEL))
                 write_json_atomic(metadata_path(staged / ENTRY_MODEL), metadata)
                 return self.register(staged / ENTRY_MODEL)
         return self.entry(metadata["model_version"])

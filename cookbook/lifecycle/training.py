@@ -1,8 +1,11 @@
-"""Train the standard pipeline on any CSV and write a verified model pair with its schema.
+"""Train a pipeline of any of ``ESTIMATORS`` on a CSV; write a verified model pair.
 
-One estimator holds every step: number features scaled, category features one-hot
-encoded, a Ridge regression, and the target scaled (``TransformedTargetRegressor``).
-Rows are split before fitting, with an explicit ``random_state``.
+One estimator holds every step. Ridge (the cookbook's model): number features scaled,
+category features one-hot encoded, the regression, and the target scaled
+(``TransformedTargetRegressor``). Tree ensembles: numbers as they are (a tree does not need
+scaling, and a scaled number in float32 falls on the other side of a split far more often
+in the ONNX form), categories one-hot encoded. Rows are split before fitting, with an
+explicit ``random_state``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # weights are whole pounds: about 100), else as this many quantiles.
 ECDF_MAX_POINTS = 1000
 MIN_ROWS = 10
+# The estimator families ``retrain --estimator`` offers; the first is the default.
+RIDGE = "ridge"
+ESTIMATORS = (RIDGE, "hist-gradient-boosting", "random-forest", "lightgbm")
+TREES = 100  # boosting iterations or forest size
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class ModelSpec:
     features: tuple[str, ...] = DEFAULT_MODEL["features"]
     categorical: tuple[str, ...] = ()
     name: str | None = None
+    estimator: str = RIDGE  # one of ESTIMATORS
 
     @property
     def all_features(self) -> tuple[str, ...]:
@@ -93,13 +101,32 @@ class TrainingReport:
         return self.metadata["model_version"]
 
 
-def build_estimator(spec: ModelSpec = ModelSpec(), alpha: float = 1.0):
-    """Return the unfitted estimator: feature scaling and encoding, Ridge, target scaling."""
+def build_estimator(
+    spec: ModelSpec = ModelSpec(), alpha: float = 1.0, random_state: int = RANDOM_STATE
+):
+    """Return the unfitted estimator of *spec*'s family, every step in one pipeline.
+
+    Ridge: feature scaling and encoding, Ridge, target scaling. The tree ensembles: numbers
+    unscaled, categories one-hot encoded, the regressor on one thread (forked serving
+    workers must not inherit native thread pools), seeded with *random_state*.
+    """
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    if spec.estimator not in ESTIMATORS:
+        raise DataError(
+            f"Unknown estimator {spec.estimator!r}: choose one of {', '.join(ESTIMATORS)}."
+        )
+    if spec.estimator != RIDGE:
+        parts: list[tuple[str, Any, list[str]]] = []
+        if spec.numeric:
+            parts.append(("numbers", "passthrough", list(spec.numeric)))
+        if spec.categorical:
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            parts.append(("categories", encoder, list(spec.categorical)))
+        return make_pipeline(ColumnTransformer(parts), tree_regressor(spec.estimator, random_state))
     if not spec.categorical:
         # Number features only: the cookbook's own pipeline, unchanged, so its models stay
         # byte for byte what they were.
@@ -110,6 +137,23 @@ def build_estimator(spec: ModelSpec = ModelSpec(), alpha: float = 1.0):
             parts.insert(0, ("numbers", StandardScaler(), list(spec.numeric)))
         regressor = make_pipeline(ColumnTransformer(parts), Ridge(alpha=alpha))
     return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+
+
+def tree_regressor(family: str, random_state: int) -> Any:
+    """Return the unfitted tree ensemble of *family*, on one thread, seeded."""
+    if family == "hist-gradient-boosting":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(max_iter=TREES, random_state=random_state)
+    if family == "random-forest":
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(n_estimators=TREES, n_jobs=1, random_state=random_state)
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(
+        n_estimators=TREES, n_jobs=1, random_state=random_state, verbose=-1
+    )  # fmt: skip
 
 
 def load_labelled(data_file: Path | str, spec: ModelSpec, what: str = "Training data"):
@@ -166,7 +210,7 @@ def train(
     x_train, x_test, y_train, y_test = train_test_split(
         features, frame[spec.target], test_size=test_size, random_state=random_state
     )
-    estimator = build_estimator(spec, alpha).fit(x_train, y_train)
+    estimator = build_estimator(spec, alpha, random_state).fit(x_train, y_train)
     actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
     metrics = score(actual, predicted)
     schema = describe_schema(spec, x_train, y_train)
@@ -174,7 +218,7 @@ def train(
         estimator,
         schema,
         frame,
-        hyperparameters={"alpha": alpha, "test_size": test_size, "random_state": random_state},
+        hyperparameters=hyperparameters(spec, alpha, test_size, random_state),
         data={
             "file": csv_path.name,
             "sha256": sha256_file(csv_path),
@@ -186,7 +230,14 @@ def train(
         metrics=metrics,
         interval=calibrate(actual, predicted, coverage),
     )
-    metadata = save_model(estimator, metadata, destination, rows=features)
+    metadata = save_model(
+        estimator,
+        metadata,
+        destination,
+        held_out=x_test,
+        training_rows=x_train,
+        target_std=float(y_train.std(ddof=1)),
+    )
     return TrainingReport(metrics, destination, metadata)
 
 
@@ -217,6 +268,20 @@ def fit_metadata(
         "interval": interval,
         "folded": None if folded is None else folded.to_dict(),
         "chart": chart_bins(schema, frame),
+    }
+
+
+def hyperparameters(
+    spec: ModelSpec, alpha: float, test_size: float, random_state: int
+) -> dict[str, Any]:
+    """Return what ``model.json`` records of how the model was built."""
+    if spec.estimator == RIDGE:  # the cookbook's model: its metadata stays what it was
+        return {"alpha": alpha, "test_size": test_size, "random_state": random_state}
+    return {
+        "estimator": spec.estimator,
+        "trees": TREES,
+        "test_size": test_size,
+        "random_state": random_state,
     }
 
 
@@ -408,8 +473,12 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
 
 
 def spec_for(
-    target: str, features: Sequence[str], categorical: Sequence[str], name: str | None = None
+    target: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    name: str | None = None,
+    estimator: str = RIDGE,
 ) -> ModelSpec:
     """Return the spec ``retrain --features A,B --categorical C`` asks for (C is a feature too)."""
     everything = tuple(dict.fromkeys((*features, *categorical)))
-    return ModelSpec(target, everything, tuple(categorical), name)
+    return ModelSpec(target, everything, tuple(categorical), name, estimator)

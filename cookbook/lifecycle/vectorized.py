@@ -14,7 +14,7 @@ def predict_frame(predictor: Predictor, frame: Any):
     """Return predictions (a float64 numpy array) for a frame holding the model's features.
 
     A folded model is computed column by column; any other model goes through its
-    unpickled estimator's ``predict``.
+    predictor's ``predict_frame`` (its ONNX session, or its unpickled estimator).
     """
     import numpy as np
 
@@ -24,7 +24,7 @@ def predict_frame(predictor: Predictor, frame: Any):
 
         table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
         columns = list(predictor.schema.feature_names)
-        return np.asarray(predictor.estimator.predict(table[columns]), dtype=np.float64)
+        return np.asarray(predictor.predict_frame(table[columns]), dtype=np.float64)
     return evaluate_frame(linear, frame)
 
 

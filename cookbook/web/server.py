@@ -165,6 +165,15 @@ def prepare_metrics_folder() -> None:
             os.unlink(os.path.join(folder, name))
 
 
+def log_serving_form(flask_app: Any) -> None:
+    """Log which form serves the loaded model: folded, ONNX, or its joblib file and why."""
+    from cookbook.lifecycle.artifacts import serving_description
+    from cookbook.web.served import service_state
+
+    predictor = service_state(flask_app).served.predictor
+    log.info(f"Serving model {predictor.version} from its {serving_description(predictor)}")
+
+
 def build(settings: ServerSettings) -> Any:
     """Load the app (model verified and probed) and return the configured granian server."""
     from granian.constants import HTTPModes, Interfaces, Loops
@@ -182,6 +191,7 @@ def build(settings: ServerSettings) -> Any:
             return worker
 
     flask_app = create_app()
+    log_serving_form(flask_app)
     rsgi_app = WSGIOverRSGI(
         flask_app,
         Limits(body_timeout_seconds=settings.read_timeout_seconds,
@@ -238,6 +248,7 @@ def reload_on_sighup(flask_app: Any) -> None:
     outcome = reload_model(flask_app)
     if outcome.accepted:
         log.info(f"SIGHUP: now serving model {outcome.model_version}")
+        log_serving_form(flask_app)
     else:
         log.error(f"SIGHUP: model refused, still serving {outcome.model_version}")
 
