@@ -108,6 +108,21 @@ def test_an_imported_forest_serves_its_own_predictions(tmp_path, diabetes, fores
     assert answers == pytest.approx(expected[:3], abs=0.01)  # answers are rounded to 2 places
 
 
+def test_ct_refuses_an_imported_model_in_one_line(tmp_path, diabetes, forest):
+    _folder, _rows, given = diabetes
+    model = tmp_path / "model.joblib"
+    assert invoke(model, *import_args(forest, given, model)).exit_code == 0
+    before = model.read_bytes(), model.with_suffix(".json").read_bytes()
+    result = invoke(model, "ct", "--data-url", given.as_uri(), "--force",
+                    "--pr-file", str(tmp_path / "pr.md"))  # fmt: skip
+    assert result.exit_code == 4, result.output
+    verdict = result.output.strip().splitlines()[-1]
+    assert verdict.startswith("Refused: ct cannot retrain the served model: Model ")
+    assert "was imported (fitted elsewhere)" in verdict and not verdict.endswith("..")
+    assert (model.read_bytes(), model.with_suffix(".json").read_bytes()) == before
+    assert not (tmp_path / "pr.md").exists()
+
+
 def test_the_card_says_the_golden_set_is_the_data_given(tmp_path, diabetes, forest):
     _folder, _rows, given = diabetes
     model = tmp_path / "model.joblib"

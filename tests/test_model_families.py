@@ -138,6 +138,35 @@ def test_retrain_estimator_ridge_is_the_committed_model(tmp_path, data_file):
     assert json.loads(result.output)["model_version"] == COMMITTED_VERSION
 
 
+def test_ct_retrains_a_served_boosted_model_as_one_still_served_from_onnx(diabetes_csv, tmp_path):
+    served = tmp_path / "deployment" / "model.joblib"
+    spec = dataclasses.replace(diabetes_spec(diabetes_csv), estimator="hist-gradient-boosting")
+    first = training.train(diabetes_csv, served, spec=spec)
+    new_data = tmp_path / "new.csv"
+    frame = pd.read_csv(diabetes_csv)
+    frame.assign(target=frame["target"] + 5.0).to_csv(new_data, index=False)
+    result = run_script("utilscli.py", "ct", "--data-url", new_data.as_uri(), "--force",
+                        "--pr-file", str(tmp_path / "pr.md"),
+                        env={"MODEL_PATH": str(served)})  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = mlib.read_metadata(served)
+    assert meta["model_version"] != first.version
+    assert meta["data"]["file"] == "new.csv"
+    assert meta["hyperparameters"]["estimator"] == "hist-gradient-boosting"
+    assert meta["serving"] == {"form": "onnx"}
+    assert type(load_predictor(served)).__name__ == "OnnxPredictor"
+    assert "HistGradientBoostingRegressor" in meta["estimator"]
+
+
+def test_of_metadata_keeps_the_family_and_ridge_records_none(boosted, tmp_path, data_file):
+    model_file, _ = boosted
+    spec = training.ModelSpec.of_metadata(mlib.read_metadata(model_file))
+    assert spec.estimator == "hist-gradient-boosting"
+    assert spec.columns == training.ModelSpec.of_schema(load_predictor(model_file).schema).columns
+    ridge = training.train(data_file, tmp_path / "ridge.joblib")
+    assert training.ModelSpec.of_metadata(ridge.metadata).estimator == training.RIDGE
+
+
 # ------------------------------------------------------------------ serving
 
 

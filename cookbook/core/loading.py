@@ -22,6 +22,8 @@ from cookbook.core.linear import LinearForm
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Schema
 
+IMPORTED = "import"  # ``origin.kind`` of a model fitted elsewhere
+
 # A model.json without "schema" is of format 1, which no model of this version was saved in.
 REQUIRED_FIELDS = ("model_version", "model_sha256", "libraries", "schema")
 
@@ -135,6 +137,11 @@ def installed_version(distribution: str) -> str | None:
 def schema_of(metadata: Mapping[str, Any]) -> Schema:
     """Return the model's schema, or raise ``ModelError``."""
     return Schema.from_dict(metadata["schema"])
+
+
+def is_imported(metadata: Mapping[str, Any]) -> bool:
+    """Return whether the model was fitted elsewhere and imported (``models import``)."""
+    return (metadata.get("origin") or {}).get("kind") == IMPORTED
 
 
 def linear_form_of(metadata: Mapping[str, Any]) -> LinearForm | None:

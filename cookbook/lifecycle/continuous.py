@@ -9,7 +9,12 @@ exit code:
 - **nothing to do**: the data is the very file the served model was trained on, or
   retraining on it gives the served model again;
 - **refused**: the gate found the candidate worse on the new data's held-out rows or on
-  the golden set; the served pair is untouched (the candidate stays in the registry).
+  the golden set; the served pair is untouched (the candidate stays in the registry). A
+  served model this project cannot retrain (one imported, fitted elsewhere) is refused too,
+  before anything is trained.
+
+The candidate is of the served model's family (``ModelSpec.of_metadata``): a gradient-boosted
+model is retrained as one, not as the cookbook's Ridge pipeline.
 
 The new data is fetched into a temporary folder, never over ``htwtmlb.csv``: the cookbook's
 golden set pin of format 1 is rebuilt from that original file, and it must stay the yardstick.
@@ -26,7 +31,7 @@ from urllib.parse import urlsplit
 
 from cookbook.core.errors import DataError, ModelError
 from cookbook.core.layout import metadata_path
-from cookbook.core.loading import schema_of, verified_metadata
+from cookbook.core.loading import verified_metadata
 from cookbook.lifecycle import gate, modelcard
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
 from cookbook.lifecycle.drift import drift
@@ -86,6 +91,12 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
         sha256 = fetch(data_url, data_file)
         served_version = None if served is None else served["model_version"]
         common = {"data_url": data_url, "data_sha256": sha256, "served_version": served_version}
+        try:
+            spec = DEFAULT_SPEC if served is None else ModelSpec.of_metadata(served)
+        except ModelError as exc:  # nothing this project can retrain: say so, train nothing
+            why = str(exc).rstrip(".")  # the verdict line adds its own full stop
+            return TrainingRun(Outcome.REFUSED, f"ct cannot retrain the served model: {why}",
+                               **common)  # fmt: skip
         if served is not None and served["data"]["sha256"] == sha256 and not force:
             return TrainingRun(
                 Outcome.NOTHING_TO_DO,
@@ -95,7 +106,6 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
             )  # fmt: skip
         try:
             report = None if served is None else drift(served_model, data_file)
-            spec = DEFAULT_SPEC if served is None else ModelSpec.of_schema(schema_of(served))
             coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
             result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
                                   force=force, coverage=coverage,

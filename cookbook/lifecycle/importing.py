@@ -17,6 +17,7 @@ from typing import Any
 
 from cookbook.core.errors import DataError, ModelError, first_line_of
 from cookbook.core.files import sha256_file
+from cookbook.core.loading import IMPORTED
 from cookbook.lifecycle.artifacts import save_model
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, calibrate
 from cookbook.lifecycle.data import load_table, read_csv, require_columns
@@ -31,7 +32,6 @@ from cookbook.lifecycle.training import (
 )
 
 INTERVAL_CALIBRATION = "rows given at import"
-ORIGIN = "import"
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def save_imported(
         metrics=metrics,
         interval={**interval, "calibration": INTERVAL_CALIBRATION},
         origin={
-            "kind": ORIGIN,
+            "kind": IMPORTED,
             "file": fitted.fitted_file.name,
             "sha256": sha256_file(fitted.fitted_file),
         },

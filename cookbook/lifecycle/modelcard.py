@@ -8,7 +8,7 @@ from typing import Any
 
 from cookbook.core.errors import MlibError
 from cookbook.core.files import write_bytes_atomic
-from cookbook.core.loading import linear_form_of, schema_of, verified_metadata
+from cookbook.core.loading import is_imported, linear_form_of, schema_of, verified_metadata
 from cookbook.core.schema import NumberFeature, Schema
 
 CARD_FILE = "MODEL_CARD.md"  # beside the served model
@@ -49,7 +49,7 @@ def _unit(unit: str | None) -> str:
 def _metrics_rows(metadata: Mapping[str, Any]) -> list[str]:
     metrics = metadata.get("metrics", {})
     held_out = "Held-out rows of the training data"
-    names = {"held_out": "Rows given at import" if _imported(metadata) else held_out,
+    names = {"held_out": "Rows given at import" if is_imported(metadata) else held_out,
              "golden": "Golden evaluation set"}  # fmt: skip
     rows = []
     for key, label in names.items():
@@ -120,16 +120,12 @@ def _golden_lines(metadata: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _imported(metadata: Mapping[str, Any]) -> bool:
-    return (metadata.get("origin") or {}).get("kind") == "import"
-
-
 def _data_lines(metadata: Mapping[str, Any]) -> list[str]:
     data = metadata.get("data", {})
     file_line = f"`{data.get('file', 'unknown')}`, sha256 `{data.get('sha256', 'unknown')}`"
     used = f"{data.get('rows', 'n/a')} used ({data.get('rows_dropped', 0)} dropped for missing"
     used += " values)"
-    if _imported(metadata):
+    if is_imported(metadata):
         origin = metadata["origin"]
         return [
             f"- Fitted elsewhere and imported from `{origin.get('file', 'unknown')}` (sha256 "
@@ -166,7 +162,7 @@ def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
         f"- Held-out coverage: {_share(interval.get('held_out_coverage'))}, measured on the "
         + (
             "rows given at import, which the interval is calibrated on, so"
-            if _imported(metadata)
+            if is_imported(metadata)
             else "held-out rows the interval is calibrated on (every training row still goes "
             "into the\n  fit), so"
         )

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.errors import DataError
+from cookbook.core.errors import DataError, ModelError
 from cookbook.core.files import sha256_file
+from cookbook.core.loading import is_imported, schema_of
 from cookbook.core.schema import (
     HEIGHT_ANSWER,
     VALUE_ANSWER,
@@ -82,6 +83,29 @@ class ModelSpec:
         """Return the spec a served model was trained with."""
         categorical = tuple(f.name for f in schema.categorical)
         return cls(schema.target.name, schema.feature_names, categorical, schema.name)
+
+    @classmethod
+    def of_metadata(cls, metadata: Mapping[str, Any]) -> ModelSpec:
+        """Return the spec a served model was trained with: its columns and its family.
+
+        Ridge models record no family (``hyperparameters``); the others record theirs.
+        Raise ``ModelError`` for a model this project cannot retrain as it is: one fitted
+        elsewhere and imported, or of a family it does not offer.
+        """
+        if is_imported(metadata):
+            raise ModelError(
+                f"Model {metadata.get('model_version', 'unknown')} was imported (fitted "
+                "elsewhere): this project has no family to retrain it with; retrain "
+                "--estimator trains one of its own to replace it."
+            )
+        family = (metadata.get("hyperparameters") or {}).get("estimator", RIDGE)
+        if family not in ESTIMATORS:
+            raise ModelError(
+                f"Model {metadata.get('model_version', 'unknown')} is a {family!r} model: "
+                f"this project retrains only {', '.join(ESTIMATORS)}."
+            )
+        spec = cls.of_schema(schema_of(metadata))
+        return replace(spec, estimator=family)
 
 
 DEFAULT_SPEC = ModelSpec()  # the cookbook's model: Height from Weight
