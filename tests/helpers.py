@@ -336,3 +336,11 @@ def threaded_model(folder: Path) -> Path:
     metadata["estimator"] = estimator_summary(boosted)
     save_model(boosted, metadata, model_file, training_rows=frame[list(features)])
     return model_file
+
+
+def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
+    """Return the capture store's rows once it holds *count*, or after *seconds*."""
+    deadline = time.monotonic() + seconds
+    while len(rows := store.rows()) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return rows

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from helpers import ROOT, metric, run_script, start_server, stop
+from helpers import ROOT, metric, run_script, start_server, stop, wait_for_rows
 
 import mlib
 from app import create_app
@@ -102,13 +102,6 @@ def capture_app(trained_model, tmp_path):
     app = create_app({"MODEL_PATH": str(trained_model), "TESTING": True,
                       "CAPTURE_ENV": {"CAPTURE_URL": url}})  # fmt: skip
     return app, app.test_client(), open_store(url)
-
-
-def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
-    deadline = time.monotonic() + seconds
-    while len(rows := store.rows()) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return rows
 
 
 def test_every_contract_is_captured_within_a_second(capture_app):
