@@ -8,7 +8,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import DATA, start_gunicorn, start_postgres, start_server, stop, stop_postgres
+from helpers import (
+    DATA,
+    empty_store,
+    start_gunicorn,
+    start_postgres,
+    start_server,
+    stop,
+    stop_postgres,
+)
 
 import mlib
 from app import create_app
@@ -87,3 +95,18 @@ def postgres_url():
     yield url
     stop_postgres(folder)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """An empty capture store, each test once on SQLite and once on the real PostgreSQL."""
+    from cookbook.lifecycle.capture_store import open_store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/capture.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = open_store(url)
+    store.create()
+    empty_store(store)
+    return store

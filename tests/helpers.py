@@ -344,3 +344,24 @@ def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
     while len(rows := store.rows()) < count and time.monotonic() < deadline:
         time.sleep(0.02)
     return rows
+
+
+def empty_store(store) -> None:
+    """Delete what an earlier test left in a capture store (the shared PostgreSQL database)."""
+    from cookbook.lifecycle.capture_store import TABLES
+
+    with store.connect() as db:
+        for table in TABLES:
+            db.execute(f"DELETE FROM {table}")
+
+
+def foreign_database(path: Path, wal: bool = False) -> Path:
+    """Write another program's SQLite database (no capture tables) at *path*."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        if wal:
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE notes (text TEXT)")
+    db.close()
+    return path

@@ -10,33 +10,13 @@ import time
 
 import pytest
 import requests
-from helpers import ROOT, metric, run_script, start_server, stop, wait_for_rows
+from helpers import ROOT, empty_store, metric, run_script, start_server, stop, wait_for_rows
 
 import mlib
 from app import create_app
 from cookbook.cli.capture_export import captured_csv, parse_since
-from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
+from cookbook.lifecycle.capture_store import Feedback, Record, open_store
 from cookbook.web.served import service_state
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/capture.sqlite3"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = open_store(url)
-    store.create()
-    if request.param == "postgresql":
-        empty(store)
-    return store
-
-
-def empty(store) -> None:
-    """Delete what an earlier test left in the shared PostgreSQL database."""
-    with store.connect() as db:
-        for table in TABLES:
-            db.execute(f"DELETE FROM {table}")
 
 
 def record(request_id: str, index: int = 0, predicted: float = 73.0, ts: float | None = None,
@@ -259,7 +239,7 @@ def test_capture_feedback_and_export_on_the_production_server(request, trained_m
     if backend == "postgresql":
         store = open_store(url)
         store.create()
-        empty(store)
+        empty_store(store)
     process, base_url = start_server(trained_model, tmp_path, CAPTURE_URL=url)
     try:
         ids, sent = [], {}

@@ -9,7 +9,7 @@ import pytest
 
 from cookbook.lifecycle import capture_format as fmt
 from cookbook.lifecycle.capture_format import Batch, make_batch
-from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
+from cookbook.lifecycle.capture_store import Feedback, Record
 
 
 def service_id(ts: float) -> str:
@@ -65,18 +65,6 @@ def test_batches_of_the_previous_build_are_read_in_this_layout():
     assert fmt.decode(body) == expected
     assert list(fmt.find(body, "r1")) == expected[:1]
     assert list(fmt.find(body, "r2")) == expected[1:]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    url = (f"sqlite:///{tmp_path}/capture.sqlite3" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))  # fmt: skip
-    store = open_store(url)
-    store.create()
-    with store.connect() as db:
-        for table in TABLES:
-            db.execute(f"DELETE FROM {table}")
-    return store
 
 
 def record(request_id: str, ts: float, predicted: float = 73.0, role: str = "champion",

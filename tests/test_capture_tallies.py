@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cookbook.lifecycle.capture_store import TABLES, Feedback, Record, open_store
+from cookbook.lifecycle.capture_store import Feedback, Record
 from cookbook.lifecycle.capture_tallies import (
     BIN_RATIO,
     RolloutTally,
@@ -38,15 +38,7 @@ def test_the_percentile_of_binned_differences_is_within_five_percent_of_the_exac
     assert percentile({}, 0.95) is None
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_stores_figures_equal_a_pass_over_the_records(request, tmp_path, backend):
-    url = (f"sqlite:///{tmp_path}/capture.sqlite3" if backend == "sqlite"
-           else request.getfixturevalue("postgres_url"))  # fmt: skip
-    store = open_store(url)
-    store.create()
-    with store.connect() as db:
-        for table in TABLES:
-            db.execute(f"DELETE FROM {table}")
+def test_the_stores_figures_equal_a_pass_over_the_records(store):
     rng = random.Random(3)
     now = time.time()
     records, pairs, feedback = [], [], []

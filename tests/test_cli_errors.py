@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import ANSWER_200_LBS, free_port, start_server, stop
+from helpers import ANSWER_200_LBS, foreign_database, free_port, start_server, stop
 from scripted_http import Answer, ScriptedService, rollout_report
 
 import utilscli
@@ -300,16 +300,6 @@ def listing(folder: Path) -> dict[str, str]:
     """Return every file under *folder* with its sha256: what a command must leave alone."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
-
-
-def foreign_database(path: Path, wal: bool = False) -> Path:
-    """Write another program's SQLite database (no capture tables) at *path*."""
-    with sqlite3.connect(path) as db:
-        if wal:
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE notes (text TEXT)")
-    db.close()
-    return path
 
 
 def not_a_store(case: str, folder: Path) -> tuple[Path, str]:

@@ -7,11 +7,10 @@ file created where none was (no database, no -wal or -shm beside one, no registr
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import free_port, run_script
+from helpers import foreign_database, free_port, run_script
 from scripted_http import Answer, ScriptedService, rollout_report
 
 pytestmark = pytest.mark.reliability
@@ -47,15 +46,6 @@ def service():
 # ------------------------------------------------------------------ capture export
 
 
-def sqlite_of_another_program(path: Path, wal: bool) -> Path:
-    with sqlite3.connect(path) as db:
-        if wal:
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE notes (text TEXT)")
-    db.close()
-    return path
-
-
 def make(case: str, folder: Path) -> Path:
     """Make in *folder* what *case* names, which is no capture store; return its path."""
     path = folder / "capture.sqlite3"
@@ -64,7 +54,7 @@ def make(case: str, folder: Path) -> Path:
     elif case == "not SQLite":
         path.write_bytes(b"id,weight\n1,200\n" * 100)
     elif case.startswith("SQLite without capture tables"):
-        sqlite_of_another_program(path, wal=case.endswith("(WAL)"))
+        foreign_database(path, wal=case.endswith("(WAL)"))
     elif case == "a folder":
         path.mkdir()
     return path
