@@ -36,6 +36,14 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def as_float(value: numbers.Real) -> float:
+    """Return the number *value* as a float: infinite for an integer too large for one."""
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return math.inf
+
+
 def validate_number(feature: NumberFeature, value: Any, name: str | None = None) -> float:
     """Return *value* as a float within *feature*'s bounds, or raise ``InvalidInput``."""
     kind = type(value)
@@ -47,10 +55,7 @@ def validate_number(feature: NumberFeature, value: Any, name: str | None = None)
             f"{name or feature.name} must be a number{_of_unit(feature)}, got "
             f"{json_type(value)}: send e.g. {feature.example:g}."
         )
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
+    number = as_float(value)
     if not math.isfinite(number):
         raise InvalidInput(
             f"{name or feature.name} must be a finite number{_of_unit(feature)}, got {value!r}."

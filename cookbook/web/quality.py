@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from cookbook.core.errors import InvalidInput
 from cookbook.core.schema import Target
 from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
+from cookbook.core.validation import as_float
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
 from cookbook.lifecycle.capture_tallies import rollout_report
 from cookbook.web import payload
@@ -93,10 +94,7 @@ def parse_feedback(document: Any, target: Target) -> list[Feedback]:
         actual = item.get("actual")
         if isinstance(actual, bool) or not isinstance(actual, numbers.Real):
             raise InvalidInput(f'{where}"actual" must be a number, got {actual!r}.')
-        try:
-            value = float(actual)
-        except OverflowError:  # an integer of hundreds of digits
-            value = math.inf
+        value = as_float(actual)
         if not math.isfinite(value):
             raise InvalidInput(f'{where}"actual" must be finite, got {payload.shorten(actual)}.')
         if not low <= value <= high:
