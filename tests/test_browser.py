@@ -51,7 +51,13 @@ class Console:
         page.on("request", lambda r: self.requested.append(r.url))
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
-        page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request) -> None:
+        # A request cut short because the page navigated away (a reload while the browser
+        # still fetches the favicon) is the browser's doing, not a fault of the page or server.
+        if request.failure != "net::ERR_ABORTED":
+            self.errors.append(f"failed: {request.url} {request.failure}")
 
     def _console(self, message) -> None:
         if message.type == "error":
