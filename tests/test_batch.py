@@ -20,7 +20,7 @@ import mlib
 from cli import predictcli
 from cookbook.core.errors import InvalidInput
 from cookbook.core.validation import validate_number
-from cookbook.lifecycle import batch
+from cookbook.lifecycle import batch, batch_format
 
 ROOT = Path(__file__).resolve().parent.parent  # the project, where cli.py is
 
@@ -292,7 +292,9 @@ def test_progress_bar_only_on_a_terminal(model_env, tmp_path):
 
 def test_formatter_matches_single_predictions_over_the_whole_range(predictor):
     weights = [w / 8 for w in range(1, 8001)]
-    lines = batch.ChunkFormatter(predictor).format({"Weight": __import__("numpy").array(weights)})
+    lines = batch_format.ChunkFormatter(predictor).format(
+        {"Weight": __import__("numpy").array(weights)}
+    )
     rows = list(csv.reader(io.StringIO(lines.decode())))
     assert rows == [expected_row(predictor, repr(w)) for w in weights]
     assert not any(math.isnan(float(row[1])) for row in rows)
@@ -358,7 +360,7 @@ def test_an_output_folder_that_does_not_exist_is_one_line(score, tmp_path):
 def test_weight_texts_are_the_shortest_exact_form(predictor):
     import numpy as np
 
-    formatter = batch.ChunkFormatter(predictor)
+    formatter = batch_format.ChunkFormatter(predictor)
     weights = np.array([k / 100 for k in range(1, 100_001)] + [0.001, 180.125, 1 / 3, 999.999])
     texts = [text.decode() for text in formatter.weight_texts(weights)]
     expected = [str(int(w)) if w.is_integer() else repr(w) for w in weights.tolist()]
@@ -382,3 +384,24 @@ def test_both_parsing_paths_read_numbers_exactly_as_float_does(predictor):
         valid = (expected > 0) & (expected <= 1000)
         assert np.array_equal(weights[: len(texts)][valid], expected[valid])
         assert np.isnan(weights[: len(texts)][~valid]).all()
+
+
+def test_csv_lines_equal_the_csv_module_whatever_the_columns_repeat():
+    import numpy as np
+
+    from cookbook.lifecycle.csv_lines import answer_text, csv_lines, number_text
+
+    rng = np.random.default_rng(3)
+    rows = 5_000
+    weights = rng.integers(150, 160, rows).astype(float)  # few: merged with what follows
+    ages = rng.uniform(20, 40, rows)  # nearly all distinct: a piece of its own
+    teams = rng.choice(np.array(["a,b", 'say "hi"', "plain", "two\nlines"], dtype=object), rows)
+    flags = weights > 155
+    columns = [(weights, number_text), (ages, number_text), (teams, str), (flags, answer_text)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    table = zip(weights.tolist(), ages.tolist(), teams.tolist(), flags.tolist(), strict=True)
+    for w, a, t, f in table:
+        writer.writerow([str(int(w)), repr(a), t, "true" if f else "false"])
+    assert csv_lines(columns, rows).decode() == buffer.getvalue()
+    assert csv_lines(columns, 0) == b""

@@ -8,7 +8,9 @@ drift, hot reload, the registry, the Lambda handler's refusal, and the worked ex
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -262,19 +264,28 @@ def test_predict_v2_and_the_page(boosted):
 
 
 def test_batch_scoring_evaluate_and_drift(boosted, tmp_path):
-    model_file, csv = boosted
+    model_file, data = boosted
     env = {"MODEL_PATH": str(model_file)}
-    rows = sample(model_file, csv, 50)
+    rows = sample(model_file, data, 50)
     source = tmp_path / "rows.csv"
     rows.to_csv(source, index=False)
-    scored = run_script("cli.py", "--model", str(model_file), "--input", str(source), env={})
+    # Chunks of 7 rows: several are predicted at once on threads and must come back in order.
+    scored = run_script("cli.py", "--model", str(model_file), "--input", str(source),
+                        "--chunk-rows", "7", env={})  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    lines = scored.stdout.strip().splitlines()
+    lines = list(csv.reader(io.StringIO(scored.stdout)))
     assert len(lines) == 51  # the header and one line per row
-    evaluated = CliRunner().invoke(cli, ["evaluate", "--data", str(csv), "--json"], env=env)
+    predictor = load_predictor(model_file)
+    fields = predictor.schema.answer_fields()
+    for line, row in zip(lines[1:], rows.to_dict("records"), strict=True):
+        answer = predictor.prediction(row)  # what POST /predict answers for this row
+        written = dict(zip(lines[0], line, strict=True))
+        assert [written[f] for f in fields] == [str(answer[f]) for f in fields]
+        assert written["extrapolation"] == ("true" if "warning" in answer else "false")
+    evaluated = CliRunner().invoke(cli, ["evaluate", "--data", str(data), "--json"], env=env)
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.output)["overall"]["r2"] > 0.3
-    drifted = CliRunner().invoke(cli, ["drift", "--data", str(csv), "--json"], env=env)
+    drifted = CliRunner().invoke(cli, ["drift", "--data", str(data), "--json"], env=env)
     assert drifted.exit_code in (0, 1, 2), drifted.output
     assert (
         json.loads(drifted.output)["model_version"]

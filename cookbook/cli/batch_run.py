@@ -21,10 +21,10 @@ from cookbook.lifecycle.batch import (
     BatchReport,
     Reject,
     atomic_output,
-    csv_line,
     open_input,
     score_csv,
 )
+from cookbook.lifecycle.csv_lines import csv_line
 
 
 def run(

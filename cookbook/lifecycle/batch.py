@@ -8,9 +8,8 @@ accepted exactly when the schema's validation would accept the number that Pytho
 Output: a CSV with the header ``<features...>,<answer fields...>,extrapolation`` and one
 row per accepted input row, in input order; the answer fields are what the API answers
 for that row, and ``extrapolation`` is ``true`` where the API would add its
-out-of-training-range warning. For a model of one number feature answering heights
-(the committed model) the value is written as read (``180`` for ``180`` or ``180.0``),
-through a fast path of lookup tables.
+out-of-training-range warning. Numbers are written as read (``180`` for ``180`` or
+``180.0``).
 
 Rejected rows (blank lines, empty cells, text, NaN, infinities, values out of bounds,
 unknown categories)
@@ -22,12 +21,13 @@ field that spans lines before them.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,12 +36,13 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from cookbook.core.answers import feet_and_inches, half_up
 from cookbook.core.errors import InvalidInput, first_line_of
 from cookbook.core.prediction import Predictor
-from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, NumberFeature, Schema
+from cookbook.core.schema import CategoryFeature, NumberFeature, Schema
 from cookbook.core.validation import validate_category, validate_number
-from cookbook.lifecycle.vectorized import accepted_numbers, answer_columns, predict_frame
+from cookbook.lifecycle.batch_format import formatter_for
+from cookbook.lifecycle.csv_lines import csv_line
+from cookbook.lifecycle.vectorized import accepted_numbers
 
 STDIO = "-"
 DEFAULT_CHUNK_ROWS = 200_000
@@ -119,28 +120,36 @@ def score_csv(
     inputs = {f.name: (columns or {}).get(f.name, f.name) for f in schema.features}
     names = read_header(source)
     require_columns(names, list(inputs.values()), single=len(inputs) == 1)
-    formatter = (
-        ChunkFormatter(predictor) if ChunkFormatter.applies(schema) else TableFormatter(predictor)
-    )
     report = BatchReport()
     sink.write(csv_line([*inputs.values(), *schema.answer_fields(), "extrapolation"]))
     first_line = 2  # the header is line 1
-    for chunk in read_chunks(source, names, list(dict.fromkeys(inputs.values())), chunk_rows):
-        values, rejects = parse_chunk(schema, inputs, chunk, first_line)
-        rows = len(chunk)
-        accepted = np.ones(rows, dtype=bool)
-        for reject in rejects:
-            accepted[reject.line - first_line] = False
-        if accepted.any():
-            sink.write(
-                formatter.format({name: column[accepted] for name, column in values.items()})
-            )
-        report.scored += int(accepted.sum())
-        if rejects:
-            report.add_rejects(rejects)
-            on_rejects(rejects)
-        first_line += rows
-        on_progress(rows)
+    # Chunks are predicted and formatted on threads (onnxruntime and numpy release the
+    # GIL), each run by one runtime thread so every row sums its trees in the order the
+    # API does, while the next chunk is read and the oldest written: reading, predicting
+    # and writing overlap on every core instead of taking turns.
+    workers = os.cpu_count() or 1
+    formatter = formatter_for(predictor)
+    pending: deque[Future[bytes]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="predict") as predicting:
+        for chunk in read_chunks(source, names, list(dict.fromkeys(inputs.values())), chunk_rows):
+            values, rejects = parse_chunk(schema, inputs, chunk, first_line)
+            rows = len(chunk)
+            accepted = np.ones(rows, dtype=bool)
+            for reject in rejects:
+                accepted[reject.line - first_line] = False
+            valid = {name: column[accepted] for name, column in values.items()}
+            if accepted.any():
+                pending.append(predicting.submit(formatter.format, valid))
+            if len(pending) > workers:
+                sink.write(pending.popleft().result())
+            report.scored += int(accepted.sum())
+            if rejects:
+                report.add_rejects(rejects)
+                on_rejects(rejects)
+            first_line += rows
+            on_progress(rows)
+        while pending:
+            sink.write(pending.popleft().result())
     return report
 
 
@@ -294,11 +303,19 @@ def parse_categories(
     cells: np.ndarray, feature: CategoryFeature, column: str, first_line: int
 ) -> tuple[np.ndarray, list[Reject]]:
     """Return the categories as text (None where rejected) and a Reject for every rejected cell."""
-    texts = np.array([None if isinstance(c, float) else str(c) for c in cells], dtype=object)
-    valid = pd.Series(texts).isin(feature.categories).to_numpy()
+    if cells.dtype == object:  # text as read, and NaN for an empty cell
+        texts = cells.copy()
+    else:  # a chunk whose cells all read as numbers: compare their text
+        texts = np.array(
+            [None if isinstance(c, float) else str(c) for c in cells.tolist()], dtype=object
+        )
+    # Hash each distinct cell once: a chunk holds few, and testing each row costs 10×.
+    codes, distinct = pd.factorize(texts, use_na_sentinel=False)
+    known = set(feature.categories)
+    valid = np.array([isinstance(text, str) and text in known for text in distinct])[codes]
     rejects = []
     for i in np.flatnonzero(~valid).tolist():
-        text = "" if texts[i] is None else texts[i][:100]
+        text = texts[i][:100] if isinstance(texts[i], str) else ""
         if not text.strip():
             reason, kind = f"{column} is empty (blank line or empty cell)", "empty"
         else:
@@ -309,114 +326,6 @@ def parse_categories(
         rejects.append(Reject(first_line + i, text, reason, kind))
         texts[i] = None
     return texts, rejects
-
-
-# ------------------------------------------------------------------------ formatting
-
-
-def csv_line(fields: list[str]) -> bytes:
-    """Return one CSV line (quoted where needed) as UTF-8 bytes."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(fields)
-    return buffer.getvalue().encode("utf-8")
-
-
-class ChunkFormatter:
-    """Turn valid weights into CSV lines fast, with lookup tables instead of per-row formatting.
-
-    For models of one bounded number feature that answer heights (the committed model).
-
-    Everything after the weight depends only on the height rounded to a tenth, the height
-    rounded to an inch and the extrapolation flag: a few thousand distinct tails, each
-    formatted once by the same code the API uses. Weights with at most two decimals
-    (nearly all real data) come from a table too; others are written with ``repr``.
-    """
-
-    # The weights' text table covers 0 .. this many hundredths.
-    MAX_TABLE_VALUE = 100_000
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-        self.feature = feature = predictor.schema.single_number
-        self.table_limit = int(feature.bounds.maximum)
-        self.tails: dict[int, bytes] = {}
-        self._hundredths_texts: np.ndarray | None = None  # built on first use
-
-    @classmethod
-    def applies(cls, schema: Schema) -> bool:
-        """Return whether *schema*'s model can take this fast path."""
-        feature = schema.single_number
-        return (
-            feature is not None
-            and schema.answer_format == HEIGHT_ANSWER
-            and feature.bounds.minimum is not None
-            and feature.bounds.minimum >= 0
-            and feature.bounds.maximum is not None
-            and feature.bounds.maximum <= cls.MAX_TABLE_VALUE
-        )
-
-    def format(self, values: Mapping[str, np.ndarray]) -> bytes:
-        """Return the CSV lines for the valid weights in *values*, in order, as UTF-8 bytes."""
-        weights = values[self.feature.name]
-        # A DataFrame, not the mapping: predict_frame sizes its output with len(frame).
-        heights = predict_frame(self.predictor, pd.DataFrame({self.feature.name: weights}))
-        keys = self._tail_keys(weights, heights)
-        # A dense table over this chunk's few distinct keys: cheaper than np.unique's sort.
-        low = int(keys.min())
-        offsets = keys - low
-        present = np.flatnonzero(np.bincount(offsets))
-        table = np.empty(int(offsets.max()) + 1, dtype=object)
-        table[present] = [self._tail(low + int(offset)) for offset in present.tolist()]
-        # Interleave weight and tail, then join once: no per-row string concatenation.
-        pieces = np.empty(2 * len(weights), dtype=object)
-        pieces[0::2] = self.weight_texts(weights)
-        pieces[1::2] = table[offsets]
-        return b"".join(pieces.tolist())
-
-    def _tail_keys(self, weights: np.ndarray, heights: np.ndarray) -> np.ndarray:
-        tenths = half_up(heights, 10)  # the answer writer's rounding (round_tenth)
-        inches = half_up(heights)  # and its whole inch (height_human)
-        # The whole inch is within one of the tenth's own inch, so it fits in 2 bits.
-        inch_offset = inches - half_up(tenths / 10) + 1
-        outside = self.feature.outside_training(weights)
-        return (tenths.astype(np.int64) * 4 + inch_offset.astype(np.int64)) * 2 + outside
-
-    def _tail(self, key: int) -> bytes:
-        tail = self.tails.get(key)
-        if tail is None:
-            rest, outside = divmod(key, 2)
-            tenths, inch_offset = divmod(rest, 4)
-            inches = int(half_up(tenths / 10)) + inch_offset - 1
-            human = feet_and_inches(inches)
-            flag = "true" if outside else "false"
-            tail = self.tails[key] = f',{tenths / 10!r},"{human}",{flag}\n'.encode()
-        return tail
-
-    def weight_texts(self, weights: np.ndarray) -> np.ndarray:
-        """Return each weight's shortest exact text, as bytes (``180``, ``180.5``, ``repr``)."""
-        # A weight equal to the double nearest k/100 prints as k/100 with trailing zeros
-        # dropped: that is repr's shortest round-trip form (without repr's ".0").
-        hundredths = np.rint(weights * 100)
-        exact = hundredths / 100 == weights
-        table = self.hundredths_texts()
-        if exact.all():
-            return table[hundredths.astype(np.int64)]
-        texts = np.empty(len(weights), dtype=object)
-        texts[exact] = table[hundredths[exact].astype(np.int64)]
-        texts[~exact] = [repr(w).encode() for w in weights[~exact].tolist()]
-        return texts
-
-    def hundredths_texts(self) -> np.ndarray:
-        """Return the text of every weight k/100, k = 0 .. 100 × the feature's maximum, as bytes."""
-        if self._hundredths_texts is None:
-            limit = self.table_limit * 100
-            texts = [
-                f"{pounds}.{cents:02d}".rstrip("0").rstrip(".").encode()
-                for pounds in range(self.table_limit + 1)
-                for cents in range(100)
-            ]
-            self._hundredths_texts = np.array(texts[: limit + 1], dtype=object)
-        return self._hundredths_texts
 
 
 @contextmanager
@@ -459,18 +368,3 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
         os.replace(staged, destination)
     finally:
         Path(staged).unlink(missing_ok=True)
-
-
-class TableFormatter:
-    """Turn valid rows of any model into CSV lines: the input values, the answer, the flag."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-        self.schema = predictor.schema
-
-    def format(self, values: Mapping[str, np.ndarray]) -> bytes:
-        """Return the CSV lines for valid *values* (one array per feature), in order."""
-        frame = pd.DataFrame(dict(values))
-        answers, outside = answer_columns(self.predictor, frame)
-        frame = frame.assign(**answers, extrapolation=np.where(outside, "true", "false"))
-        return frame.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8")
