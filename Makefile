@@ -11,7 +11,7 @@ PORT ?= 8080
 WEIGHT ?= 200
 PREDICT_URL ?= http://localhost:$(PORT)/predict
 
-.PHONY: help install data test lint format run serve serve-gunicorn retrain ct print-data-url predict bench test-reliability
+.PHONY: help install data test lint format run serve serve-gunicorn retrain ct print-data-url predict bench bench-tools test-reliability
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -70,7 +70,13 @@ print-data-url: ## Print DATA_URL (the retrain workflow's default data)
 predict: install ## Ask a running service (PREDICT_URL) for WEIGHT's height
 	$(BIN)/python utilscli.py predict --weight $(WEIGHT) --host $(PREDICT_URL)
 
-bench: install ## Measure throughput, latency, start-up and memory; print the figures (FULL=1: 100M-row Dask run)
+# wrk loads the servers and valgrind counts instructions: Debian packages, installed once.
+bench-tools:
+	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind; }
+
+bench: install data bench-tools ## Measure throughput, latency, start-up and memory; print the figures (FULL=1: 100M-row Dask run)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/capture_instructions.py

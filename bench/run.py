@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import re
 import shutil
 import socket
 import statistics
@@ -24,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from processes import free_port, server_pids, worker_pss_mb  # noqa: E402  (bench/ modules)
+from wrk_load import wrk  # noqa: E402
 
 from cookbook.lifecycle.artifacts import load_predictor  # noqa: E402
 from cookbook.lifecycle.vectorized import predict_frame  # noqa: E402
@@ -53,12 +55,6 @@ end
 def summary(values: list[float], fmt: str = "{:,.1f}") -> str:
     """Return "min / median / max" of *values* formatted with *fmt*."""
     return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def in_process_single_us() -> list[float]:
@@ -146,37 +142,6 @@ def start_server(kind: str, port: int, extra_env: dict[str, str], wrapper: tuple
     raise SystemExit(f"{kind} did not start within {ready_seconds:g} s")
 
 
-def wrk(url: str, script: Path, headers: dict[str, str], seconds: int = HTTP_SECONDS
-        ) -> tuple[float, float]:  # fmt: skip
-    """Run wrk for *seconds* at 16 connections; return (requests/s, p99 ms)."""
-    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script)]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()
-    p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise SystemExit(f"wrk saw {errors.group(1)} failed responses:\n{output}")
-    return rate, p99_ms
-
-
-def server_pids(master: subprocess.Popen) -> list[int]:
-    """A server's processes: its master, then its workers."""
-    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
-    return [master.pid, *map(int, children)]
-
-
-def worker_pss_mb(master: subprocess.Popen) -> list[float]:
-    """Proportional set size of each gunicorn worker, MB (shared pages split between sharers)."""
-    sizes = []
-    for pid in server_pids(master)[1:]:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        sizes.append(int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024)
-    return sizes
-
-
 def cpu_seconds(master: subprocess.Popen) -> float:
     """CPU time (user and system) used so far by a server: its master and its workers."""
     total = 0
@@ -225,7 +190,7 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
                for label, (kind, env) in variants.items()}  # fmt: skip
     try:
         for port, _ in servers.values():  # warm-up, with the rounds' headers
-            wrk(f"http://127.0.0.1:{port}/predict", script, headers, seconds=2)
+            wrk(f"http://127.0.0.1:{port}/predict", script, headers, 2)
         for round_number in rounds:
             order = list(servers.items())
             turn = round_number // 2 % len(order)
