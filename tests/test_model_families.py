@@ -39,7 +39,7 @@ from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "height-gbm" / "model.joblib"
-TREES = [family for family in training.ESTIMATORS if family != training.RIDGE]
+TREES = list(training.TREE_FAMILIES)
 MLB_SPEC = training.spec_for("Height", ("Weight", "Age"), ("Position",))
 BEARER = {"Authorization": "Bearer s3cret"}
 
@@ -84,7 +84,7 @@ def sample(model_file: Path, csv: Path, rows: int = 5) -> pd.DataFrame:
 # ------------------------------------------------------------------ training
 
 
-@pytest.mark.parametrize("family", training.ESTIMATORS)
+@pytest.mark.parametrize("family", training.REGRESSORS)
 def test_build_estimator_makes_one_pipeline_per_family_on_one_thread(family):
     spec = dataclasses.replace(MLB_SPEC, estimator=family)
     estimator = training.build_estimator(spec)
@@ -99,7 +99,7 @@ def test_an_unknown_family_is_one_line():
         training.build_estimator(dataclasses.replace(MLB_SPEC, estimator="svm"))
 
 
-@pytest.mark.parametrize("family", training.ESTIMATORS)
+@pytest.mark.parametrize("family", training.REGRESSORS)
 def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path, data_file):
     model_file = tmp_path / "model.joblib"
     result = CliRunner().invoke(cli, [

@@ -12,24 +12,30 @@ from cookbook.cli.tables import fmt, render_table
 from cookbook.core.loading import schema_of
 from cookbook.lifecycle.gate import Comparison, RetrainResult
 
-HEADER = ("rows", "n", "R² cand.", "R² served", "ΔR²", "RMSE cand.", "RMSE served",
-          "MAE cand.", "MAE served", "verdict")  # fmt: skip
+# Per gate metric, the columns shown: (metric key, heading, decimals); the first is gated.
+COLUMNS = {
+    "r2": (("r2", "R²", 4), ("rmse", "RMSE", 3), ("mae", "MAE", 3)),
+    "log_loss": (("log_loss", "log loss", 4), ("accuracy", "accuracy", 4), ("brier", "Brier", 4)),
+}
 
 
 def comparison_cells(comparisons: list[Comparison]) -> tuple[tuple[str, ...], list[tuple]]:
     """Return the header and one row of cells per comparison, candidate against served."""
+    columns = COLUMNS[comparisons[0].metric if comparisons else "r2"]
+    (gated, heading, digits), *others = columns
+    header = ["rows", "n", f"{heading} cand.", f"{heading} served",
+              "ΔR²" if gated == "r2" else "Δ (better +)"]  # fmt: skip
+    for _key, name, _digits in others:
+        header += [f"{name} cand.", f"{name} served"]
     rows = []
     for c in comparisons:
         served = c.served or {}
-        rows.append((
-            c.rows_name, str(c.candidate["rows"]),
-            fmt(c.candidate["r2"], 4), fmt(served.get("r2"), 4),
-            fmt(c.r2_change, 4, signed=True),
-            fmt(c.candidate["rmse"], 3), fmt(served.get("rmse"), 3),
-            fmt(c.candidate["mae"], 3), fmt(served.get("mae"), 3),
-            "ok" if c.passed else "WORSE",
-        ))  # fmt: skip
-    return HEADER, rows
+        cells = [c.rows_name, str(c.candidate["rows"]), fmt(c.candidate[gated], digits),
+                 fmt(served.get(gated), digits), fmt(c.change, digits, signed=True)]  # fmt: skip
+        for key, _name, places in others:
+            cells += [fmt(c.candidate[key], places), fmt(served.get(key), places)]
+        rows.append((*cells, "ok" if c.passed else "WORSE"))
+    return (*header, "verdict"), rows
 
 
 def comparison_table(comparisons: list[Comparison]) -> str:
@@ -65,21 +71,27 @@ def echo_gated(
         if not result.promoted:
             ctx.exit(1)
         return
-    unit = schema_of(result.entry.metadata).target.unit
-    unit_text = f" {unit}" if unit else ""
+    target = schema_of(result.entry.metadata).target
+    unit_text = f" {target.unit}" if target.unit else ""
     click.echo(f"Model version: {result.entry.version}")
     click.echo(f"Model file:    {model_name}")
     click.echo(f"{rows_label + ':':<15}{metrics['rows']}")
-    click.echo(f"R²:            {metrics['r2']:.4f}")
-    click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
-    click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
+    if target.is_classification:
+        for name, key in (("Log loss", "log_loss"), ("Brier", "brier"), ("Accuracy", "accuracy"),
+                          ("ROC AUC", "roc_auc"), ("ECE", "ece")):  # fmt: skip
+            click.echo(f"{name + ':':<15}{fmt(metrics.get(key), 4)}")
+    else:
+        click.echo(f"R²:            {metrics['r2']:.4f}")
+        click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
+        click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
     if result.served_version is not None:
         click.echo("")
         click.echo(
             f"Candidate {result.entry.version} against served {result.served_version} "
-            f"(R² may drop by at most {tolerance:g}):"
+            f"({'log loss may rise' if target.is_classification else 'R² may drop'} by at "
+            f"most {tolerance:g}):"
         )
         click.echo(comparison_table(result.comparisons))
     if result.promoted and result.served_version == result.entry.version:

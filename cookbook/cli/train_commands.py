@@ -11,8 +11,10 @@ from cookbook.cli.errors import one_line_errors
 from cookbook.cli.gate_report import comparison_table, echo_gated
 from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
 from cookbook.core.files import write_bytes_atomic
+from cookbook.core.schema import REGRESSION
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
+from cookbook.lifecycle.classifying import LOGISTIC, TASK_CHOICES
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
 from cookbook.lifecycle.training import ESTIMATORS, RIDGE, parse_columns, spec_for
 
@@ -56,7 +58,7 @@ golden_option = click.option(
     "--target",
     default=DEFAULT_MODEL["target"],
     show_default=True,
-    help="Column to predict (numeric).",
+    help="Column to predict (numeric for a regression, labels for a classification).",
 )
 @click.option(
     "--features",
@@ -71,12 +73,26 @@ golden_option = click.option(
 )
 @click.option("--name", "model_name_text", default=None, help="The model's name in its schema.")
 @click.option(
+    "--task",
+    type=click.Choice(TASK_CHOICES),
+    default=REGRESSION,
+    show_default=True,
+    help="Predict a number, or a class (the target's values are labels; two of them make "
+    "a binary classifier).",
+)
+@click.option(
     "--estimator",
     type=click.Choice(ESTIMATORS),
-    default=RIDGE,
-    show_default=True,
-    help="The regressor: the cookbook's Ridge pipeline, or a tree ensemble of 100 trees "
-    "(served from its ONNX form when that passes its parity check).",
+    default=None,
+    show_default=f"{RIDGE} for a regression, {LOGISTIC} for a classification",
+    help="The family: the linear default (folded, served by plain Python), or a tree "
+    "ensemble of 100 trees (served from its ONNX form when that passes its parity check).",
+)
+@click.option(
+    "--positive-class",
+    default=None,
+    help="A binary classifier's positive class: the one whose probability its threshold "
+    "applies to [default: the second class in sorted order].",
 )
 @golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
@@ -93,7 +109,9 @@ def retrain(
     features: str,
     categorical: str,
     model_name_text: str | None,
-    estimator: str,
+    task: str,
+    estimator: str | None,
+    positive_class: str | None,
     golden_file: Path | None,
     tolerance: float,
     force: bool,
@@ -101,9 +119,8 @@ def retrain(
     as_json: bool,
 ) -> None:
     """Retrain, compare with the served model, and promote the new model if it is not worse."""
-    spec = spec_for(
-        target, parse_columns(features), parse_columns(categorical), model_name_text, estimator
-    )
+    spec = spec_for(target, parse_columns(features), parse_columns(categorical),
+                    model_name_text, estimator, task, positive_class)  # fmt: skip
     with one_line_errors():
         result = gate.retrain(
             data_file,

@@ -109,3 +109,57 @@ class LinearForm:
             yield number_column(name) * coefficient
         for name, table in self.offsets.items():
             yield offset_column(name, table)
+
+
+@dataclass(frozen=True)
+class ClassifierForm:
+    """A linear classifier folded into one ``LinearForm`` per logit and a link.
+
+    Binary: one logit, the positive class's log-odds (``logistic``). Multiclass: one logit
+    per class, turned into probabilities by ``softmax``. A row's probabilities come in
+    the order of the target's classes.
+    """
+
+    logits: tuple[LinearForm, ...]
+    link: str
+    max_relative_error: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the form as ``model.json`` stores it."""
+        return {
+            "link": self.link,
+            "logits": [form.to_dict() for form in self.logits],
+            "max_relative_error": self.max_relative_error,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> ClassifierForm:
+        """Return the form stored in *document*."""
+        from cookbook.core.classes import LOGISTIC, SOFTMAX
+
+        link = str(document["link"])
+        logits = tuple(LinearForm.from_dict(item) for item in document["logits"])
+        if (
+            link not in (LOGISTIC, SOFTMAX)
+            or not logits
+            or (link == LOGISTIC) != (len(logits) == 1)
+        ):
+            raise ValueError(f"{len(logits)} logits with link {link!r}")
+        return cls(logits, link, float(document.get("max_relative_error", 0.0)))
+
+    def row_evaluator(self, feature_names: Sequence[str]) -> Callable[[Sequence[Any]], tuple]:
+        """Return a function of a row (values in *feature_names*' order) to its probabilities."""
+        from cookbook.core.classes import LOGISTIC, logistic, softmax
+
+        evaluators = [form.row_evaluator(feature_names) for form in self.logits]
+        if self.link == LOGISTIC:
+            (only,) = evaluators
+            return lambda row: logistic(only(row))
+        return lambda row: softmax([evaluate(row) for evaluate in evaluators])
+
+
+def folded_form_of(document: Mapping[str, Any]) -> LinearForm | ClassifierForm:
+    """Return the folded form ``model.json`` stores: a classifier's has logits."""
+    if "logits" in document:
+        return ClassifierForm.from_dict(document)
+    return LinearForm.from_dict(document)

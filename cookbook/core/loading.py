@@ -18,7 +18,7 @@ from typing import Any
 from cookbook.core.errors import ModelError
 from cookbook.core.files import sha256_file
 from cookbook.core.layout import entry_model, metadata_path, registry_root, version_of
-from cookbook.core.linear import LinearForm
+from cookbook.core.linear import ClassifierForm, LinearForm, folded_form_of
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Schema
 
@@ -144,13 +144,13 @@ def is_imported(metadata: Mapping[str, Any]) -> bool:
     return (metadata.get("origin") or {}).get("kind") == IMPORTED
 
 
-def linear_form_of(metadata: Mapping[str, Any]) -> LinearForm | None:
-    """Return the model's folded form, or None when it has none."""
+def linear_form_of(metadata: Mapping[str, Any]) -> LinearForm | ClassifierForm | None:
+    """Return the model's folded form (a classifier's: logits and a link), or None."""
     folded = metadata.get("folded")
     if not folded:
         return None
     try:
-        return LinearForm.from_dict(folded)
+        return folded_form_of(folded)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model.json's folded form is malformed ({exc!r}): retrain.") from None
 

@@ -1,9 +1,12 @@
 """Predict from validated rows and write the answers, in plain Python.
 
-A folded model (``cookbook.core.linear.LinearForm``, plain numbers in ``model.json``) is
-evaluated here without scikit-learn, numpy or pandas. A model that cannot be folded is
-served by its verified, unpickled ``predict``
-(``cookbook.lifecycle.artifacts.EstimatorPredictor``, which overrides ``predict_rows``).
+A folded model (``cookbook.core.linear.LinearForm``, plain numbers in ``model.json``, or a
+classifier's ``ClassifierForm``) is evaluated here without scikit-learn, numpy or pandas.
+A model that cannot be folded is served from its ONNX file or its verified, unpickled
+estimator (``cookbook.lifecycle``'s predictors override ``predict_rows``).
+
+A regression's predicted value is a float; a classifier's is the tuple of its classes'
+probabilities (``cookbook.core.classes``), in the order ``model.json`` lists the classes.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from cookbook.core.answers import answer_writer
+from cookbook.core.classes import (
+    NO_OPTIONS,
+    ClassOptions,
+    PredictionSet,
+    class_answer_writer,
+    read_options,
+)
 from cookbook.core.errors import InvalidInput, ModelError
 from cookbook.core.intervals import Interval, interval_writer
-from cookbook.core.linear import LinearForm
+from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.core.validation import read_request
 
@@ -31,18 +41,24 @@ class Predictor:
         metadata: Mapping[str, Any],
         path: Path,
         schema: Schema,
-        linear: LinearForm | None = None,
+        linear: LinearForm | ClassifierForm | None = None,
     ) -> None:
         self.metadata = metadata
         self.path = Path(path)
         self.schema = schema
         self.linear = linear
-        self.write_answer = answer_writer(schema)
-        # The split-conformal band, when model.json has one (older models answer without it).
-        self.interval = Interval.of_metadata(metadata)
-        self.write_interval = (
-            None if self.interval is None else interval_writer(schema, self.interval)
-        )
+        self.is_classifier = schema.target.is_classification
+        if self.is_classifier:
+            self.prediction_set = PredictionSet.of_metadata(metadata)
+            self.write_class_answer = class_answer_writer(schema, self.prediction_set)
+            self.interval, self.write_interval = None, None
+        else:
+            self.write_answer = answer_writer(schema)
+            # The split-conformal band, when model.json has one (older models answer without).
+            self.interval = Interval.of_metadata(metadata)
+            self.write_interval = (
+                None if self.interval is None else interval_writer(schema, self.interval)
+            )
         self.example_text = schema.example_text()  # for error messages, made once
         self.version: str = metadata["model_version"]
         # (index, feature) for every number feature, to spot extrapolation.
@@ -58,41 +74,53 @@ class Predictor:
 
     # ----------------------------------------------------------------- predicting
 
-    def predict_row(self, row: Row) -> float:
-        """Return the predicted value for one validated row."""
+    def predict_row(self, row: Row) -> Any:
+        """Return the predicted value (a classifier: its probabilities) for one validated row."""
         if self._evaluate is None:
             return self.predict_rows([row])[0]
         return self._evaluate(row)
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
-        """Return the predicted values for validated rows, in order."""
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
+        """Return the predicted values (or probabilities) for validated rows, in order."""
         return [self.predict_row(row) for row in rows]
 
     # -------------------------------------------------------------------- answers
 
-    def answer(self, document: Any) -> dict[str, Any]:
+    def answer(self, document: Any, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Return the response body for a request body: one row or a batch in columns.
 
         One row answers ``{"prediction": {...}}``; a batch ``{"predictions": [...]}``,
-        one per row in order. Raise ``InvalidInput`` naming the first bad value.
+        one per row in order. A classifier reads its answer options from the body, else
+        from *query* (``cookbook.core.classes``). Raise ``InvalidInput`` naming the first
+        bad value.
         """
+        options = self.read_options(document, query or {})
         rows, values, is_batch = self.predict_request(document)
-        return self.response_body(rows, values, is_batch)
+        return self.response_body(rows, values, is_batch, options)
 
-    def predict_request(self, document: Any) -> tuple[list[Row], list[float], bool]:
+    def read_options(self, document: Any, query: Mapping[str, str]) -> ClassOptions:
+        """Return what a request asks of a classifier's answer (nothing, for a regression)."""
+        if not self.is_classifier:
+            return NO_OPTIONS
+        return read_options(self.schema.target, document, query)
+
+    def predict_request(self, document: Any) -> tuple[list[Row], list[Any], bool]:
         """Validate a request body and predict it: ``(rows, values, is_batch)``."""
         rows, is_batch = read_request(self.schema, document)
         if not is_batch:
             return rows, [self.predict_row(rows[0])], False
         return rows, self.predict_rows(rows), True
 
-    def response_body(self, rows: list[Row], values: list[float], is_batch: bool) -> dict:
+    def response_body(
+        self, rows: list[Row], values: list[Any], is_batch: bool, options: ClassOptions = NO_OPTIONS
+    ) -> dict:
         """Return the response body for predicted rows."""
         if not is_batch:
-            return {"prediction": self.answer_row(rows[0], values[0])}
+            return {"prediction": self.answer_row(rows[0], values[0], options)}
         return {
             "predictions": [
-                self.answer_row(row, value) for row, value in zip(rows, values, strict=True)
+                self.answer_row(row, value, options)
+                for row, value in zip(rows, values, strict=True)
             ]
         }
 
@@ -103,11 +131,14 @@ class Predictor:
             raise InvalidInput("Give one value per feature here, not lists.")
         return body["prediction"]
 
-    def answer_row(self, row: Row, value: float) -> dict[str, Any]:
+    def answer_row(self, row: Row, value: Any, options: ClassOptions = NO_OPTIONS) -> dict:
         """Return the answer for a validated *row* predicted as *value*."""
-        answer = self.write_answer(value)
-        if self.write_interval is not None:
-            answer["interval"] = self.write_interval(value)
+        if self.is_classifier:
+            answer = self.write_class_answer(value, options)
+        else:
+            answer = self.write_answer(value)
+            if self.write_interval is not None:
+                answer["interval"] = self.write_interval(value)
         warning = self.extrapolation_warning(row)
         if warning:
             answer["warning"] = warning
@@ -134,9 +165,20 @@ class Predictor:
             f.mean if isinstance(f, NumberFeature) else f.example for f in self.schema.features
         )
 
-    def probe(self) -> float:
-        """Predict for the typical row and return it; raise ``ModelError`` if not finite."""
-        value = float(self.predict_row(self.probe_row()))
+    def probe(self) -> Any:
+        """Predict for the typical row and return it (a classifier: its probabilities by
+        class); raise ``ModelError`` if it is not finite, or probabilities that do not sum
+        to 1."""
+        value = self.predict_row(self.probe_row())
+        if self.is_classifier:
+            probabilities = [float(p) for p in value]
+            if not (all(0 <= p <= 1 for p in probabilities) and abs(sum(probabilities) - 1) < 1e-6):
+                raise ModelError(
+                    f"Model {self.version} failed its probe prediction: probabilities "
+                    f"{probabilities!r} are not a distribution."
+                )
+            return dict(zip(self.schema.target.classes, probabilities, strict=True))
+        value = float(value)
         if not math.isfinite(value):
             raise ModelError(f"Model {self.version} failed its probe prediction ({value!r}).")
         return value

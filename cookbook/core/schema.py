@@ -19,9 +19,17 @@ from cookbook.core.errors import ModelError
 
 NUMBER = "number"
 CATEGORY = "category"
-# Answer formats: a height in inches written as the cookbook does, or the target's value.
+# Answer formats: a height in inches written as the cookbook does, the target's value, or
+# a classifier's label and class probabilities.
 HEIGHT_ANSWER = "height"
 VALUE_ANSWER = "value"
+CLASS_ANSWER = "class"
+# What a model predicts: a number, one of two classes, or one of more.
+REGRESSION = "regression"
+BINARY = "binary"
+MULTICLASS = "multiclass"
+TASKS = (REGRESSION, BINARY, MULTICLASS)
+DEFAULT_THRESHOLD = 0.5
 # The largest true value accepted for a target whose training range was not kept: its
 # square, summed over a window's labels, stays far inside a float.
 MAX_MAGNITUDE = 1e12
@@ -204,7 +212,12 @@ Feature = NumberFeature | CategoryFeature
 
 @dataclass(frozen=True)
 class Target:
-    """What the model predicts: its name and unit, and the range of its training values."""
+    """What the model predicts: a number (its unit and training range) or a class.
+
+    A classifier's ``classes`` are its labels as text, in the order of its probabilities
+    (the estimator's ``classes_``). A binary one answers ``positive_class`` when that
+    class's probability is at least ``threshold`` (stored at training, 0.5 unless chosen).
+    """
 
     name: str
     unit: str | None = None
@@ -213,6 +226,20 @@ class Target:
     metric_buckets: tuple[float, ...] = ()
     # The lowest and highest training value (None: a model trained before it was kept).
     training_range: tuple[float, float] | None = None
+    task: str = REGRESSION
+    classes: tuple[str, ...] = ()
+    positive_class: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
+
+    @property
+    def is_classification(self) -> bool:
+        """Return whether the model predicts a class rather than a number."""
+        return self.task != REGRESSION
+
+    @cached_property
+    def positive_index(self) -> int:
+        """Return the position of a binary model's positive class among its classes."""
+        return self.classes.index(self.positive_class) if self.positive_class else -1
 
     def to_dict(self) -> dict[str, Any]:
         """Return the target as ``model.json`` stores it."""
@@ -225,6 +252,12 @@ class Target:
         }
         if self.training_range is not None:
             document["training_range"] = list(self.training_range)
+        if self.is_classification:  # a regression's model.json stays what it was
+            document["task"] = self.task
+            document["classes"] = list(self.classes)
+            if self.task == BINARY:
+                document["positive_class"] = self.positive_class
+                document["threshold"] = self.threshold
         return document
 
     def plausible_range(self) -> tuple[float, float]:
@@ -243,8 +276,11 @@ class Target:
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> Target:
-        """Return the target stored in *document*."""
-        return cls(
+        """Return the target stored in *document*; raise ``ModelError`` if its task is not
+        one of ``TASKS`` or a classifier's classes, positive class or threshold are wrong."""
+        task = str(document.get("task", REGRESSION))
+        classes = tuple(str(c) for c in document.get("classes") or ())
+        target = cls(
             name=str(document["name"]),
             unit=document.get("unit"),
             unit_name=document.get("unit_name"),
@@ -255,7 +291,41 @@ class Target:
                 if document.get("training_range")
                 else None
             ),  # fmt: skip
+            task=task,
+            classes=classes,
+            positive_class=(
+                str(document["positive_class"])
+                if document.get("positive_class") is not None
+                else None
+            ),  # fmt: skip
+            threshold=float(document.get("threshold", DEFAULT_THRESHOLD)),
         )
+        target.check()
+        return target
+
+    def check(self) -> None:
+        """Raise ``ModelError`` unless the task and, for a classifier, its classes agree."""
+        if self.task not in TASKS:
+            raise ModelError(f"model.json's target task {self.task!r} is unknown: retrain.")
+        if not self.is_classification:
+            return
+        wanted = 2 if self.task == BINARY else 3
+        if (
+            len(set(self.classes)) != len(self.classes)
+            or len(self.classes) < wanted
+            or (self.task == BINARY and len(self.classes) != 2)
+        ):
+            raise ModelError(
+                f"model.json's {self.task} target lists classes {list(self.classes)}: retrain."
+            )
+        if self.task == BINARY and (
+            self.positive_class not in self.classes or not 0 < self.threshold < 1
+        ):
+            raise ModelError(
+                f"model.json's binary target needs a positive class among {list(self.classes)} "
+                f"and a threshold between 0 and 1 (got {self.positive_class!r}, "
+                f"{self.threshold!r}): retrain."
+            )
 
 
 @dataclass(frozen=True)
@@ -304,6 +374,8 @@ class Schema:
         """Return the names of the fields every prediction answer carries."""
         if self.answer_format == HEIGHT_ANSWER:
             return ("height_inches", "height_human_readable")
+        if self.answer_format == CLASS_ANSWER:
+            return ("label", "probabilities")
         return (self.target.name,)
 
     def example_row(self) -> dict[str, Any]:
@@ -350,8 +422,13 @@ class Schema:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model.json's schema is malformed ({exc!r}): retrain.") from None
-        if schema.answer_format not in (HEIGHT_ANSWER, VALUE_ANSWER):
+        if schema.answer_format not in (HEIGHT_ANSWER, VALUE_ANSWER, CLASS_ANSWER):
             raise ModelError(f"model.json's answer format {schema.answer_format!r} is unknown.")
+        if (schema.answer_format == CLASS_ANSWER) != schema.target.is_classification:
+            raise ModelError(
+                f"model.json's answer format {schema.answer_format!r} does not fit its "
+                f"{schema.target.task} target: retrain."
+            )
         return schema
 
 

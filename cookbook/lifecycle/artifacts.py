@@ -49,16 +49,21 @@ class EstimatorPredictor(Predictor):
         super().__init__(metadata, path, schema_of(metadata))
         self.estimator = estimator
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
-        """Return the estimator's predictions for validated rows, in order."""
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
+        """Return the estimator's predictions (a classifier's probabilities) for validated
+        rows, in order."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows), columns=list(self.schema.feature_names))
-        return [float(value) for value in self.estimator.predict(frame)]
+        outputs = self.predict_frame(frame).tolist()
+        return [tuple(row) for row in outputs] if self.is_classifier else outputs
 
     def predict_frame(self, frame: Any):
-        """Return the estimator's predictions for a frame of the model's features."""
-        return self.estimator.predict(frame)
+        """Return the estimator's predictions (a classifier's probabilities, rows × classes)
+        for a frame of the model's features."""
+        from cookbook.lifecycle.classifying import estimator_outputs
+
+        return estimator_outputs(self.estimator, frame, self.schema)
 
 
 def load_predictor(model_file: Path | str | None = None) -> Predictor:
@@ -183,8 +188,11 @@ def check_folded(estimator: Any, metadata: dict[str, Any], rows: Any) -> None:
 
     if rows is None or len(rows) == 0:
         raise ModelError("A folded form is saved only with rows to check it against.")
-    names = list(schema_of(metadata).feature_names)
-    expected = np.asarray(estimator.predict(rows[names]), dtype=np.float64).reshape(-1)
+    from cookbook.lifecycle.classifying import estimator_outputs
+
+    schema = schema_of(metadata)
+    names = list(schema.feature_names)
+    expected = estimator_outputs(estimator, rows[names], schema)
     folded = evaluate_frame(linear_form_of(metadata), rows[names])
     scale = max(float(np.max(np.abs(expected))), 1.0)
     if not np.allclose(folded, expected, rtol=FOLD_TOLERANCE, atol=FOLD_TOLERANCE * scale):

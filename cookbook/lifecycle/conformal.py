@@ -65,3 +65,47 @@ def calibrate(actual: Any, predicted: Any, coverage: float = DEFAULT_COVERAGE) -
         "calibration": CALIBRATION,
         "held_out_coverage": interval_coverage(actual, predicted, width),
     }
+
+
+def set_quantile(scores: Any, coverage: float) -> float:
+    """Return the conformal quantile of classification scores (1 - p(true class))."""
+    return half_width(scores, coverage)  # the same rank rule, on non-negative scores
+
+
+def set_coverage(probabilities: Any, truth: Any, quantile: float) -> float | None:
+    """Return the share of rows whose true class is in its set (p(true) >= 1 - quantile)."""
+    import numpy as np
+
+    truth = np.asarray(truth)
+    if truth.size == 0:
+        return None
+    true_probability = np.asarray(probabilities)[np.arange(truth.size), truth]
+    return float(np.mean(true_probability >= 1.0 - quantile))
+
+
+def calibrate_sets(
+    probabilities: Any, truth: Any, coverage: float = DEFAULT_COVERAGE
+) -> dict[str, Any]:
+    """Return ``metadata["prediction_set"]`` calibrated on held-out rows: *probabilities*
+    (rows × classes) and each row's true class index *truth*."""
+    import numpy as np
+
+    if not MIN_COVERAGE <= coverage <= MAX_COVERAGE:
+        raise ValueError(
+            f"Coverage must be between {MIN_COVERAGE} and {MAX_COVERAGE}, got {coverage!r}."
+        )
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    truth = np.asarray(truth)
+    scores = 1.0 - probabilities[np.arange(truth.size), truth]
+    quantile = set_quantile(scores, coverage)
+    sizes = np.sum(probabilities >= 1.0 - quantile, axis=1)
+    return {
+        "method": "split-conformal",
+        "score": "1 - probability of the true class",
+        "coverage": coverage,
+        "quantile": quantile,
+        "calibration_rows": int(truth.size),
+        "calibration": CALIBRATION,
+        "held_out_coverage": set_coverage(probabilities, truth, quantile),
+        "mean_set_size": float(np.mean(sizes)),
+    }

@@ -120,11 +120,13 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
                            "again", **common)  # fmt: skip
     if not result.promoted:
         failed = [c for c in result.comparisons if not c.passed]
-        worst = min(failed, key=lambda c: c.r2_change)
+        worst = min(failed, key=lambda c: c.change)
+        what = "R²" if worst.metric == "r2" else "log loss"
+        moved = "fell" if worst.metric == "r2" else "rose"
         return TrainingRun(
             Outcome.REFUSED,
-            f"the quality gate refused candidate {result.entry.version}: R² on "
-            f"{worst.rows_name} fell by {-worst.r2_change:.4f}, more than the tolerance "
+            f"the quality gate refused candidate {result.entry.version}: {what} on "
+            f"{worst.rows_name} {moved} by {-worst.change:.4f}, more than the tolerance "
             f"{tolerance:g}; {served_model.name} still serves {served_version}",
             **common,
         )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from cookbook.core.linear import LinearForm
+from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.lifecycle.vectorized import evaluate_frame
 
@@ -36,6 +36,12 @@ def feature_grid(feature: NumberFeature) -> tuple[float, float]:
 
 def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
     """Return *estimator*'s folded form if it is linear in *schema*'s features, else None."""
+    return fold_column(estimator.predict, schema)
+
+
+def fold_column(function: Any, schema: Schema) -> LinearForm | None:
+    """Return the folded form of *function* (a frame of *schema*'s features to one value per
+    row) if it is linear in the features, else None."""
     import numpy as np
     import pandas as pd
 
@@ -46,7 +52,7 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
 
     def predict(rows: list[dict[str, Any]]) -> np.ndarray:
         frame = pd.DataFrame(rows, columns=list(names))
-        return np.asarray(estimator.predict(frame), dtype=np.float64).reshape(-1)
+        return np.asarray(function(frame), dtype=np.float64).reshape(-1)
 
     probes = [dict(base)]
     for name, (low, high) in grids.items():
@@ -86,7 +92,7 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
         columns=list(names),
     )
     try:
-        expected = np.asarray(estimator.predict(check), dtype=np.float64).reshape(-1)
+        expected = np.asarray(function(check), dtype=np.float64).reshape(-1)
     except Exception:
         return None
     form = LinearForm(float(intercept), coefficients, offsets)
@@ -95,3 +101,43 @@ def fold_linear(estimator: Any, schema: Schema) -> LinearForm | None:
     if not np.isfinite(error) or error > FOLD_TOLERANCE:
         return None
     return dataclasses.replace(form, max_relative_error=error)
+
+
+def fold_classifier(estimator: Any, schema: Schema) -> ClassifierForm | None:
+    """Return a linear classifier's logits folded (``decision_function``: one column for a
+    binary model, one per class otherwise) and its link, or None if it is not linear."""
+    import numpy as np
+
+    from cookbook.core.classes import link_of
+
+    if not hasattr(estimator, "decision_function"):
+        return None
+    try:
+        logits = np.asarray(estimator.decision_function(_probe_frame(schema)))
+    except Exception:  # a pipeline whose last step has none: not a linear classifier
+        return None
+    columns = 1 if logits.ndim == 1 else logits.shape[1]
+    forms = []
+    for column in range(columns):
+
+        def logit(frame: Any, column: int = column) -> Any:
+            values = np.asarray(estimator.decision_function(frame), dtype=np.float64)
+            return values if values.ndim == 1 else values[:, column]
+
+        form = fold_column(logit, schema)
+        if form is None:
+            return None
+        forms.append(form)
+    link = link_of(schema.target.task)
+    if (columns == 1) != (link == "logistic"):
+        return None
+    error = max(form.max_relative_error for form in forms)
+    return ClassifierForm(tuple(forms), link, error)
+
+
+def _probe_frame(schema: Schema) -> Any:
+    import pandas as pd
+
+    row = {f.name: (f.mean if isinstance(f, NumberFeature) else f.categories[0])
+           for f in schema.features}  # fmt: skip
+    return pd.DataFrame([row], columns=list(schema.feature_names))

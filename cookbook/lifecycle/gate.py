@@ -24,7 +24,8 @@ from cookbook.core.loading import read_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
-from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage
+from cookbook.lifecycle.class_scoring import label_indices
+from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage, set_coverage
 from cookbook.lifecycle.importing import FittedModel, save_imported
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import score_predictor
@@ -202,6 +203,12 @@ def _rebuilt_rows(pin: dict[str, Any], source: Path, spec: ModelSpec) -> GoldenS
 # ------------------------------------------------------------------- the gate
 
 
+# The metric the gate compares, per kind of model, and whether higher is better: R² for a
+# regression; for a classifier its log loss (a proper scoring rule: it judges the
+# probabilities the service answers, not only the labels), in nats.
+GATE_METRICS = {"regression": ("r2", True), "classification": ("log_loss", False)}
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Candidate and served model scored on the same rows."""
@@ -212,16 +219,30 @@ class Comparison:
     tolerance: float
 
     @property
-    def r2_change(self) -> float | None:
-        """Return candidate R² minus served R² (negative: the candidate is worse)."""
-        if self.served is None or self.candidate["r2"] is None or self.served["r2"] is None:
+    def metric(self) -> str:
+        """Return the metric the gate compares: ``r2``, or a classifier's ``log_loss``."""
+        return "log_loss" if "log_loss" in self.candidate else "r2"
+
+    @property
+    def change(self) -> float | None:
+        """Return how much better the candidate is on the gate's metric (negative: worse)."""
+        name = self.metric
+        if self.served is None or self.candidate[name] is None or self.served.get(name) is None:
             return None
-        return self.candidate["r2"] - self.served["r2"]
+        higher_is_better = name == "r2"
+        difference = self.candidate[name] - self.served[name]
+        return difference if higher_is_better else -difference
+
+    @property
+    def r2_change(self) -> float | None:
+        """Return candidate R² minus served R² (None for a classifier)."""
+        return self.change if self.metric == "r2" else None
 
     @property
     def passed(self) -> bool:
-        """Return whether the candidate's R² drop, if any, is within the tolerance."""
-        change = self.r2_change
+        """Return whether the candidate's loss on the gate's metric, if any, is within the
+        tolerance (R², or nats of log loss)."""
+        change = self.change
         # Nothing to compare (no served model, or too few rows for R²) does not block.
         return change is None or change >= -self.tolerance - 1e-12
 
@@ -231,6 +252,8 @@ class Comparison:
             "rows": self.rows_name,
             "candidate": self.candidate,
             "served": self.served,
+            "metric": self.metric,
+            "change": self.change,
             "r2_change": self.r2_change,
             "passed": self.passed,
         }
@@ -398,6 +421,13 @@ def admit(
                 "golden": {**comparisons[-1].candidate, "sha256": golden.sha256},
             }
             metadata["golden_set"] = {"rows": golden.name, "kind": golden.kind}
+            if metadata.get("prediction_set"):
+                metadata["prediction_set"] = {
+                    **metadata["prediction_set"],
+                    "golden_coverage": golden_coverage(loaded, golden.frame),
+                    "golden_rows": golden.name,
+                    "golden_independent": golden.sha256 != rows_sha256(rows, spec.columns),
+                }
             if metadata.get("interval"):
                 metadata["interval"] = {
                     **metadata["interval"],
@@ -425,7 +455,16 @@ def admit(
 
 
 def golden_coverage(predictor: Predictor, frame: Any) -> float | None:
-    """Return the share of *frame*'s rows inside *predictor*'s interval (None without one)."""
+    """Return the share of *frame*'s rows inside *predictor*'s interval, or a classifier's
+    rows whose true class is in its prediction set (None without either)."""
+    if predictor.is_classifier:
+        if predictor.prediction_set is None:
+            return None
+        target = predictor.schema.target
+        truth = label_indices(target, frame[target.name].astype(str).tolist())
+        return set_coverage(
+            predict_frame(predictor, frame), truth, predictor.prediction_set.quantile
+        )
     if predictor.interval is None:
         return None
     actual = frame[predictor.schema.target.name].to_numpy(dtype="float64")

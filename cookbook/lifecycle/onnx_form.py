@@ -33,6 +33,7 @@ from cookbook.core.layout import onnx_path
 from cookbook.core.loading import schema_of
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import NumberFeature, Schema
+from cookbook.lifecycle.classifying import estimator_outputs
 
 # ONNX predictions must equal the estimator's within this share of the target's std.
 PARITY_FACTOR = 1e-3
@@ -88,10 +89,13 @@ def open_session(data: bytes | str):
 
 
 def _register_lightgbm() -> None:
-    from lightgbm import LGBMRegressor
+    from lightgbm import LGBMClassifier, LGBMRegressor
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
 
     update_registered_converter(
         LGBMRegressor,
@@ -99,6 +103,13 @@ def _register_lightgbm() -> None:
         calculate_linear_regressor_output_shapes,
         convert_lightgbm,
         options={"split": None},
+    )
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
     )
 
 
@@ -145,10 +156,31 @@ def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
             message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
             category=DeprecationWarning,
         )
-        model = convert_sklearn(estimator, initial_types=inputs, target_opset=dict(OPSET))
+        # A classifier's probabilities as one (rows, classes) tensor, not a list of maps.
+        options = (
+            {id(final_step(estimator)): {"zipmap": False}}
+            if schema.target.is_classification
+            else None
+        )
+        model = convert_sklearn(
+            estimator, initial_types=inputs, target_opset=dict(OPSET), options=options
+        )
     if dtype == "float64":
         _refuse_float32_thresholds(model)
     return model.SerializeToString()
+
+
+def final_step(estimator: Any) -> Any:
+    """Return a pipeline's last step (the estimator itself when it is not a pipeline)."""
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
+def output_name(session: Any, schema: Schema) -> str:
+    """Return the session output the service answers from: the probabilities of a
+    classifier (its second output, after the label), the prediction of a regressor."""
+    outputs = session.get_outputs()
+    return outputs[1 if schema.target.is_classification else 0].name
 
 
 def range_rows(schema: Schema, count: int = RANGE_ROWS, seed: int = 0) -> dict[str, Any]:
@@ -228,9 +260,11 @@ def convert(
     frame = pd.concat(checks, ignore_index=True)
     for feature in schema.categorical:
         frame[feature.name] = frame[feature.name].astype(object)
-    expected = np.asarray(estimator.predict(frame), dtype=np.float64).reshape(-1)
+    expected = estimator_outputs(estimator, frame, schema).reshape(len(frame), -1)
     basis = "1e-3 x the target's standard deviation (training rows)"
-    if target_std is None or not target_std > 0:
+    if schema.target.is_classification:
+        target_std, basis = 1.0, "1e-3 of each class's probability"
+    elif target_std is None or not target_std > 0:
         target_std = float(np.std(expected)) or 1.0
         basis = "1e-3 x the standard deviation of the estimator's predictions on the rows checked"
     tolerance = PARITY_FACTOR * float(target_std)
@@ -243,12 +277,14 @@ def convert(
             data = _convert(estimator, schema, dtype, layout)
             session = open_session(data)
             feed = feed_of(schema, frame, dtype, layout)
-            got = np.asarray(session.run(None, feed)[0], dtype=np.float64)
+            got = np.asarray(
+                session.run([output_name(session, schema)], feed)[0], dtype=np.float64
+            ).reshape(len(frame), -1)
         except Exception as exc:  # any converter or runtime failure is a reason, not a crash
             first_line = (str(exc).splitlines() or [""])[0][:160]
             reasons.append(f"{dtype} {layout}: {type(exc).__name__}: {first_line}")
             continue
-        difference = float(np.max(np.abs(got.reshape(-1) - expected)))
+        difference = float(np.max(np.abs(got - expected)))
         if not np.isfinite(difference) or difference > tolerance:
             reasons.append(
                 f"{dtype} {layout}: max |difference| {difference:.3g} exceeds the tolerance "
@@ -287,7 +323,7 @@ class OnnxPredictor(Predictor):
         self.dtype = metadata["onnx"].get("input_type", "float32")
         self.layout = metadata["onnx"].get("inputs", COLUMNS)
         self._np = np
-        self._output = session.get_outputs()[0].name
+        self._output = output_name(session, self.schema)
         self._kinds = [
             (f.name, isinstance(f, NumberFeature)) for f in self.schema.features
         ]  # fmt: skip
@@ -311,25 +347,30 @@ class OnnxPredictor(Predictor):
             self._row_feeds.feed = feed
         return feed, self._row_feeds.arrays
 
-    def predict_row(self, row: Row) -> float:
-        """Return the ONNX model's prediction for one validated row."""
+    def predict_row(self, row: Row) -> Any:
+        """Return the ONNX model's prediction (a classifier's probabilities) for one row."""
         feed, cells = self._row_feed()
         for cell, value in zip(cells, row, strict=True):
             cell[0] = value
-        return float(self.session.run([self._output], feed)[0][0, 0])
+        got = self.session.run([self._output], feed)[0]
+        if self.is_classifier:
+            return tuple(got[0].astype(self._np.float64).tolist())
+        return float(got[0, 0])
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
         """Return the ONNX model's predictions for validated rows, in order."""
         if not rows:
             return []
         columns = {name: [row[i] for row in rows] for i, (name, _) in enumerate(self._kinds)}
-        return self.predict_frame(columns).tolist()
+        got = self.predict_frame(columns).tolist()
+        return [tuple(row) for row in got] if self.is_classifier else got
 
     def predict_frame(self, columns: Mapping[str, Any]):
-        """Return predictions (float64 array) for whole columns of the model's features."""
+        """Return predictions for whole columns of the model's features: float64, one per
+        row, or a classifier's probabilities (rows × classes)."""
         feed = feed_of(self.schema, columns, self.dtype, self.layout)
-        got = self.session.run([self._output], feed)[0]
-        return self._np.asarray(got, dtype=self._np.float64).reshape(-1)
+        got = self._np.asarray(self.session.run([self._output], feed)[0], dtype=self._np.float64)
+        return got if self.is_classifier else got.reshape(-1)
 
 
 def onnx_predictor(metadata: Mapping[str, Any], path: Path) -> Predictor | None:

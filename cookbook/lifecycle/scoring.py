@@ -26,6 +26,13 @@ def score(actual: Any, predicted: Any) -> dict[str, float | None]:
 
 
 def score_predictor(predictor: Predictor, frame: Any) -> dict[str, float | None]:
-    """Return r2, rmse and mae of *predictor* on a frame with its features and target."""
-    actual = frame[predictor.schema.target.name].to_numpy(dtype="float64")
+    """Return the task's metrics of *predictor* on a frame with its features and target:
+    r2, rmse and mae, or a classifier's (``class_scoring.score_classes``)."""
+    target = predictor.schema.target
+    if target.is_classification:
+        from cookbook.lifecycle.class_scoring import score_classes
+
+        labels = frame[target.name].astype(str).tolist()
+        return score_classes(target, labels, predict_frame(predictor, frame))
+    actual = frame[target.name].to_numpy(dtype="float64")
     return score(actual, predict_frame(predictor, frame))

@@ -22,7 +22,9 @@ from cookbook.core.errors import DataError, ModelError
 from cookbook.core.files import sha256_file
 from cookbook.core.loading import is_imported, schema_of
 from cookbook.core.schema import (
+    CLASS_ANSWER,
     HEIGHT_ANSWER,
+    REGRESSION,
     VALUE_ANSWER,
     Bounds,
     CategoryFeature,
@@ -32,10 +34,24 @@ from cookbook.core.schema import (
 )
 from cookbook.core.settings import data_path, model_path
 from cookbook.lifecycle.artifacts import save_model
+from cookbook.lifecycle.class_scoring import label_indices, score_classes
+from cookbook.lifecycle.classifying import (
+    CLASSIFICATION,
+    LOGISTIC,
+    build_classifier,
+    class_target,
+    estimator_outputs,
+)
 from cookbook.lifecycle.column_info import DEFAULT_MODEL, column_info
-from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, MAX_COVERAGE, MIN_COVERAGE, calibrate
+from cookbook.lifecycle.conformal import (
+    DEFAULT_COVERAGE,
+    MAX_COVERAGE,
+    MIN_COVERAGE,
+    calibrate,
+    calibrate_sets,
+)
 from cookbook.lifecycle.data import load_table
-from cookbook.lifecycle.folding import fold_linear
+from cookbook.lifecycle.folding import fold_classifier, fold_linear
 from cookbook.lifecycle.scoring import score
 
 RANDOM_STATE = 3  # the cookbook's split, so held-out scores stay comparable
@@ -47,9 +63,13 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # weights are whole pounds: about 100), else as this many quantiles.
 ECDF_MAX_POINTS = 1000
 MIN_ROWS = 10
-# The estimator families ``retrain --estimator`` offers; the first is the default.
+# The estimator families ``retrain --estimator`` offers. The linear ones are the defaults:
+# Ridge for a regression, a logistic regression for a classifier; the trees serve both.
 RIDGE = "ridge"
-ESTIMATORS = (RIDGE, "hist-gradient-boosting", "random-forest", "lightgbm")
+TREE_FAMILIES = ("hist-gradient-boosting", "random-forest", "lightgbm")
+REGRESSORS = (RIDGE, *TREE_FAMILIES)
+CLASSIFIERS = (LOGISTIC, *TREE_FAMILIES)
+ESTIMATORS = (*REGRESSORS, LOGISTIC)
 TREES = 100  # boosting iterations or forest size
 
 
@@ -62,6 +82,13 @@ class ModelSpec:
     categorical: tuple[str, ...] = ()
     name: str | None = None
     estimator: str = RIDGE  # one of ESTIMATORS
+    task: str = REGRESSION  # or CLASSIFICATION
+    positive_class: str | None = None  # a binary classifier's, when not the second class
+
+    @property
+    def is_classification(self) -> bool:
+        """Return whether the spec trains a classifier."""
+        return self.task == CLASSIFICATION
 
     @property
     def all_features(self) -> tuple[str, ...]:
@@ -82,7 +109,11 @@ class ModelSpec:
     def of_schema(cls, schema: Schema) -> ModelSpec:
         """Return the spec a served model was trained with."""
         categorical = tuple(f.name for f in schema.categorical)
-        return cls(schema.target.name, schema.feature_names, categorical, schema.name)
+        target = schema.target
+        if target.is_classification:
+            return cls(target.name, schema.feature_names, categorical, schema.name, LOGISTIC,
+                       CLASSIFICATION, target.positive_class)  # fmt: skip
+        return cls(target.name, schema.feature_names, categorical, schema.name)
 
     @classmethod
     def of_metadata(cls, metadata: Mapping[str, Any]) -> ModelSpec:
@@ -98,13 +129,13 @@ class ModelSpec:
                 "elsewhere): this project has no family to retrain it with; retrain "
                 "--estimator trains one of its own to replace it."
             )
-        family = (metadata.get("hyperparameters") or {}).get("estimator", RIDGE)
+        spec = cls.of_schema(schema_of(metadata))
+        family = (metadata.get("hyperparameters") or {}).get("estimator", spec.estimator)
         if family not in ESTIMATORS:
             raise ModelError(
                 f"Model {metadata.get('model_version', 'unknown')} is a {family!r} model: "
                 f"this project retrains only {', '.join(ESTIMATORS)}."
             )
-        spec = cls.of_schema(schema_of(metadata))
         return replace(spec, estimator=family)
 
 
@@ -143,6 +174,17 @@ def build_estimator(
         raise DataError(
             f"Unknown estimator {spec.estimator!r}: choose one of {', '.join(ESTIMATORS)}."
         )
+    if spec.is_classification:
+        if spec.estimator == RIDGE:
+            raise DataError(
+                f"{RIDGE} is a regressor: a classifier is a {LOGISTIC} (the default) or one of "
+                f"{', '.join(TREE_FAMILIES)}."
+            )
+        return build_classifier(
+            spec.estimator, spec.numeric, spec.categorical, random_state, TREES
+        )  # fmt: skip
+    if spec.estimator == LOGISTIC:
+        raise DataError(f"{LOGISTIC} is a classifier: add --task {CLASSIFICATION}.")
     if spec.estimator != RIDGE:
         parts: list[tuple[str, Any, list[str]]] = []
         if spec.numeric:
@@ -182,6 +224,11 @@ def tree_regressor(family: str, random_state: int) -> Any:
 
 def load_labelled(data_file: Path | str, spec: ModelSpec, what: str = "Training data"):
     """Return ``(frame, rows_dropped)`` with *spec*'s columns checked and typed."""
+    if spec.is_classification:  # labels are text, whatever they look like
+        return load_table(
+            data_file, numeric=spec.numeric, categorical=(*spec.categorical, spec.target),
+            what=what,
+        )  # fmt: skip
     return load_table(
         data_file,
         numeric=(*spec.numeric, spec.target),
@@ -235,9 +282,16 @@ def train(
         features, frame[spec.target], test_size=test_size, random_state=random_state
     )
     estimator = build_estimator(spec, alpha, random_state).fit(x_train, y_train)
-    actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
-    metrics = score(actual, predicted)
-    schema = describe_schema(spec, x_train, y_train)
+    schema = describe_schema(spec, x_train, y_train, getattr(estimator, "classes_", None))
+    if spec.is_classification:
+        probabilities = estimator_outputs(estimator, x_test, schema)
+        metrics = score_classes(schema.target, y_test.tolist(), probabilities)
+        truth = label_indices(schema.target, y_test.tolist())
+        calibration = {"prediction_set": calibrate_sets(probabilities, truth, coverage)}
+    else:
+        actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
+        metrics = score(actual, predicted)
+        calibration = {"interval": calibrate(actual, predicted, coverage)}
     metadata = fit_metadata(
         estimator,
         schema,
@@ -252,7 +306,7 @@ def train(
             "rows_test": int(len(x_test)),
         },
         metrics=metrics,
-        interval=calibrate(actual, predicted, coverage),
+        **calibration,
     )
     metadata = save_model(
         estimator,
@@ -260,7 +314,7 @@ def train(
         destination,
         held_out=x_test,
         training_rows=x_train,
-        target_std=float(y_train.std(ddof=1)),
+        target_std=None if spec.is_classification else float(y_train.std(ddof=1)),
     )
     return TrainingReport(metrics, destination, metadata)
 
@@ -273,12 +327,19 @@ def fit_metadata(
     hyperparameters: dict[str, Any],
     data: dict[str, Any],
     metrics: dict[str, Any],
-    interval: dict[str, Any],
+    interval: dict[str, Any] | None = None,
+    prediction_set: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Return the ``model.json`` of a fitted *estimator* of *schema* (``save_model`` adds its
-    version): its folded form when it is linear, and the page chart's bins of *frame*."""
-    folded = fold_linear(estimator, schema)
+    version): its folded form when it is linear, its calibration (a regression's
+    *interval*, a classifier's *prediction_set*), and the page chart's bins of *frame*."""
+    if schema.target.is_classification:
+        folded = fold_classifier(estimator, schema)
+        calibration = {"prediction_set": prediction_set}
+    else:
+        folded = fold_linear(estimator, schema)
+        calibration = {"interval": interval}
     return {
         "format": METADATA_FORMAT,
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -289,7 +350,7 @@ def fit_metadata(
         "data": data,
         "libraries": library_versions(),
         "metrics": {"held_out": metrics},
-        "interval": interval,
+        **calibration,
         "folded": None if folded is None else folded.to_dict(),
         "chart": chart_bins(schema, frame),
     }
@@ -301,12 +362,13 @@ def hyperparameters(
     """Return what ``model.json`` records of how the model was built."""
     if spec.estimator == RIDGE:  # the cookbook's model: its metadata stays what it was
         return {"alpha": alpha, "test_size": test_size, "random_state": random_state}
-    return {
-        "estimator": spec.estimator,
-        "trees": TREES,
-        "test_size": test_size,
-        "random_state": random_state,
-    }
+    if spec.estimator == LOGISTIC:
+        return {"estimator": LOGISTIC, "task": spec.task, "test_size": test_size,
+                "random_state": random_state}  # fmt: skip
+    recorded = {"estimator": spec.estimator, "trees": TREES}
+    if spec.is_classification:
+        recorded["task"] = spec.task
+    return {**recorded, "test_size": test_size, "random_state": random_state}
 
 
 def held_out_rows(
@@ -332,8 +394,9 @@ def held_out_rows(
 # ------------------------------------------------------------------ the schema
 
 
-def describe_schema(spec: ModelSpec, features: Any, target: Any) -> Schema:
-    """Return the schema of a model trained on *features* and *target* (the training rows)."""
+def describe_schema(spec: ModelSpec, features: Any, target: Any, classes: Any = None) -> Schema:
+    """Return the schema of a model trained on *features* and *target* (the training rows);
+    a classifier's *classes* are its estimator's ``classes_``."""
     described = [describe_number(name, features[name]) for name in spec.numeric]
     described += [describe_category(name, features[name]) for name in spec.categorical]
     target_info = column_info(spec.target)
@@ -348,18 +411,30 @@ def describe_schema(spec: ModelSpec, features: Any, target: Any) -> Schema:
         if is_default
         else slug(f"{spec.target}-from-{'-'.join(spec.features)}")
     )
-    return Schema(
-        name=name,
-        features=tuple(described),
-        target=Target(
+    if spec.is_classification:
+        described_target = class_target(
+            Target(name=spec.target, description=target_info.get("description", "")),
+            classes,
+            spec.positive_class,
+        )
+        answer_format = CLASS_ANSWER
+    else:
+        described_target = Target(
             name=spec.target,
             unit=target_info.get("unit"),
             unit_name=target_info.get("unit_name"),
             description=target_info.get("description", ""),
             metric_buckets=tuple(target_info.get("metric_buckets") or quantile_buckets(target)),
             training_range=(float(target.min()), float(target.max())),
-        ),
-        answer_format=HEIGHT_ANSWER if target_info.get("answer") == HEIGHT_ANSWER else VALUE_ANSWER,
+        )
+        answer_format = (
+            HEIGHT_ANSWER if target_info.get("answer") == HEIGHT_ANSWER else VALUE_ANSWER
+        )
+    return Schema(
+        name=name,
+        features=tuple(described),
+        target=described_target,
+        answer_format=answer_format,
         title=title,
         description=DEFAULT_MODEL["description"] if is_default else f"Predicts {title}.",
     )
@@ -444,7 +519,7 @@ def nice(value: float) -> float:
 def chart_bins(schema: Schema, frame: Any) -> dict[str, Any] | None:
     """Return the page chart's binned target means, for a model of one number feature."""
     feature = schema.single_number
-    if feature is None:
+    if feature is None or schema.target.is_classification:
         return None
     info, target_info = column_info(feature.name), column_info(schema.target.name)
     low, high = feature.training_range
@@ -501,8 +576,13 @@ def spec_for(
     features: Sequence[str],
     categorical: Sequence[str],
     name: str | None = None,
-    estimator: str = RIDGE,
+    estimator: str | None = None,
+    task: str = REGRESSION,
+    positive_class: str | None = None,
 ) -> ModelSpec:
-    """Return the spec ``retrain --features A,B --categorical C`` asks for (C is a feature too)."""
+    """Return the spec ``retrain --features A,B --categorical C`` asks for (C is a feature too);
+    without *estimator*, the task's linear default."""
     everything = tuple(dict.fromkeys((*features, *categorical)))
-    return ModelSpec(target, everything, tuple(categorical), name, estimator)
+    if estimator is None:
+        estimator = LOGISTIC if task == CLASSIFICATION else RIDGE
+    return ModelSpec(target, everything, tuple(categorical), name, estimator, task, positive_class)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cookbook.core.linear import LinearForm
+from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import NumberFeature
 
@@ -28,10 +28,15 @@ def predict_frame(predictor: Predictor, frame: Any):
     return evaluate_frame(linear, frame)
 
 
-def evaluate_frame(linear: LinearForm, frame: Any):
-    """Return *linear*'s values (a new float64 array) for a frame or a mapping of columns."""
+def evaluate_frame(linear: LinearForm | ClassifierForm, frame: Any):
+    """Return *linear*'s values (a new float64 array) for a frame or a mapping of columns;
+    a classifier's form gives its probabilities, one column per class."""
     import numpy as np
     import pandas as pd
+
+    if isinstance(linear, ClassifierForm):
+        logits = np.column_stack([evaluate_frame(form, frame) for form in linear.logits])
+        return probabilities_of_logits(logits, linear.link)
 
     def number_column(name: str):
         column = frame[name]
@@ -42,6 +47,26 @@ def evaluate_frame(linear: LinearForm, frame: Any):
         return pd.Series(frame[name]).map(table).to_numpy(dtype=np.float64)
 
     return linear.evaluate_columns(number_column, offset_column)
+
+
+def probabilities_of_logits(logits: Any, link: str):
+    """Return the probabilities (rows × classes) of logits: one column (logistic) or one per
+    class (softmax), computed as ``cookbook.core.classes`` computes one row's."""
+    import numpy as np
+
+    from cookbook.core.classes import LOGISTIC
+
+    logits = np.asarray(logits, dtype=np.float64)
+    if link == LOGISTIC:
+        positive = np.empty(len(logits))
+        z = logits[:, 0]
+        ahead = z >= 0
+        positive[ahead] = 1.0 / (1.0 + np.exp(-z[ahead]))
+        exp = np.exp(z[~ahead])
+        positive[~ahead] = exp / (1.0 + exp)
+        return np.column_stack([1.0 - positive, positive])
+    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exps / exps.sum(axis=1, keepdims=True)
 
 
 def accepted_numbers(feature: NumberFeature, values: Any):

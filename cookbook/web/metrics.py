@@ -17,7 +17,8 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,8 +30,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from cookbook.core.classes import label_index
 from cookbook.core.prediction import Row
-from cookbook.core.schema import NumberFeature, Schema
+from cookbook.core.schema import NumberFeature, Schema, Target
 
 # Loopback requests take well under a millisecond; the top buckets catch stalls.
 LATENCY_BUCKETS_SECONDS = (
@@ -82,6 +84,12 @@ class ServiceMetrics:
             "model_input_category_total",
             "Category inputs answered, by feature and category.",
             ["feature", "category"],
+            registry=registry,
+        )
+        self.predicted_classes = Counter(
+            "model_predicted_class_total",
+            "Rows a classifier answered, by the class it answered at its own threshold.",
+            ["class"],
             registry=registry,
         )
         self.drift_psi = Gauge(
@@ -229,12 +237,16 @@ class ModelMetrics:
                 }
                 self.categories.append((index, children))
         target = schema.target
-        self.predicted = metrics.value_histogram(
-            f"model_predicted_{metric_name(target.name, target.unit_name)}",
-            f"Values of {target.name} the model answered"
-            + (f", in {target.unit_name}." if target.unit_name else "."),
-            target.metric_buckets or DEFAULT_VALUE_BUCKETS,
-        )
+        if target.is_classification:
+            self.observe_values = self._class_counter(metrics, target)
+        else:
+            predicted = metrics.value_histogram(
+                f"model_predicted_{metric_name(target.name, target.unit_name)}",
+                f"Values of {target.name} the model answered"
+                + (f", in {target.unit_name}." if target.unit_name else "."),
+                target.metric_buckets or DEFAULT_VALUE_BUCKETS,
+            )
+            self.observe_values = partial(observe_values, predicted)
         self.drift = {f.name: metrics.drift_psi.labels(f.name) for f in schema.features}
 
     def observe(self, rows: Sequence[Row], values: Sequence[float]) -> None:
@@ -251,7 +263,7 @@ class ModelMetrics:
                     above.inc()
             for index, children in self.categories:
                 children[row[index]].inc()
-            observe_one(self.predicted, values[0])
+            self.observe_values(values)
             return
         self.predictions.inc(len(rows))
         for index, feature, histogram, below, above in self.numbers:
@@ -266,12 +278,31 @@ class ModelMetrics:
         for index, children in self.categories:
             for row in rows:
                 children[row[index]].inc()
-        observe_many(self.predicted, values)
+        self.observe_values(values)
+
+    @staticmethod
+    def _class_counter(metrics: ServiceMetrics, target: Target) -> Callable[[Sequence], None]:
+        """Return the recorder of a classifier's answered classes (at its own threshold)."""
+        children = [metrics.predicted_classes.labels(name) for name in target.classes]
+
+        def observe_classes(values: Sequence) -> None:
+            for probabilities in values:
+                children[label_index(target, probabilities, None)].inc()
+
+        return observe_classes
 
     def set_drift(self, psis: dict[str, float]) -> None:
         """Export each feature's PSI."""
         for name, psi in psis.items():
             self.drift[name].set(psi)
+
+
+def observe_values(histogram: Histogram, values: Sequence[float]) -> None:
+    """Observe predicted values: one by bisection (a request's row), many in one pass."""
+    if len(values) == 1:
+        observe_one(histogram, values[0])
+    else:
+        observe_many(histogram, values)
 
 
 def observe_one(histogram: Histogram, value: float) -> None:

@@ -8,6 +8,7 @@ and ``/ready`` says the same in each. No Flask here: the Lambda package ships th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from cookbook.core.errors import InvalidInput
@@ -58,16 +59,20 @@ def decode(body: bytes | str, example: str = "send a JSON object") -> Any:
         raise InvalidInput(f"Request body has a number with too many digits: {example}.") from None
 
 
-def predict(predictor: Predictor, document: Any) -> tuple[dict[str, Any], list[Row], list[float]]:
+def predict(
+    predictor: Predictor, document: Any, query: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], list[Row], list[Any]]:
     """Return ``(response body, rows, predicted values)`` for a decoded request body.
 
-    Raise ``InvalidInput`` (400, or 413 for a batch over the row limit).
+    A classifier's answer options come from the body, else *query*. Raise ``InvalidInput``
+    (400, or 413 for a batch over the row limit).
     """
+    options = predictor.read_options(document, query or {})
     rows, values, is_batch = predictor.predict_request(document)
-    return predictor.response_body(rows, values, is_batch), rows, values
+    return predictor.response_body(rows, values, is_batch, options), rows, values
 
 
-def ready_body(predictor: Predictor, probe_value: float) -> dict[str, Any]:
+def ready_body(predictor: Predictor, probe_value: Any) -> dict[str, Any]:
     """Return ``/ready``'s body for a model whose probe predicted *probe_value*."""
     body: dict[str, Any] = {
         "status": "ready",
@@ -80,6 +85,8 @@ def ready_body(predictor: Predictor, probe_value: float) -> dict[str, Any]:
     return body
 
 
-def answer_body(predictor: Predictor, body: bytes | str) -> tuple[dict, list[Row], list[float]]:
+def answer_body(
+    predictor: Predictor, body: bytes | str, query: Mapping[str, str] | None = None
+) -> tuple[dict, list[Row], list[Any]]:
     """Decode a request body and predict it: ``(response body, rows, predicted values)``."""
-    return predict(predictor, decode(body, predictor.example_text))
+    return predict(predictor, decode(body, predictor.example_text), query)

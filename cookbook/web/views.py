@@ -39,7 +39,7 @@ def predict() -> Response:
     (the cookbook's curl sends none)."""
     state = service_state()
     predictor, role = state.answering()
-    body, rows, values = payload.answer_body(predictor, request.get_data(cache=False))
+    body, rows, values = payload.answer_body(predictor, request.get_data(cache=False), request.args)
     state.record(rows, values, body, predictor, role)
     return json_response(body)
 
