@@ -131,6 +131,8 @@ def test_the_card_says_the_golden_set_is_the_data_given(tmp_path, diabetes, fore
     assert card.exit_code == 0, card.output
     assert "golden set: the data given at import, rows the model did not learn from" in card.output
     assert "imported from `forest.joblib`" in card.output
+    assert "No baseline: the model was fitted elsewhere" in card.output
+    assert "baselines" not in mlib.read_metadata(model)["metrics"]
 
 
 def test_an_imported_ridge_pipeline_is_folded_and_reproduces_itself(tmp_path, diabetes, ridge):

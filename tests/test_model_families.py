@@ -30,7 +30,7 @@ from helpers import COMMITTED_VERSION, run_script, start_server, stop, threaded_
 import mlib
 from app import create_app
 from cookbook.core.errors import MlibError, ModelError
-from cookbook.lifecycle import registry, training
+from cookbook.lifecycle import gate, modelcard, registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.vectorized import predict_frame
 from cookbook.web import lambda_handler
@@ -143,7 +143,7 @@ def test_retrain_estimator_ridge_is_the_committed_model(tmp_path, data_file):
 def test_ct_retrains_a_served_boosted_model_as_one_still_served_from_onnx(diabetes_csv, tmp_path):
     served = tmp_path / "deployment" / "model.joblib"
     spec = dataclasses.replace(diabetes_spec(diabetes_csv), estimator="hist-gradient-boosting")
-    first = training.train(diabetes_csv, served, spec=spec)
+    first = gate.retrain(diabetes_csv, served, spec=spec, baseline_features=[("bmi",)]).entry
     new_data = tmp_path / "new.csv"
     frame = pd.read_csv(diabetes_csv)
     frame.assign(target=frame["target"] + 5.0).to_csv(new_data, index=False)
@@ -158,6 +158,65 @@ def test_ct_retrains_a_served_boosted_model_as_one_still_served_from_onnx(diabet
     assert meta["serving"] == {"form": "onnx"}
     assert type(load_predictor(served)).__name__ == "OnnxPredictor"
     assert "HistGradientBoostingRegressor" in meta["estimator"]
+    # The served model's baselines are scored again on the new data's split.
+    everything = f"ridge({', '.join(spec.all_features)})"
+    assert list(meta["metrics"]["baselines"]) == [everything, "ridge(bmi)"]
+    assert meta["metrics"]["baselines"]["ridge(bmi)"]["rows"] == meta["data"]["rows_test"]
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def retrain_json(csv: Path, model_file: Path, *args: str) -> dict:
+    result = CliRunner().invoke(cli, [
+        "retrain", "--data", str(csv), "--target", "target", "--model-name", str(model_file),
+        "--json", *args,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_boosted_model_records_ridge_baselines_on_its_own_split(diabetes_csv, tmp_path):
+    features = ",".join(diabetes_spec(diabetes_csv).features)
+    boosted = tmp_path / "boosted" / "model.joblib"
+    report = retrain_json(diabetes_csv, boosted, "--estimator", "hist-gradient-boosting",
+                          "--features", features, "--baseline-features", "s5,bmi")  # fmt: skip
+    baselines = mlib.read_metadata(boosted)["metrics"]["baselines"]
+    assert report["baselines"] == baselines
+    assert list(baselines) == [f"ridge({features.replace(',', ', ')})", "ridge(bmi, s5)"]
+    # Each is the Ridge that `retrain --estimator ridge` trains on the same CSV and split.
+    for index, (name, columns) in enumerate(zip(baselines, (features, "bmi,s5"), strict=True)):
+        ridge = tmp_path / f"ridge-{index}" / "model.joblib"
+        retrain_json(diabetes_csv, ridge, "--estimator", "ridge", "--features", columns)
+        held_out = mlib.read_metadata(ridge)["metrics"]["held_out"]
+        assert {k: v for k, v in baselines[name].items() if k != "features"} == pytest.approx(
+            held_out, rel=1e-12
+        )
+        assert baselines[name]["features"] == columns.split(",")
+    card = modelcard.render_card(mlib.read_metadata(boosted))
+    bmi_s5 = baselines["ridge(bmi, s5)"]
+    assert (
+        f"| Baseline: Ridge on `bmi`, `s5`, same rows | 45 | {bmi_s5['r2']:.3f} "
+        f"| {bmi_s5['rmse']:.2f} | {bmi_s5['mae']:.2f} |"
+    ) in card
+    assert "| Baseline: Ridge on `age`, `sex`, `bmi`," in card
+    # The cookbook's Ridge records none of itself.
+    ridge = tmp_path / "ridge" / "model.joblib"
+    args = ("--estimator", "ridge", "--features", features, "--baseline-features", features)
+    assert retrain_json(diabetes_csv, ridge, *args)["baselines"] == {}
+    assert "Baseline" not in modelcard.render_card(mlib.read_metadata(ridge))
+
+
+def test_a_baseline_of_a_column_the_model_does_not_learn_from_is_one_line(diabetes_csv, tmp_path):
+    model_file = tmp_path / "served" / "model.joblib"
+    result = CliRunner().invoke(cli, [
+        "retrain", "--data", str(diabetes_csv), "--target", "target", "--features", "bmi,s5",
+        "--estimator", "hist-gradient-boosting", "--baseline-features", "bmi,age",
+        "--model-name", str(model_file),
+    ])  # fmt: skip
+    assert result.exit_code == 1
+    assert "Baseline features age are not among the model's features (bmi, s5)" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not model_file.parent.exists()
 
 
 def test_of_metadata_keeps_the_family_and_ridge_records_none(boosted, tmp_path, data_file):

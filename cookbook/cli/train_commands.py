@@ -78,6 +78,15 @@ golden_option = click.option(
     help="The regressor: the cookbook's Ridge pipeline, or a tree ensemble of 100 trees "
     "(served from its ONNX form when that passes its parity check).",
 )
+@click.option(
+    "--baseline-features",
+    "baseline_features",
+    multiple=True,
+    metavar="A,B",
+    help="Also score the cookbook's Ridge on these comma-separated features (some of the "
+    "model's) on the same split, recorded in model.json and the card as a baseline; "
+    "repeatable. A model that is not Ridge always gets the Ridge of its own features.",
+)
 @golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
@@ -94,6 +103,7 @@ def retrain(
     categorical: str,
     model_name_text: str | None,
     estimator: str,
+    baseline_features: tuple[str, ...],
     golden_file: Path | None,
     tolerance: float,
     force: bool,
@@ -114,6 +124,7 @@ def retrain(
             golden_file=golden_file,
             force=force,
             coverage=coverage,
+            baseline_features=[parse_columns(text) for text in baseline_features],
         )
     echo_gated(ctx, result, model_name, tolerance, as_json)
 

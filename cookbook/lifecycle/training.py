@@ -309,6 +309,27 @@ def hyperparameters(
     }
 
 
+def split_rows(
+    data_file: Path | str,
+    spec: ModelSpec = ModelSpec(),
+    *,
+    test_size: float = DEFAULT_TEST_SIZE,
+    random_state: int = RANDOM_STATE,
+    what: str = "Training data",
+):
+    """Return ``(training rows, held-out rows)`` of *data_file* as ``train`` splits them.
+
+    Both are frames of *spec*'s columns, in ``train``'s order. *what* names the file in
+    errors ("Training data", "Golden set source").
+    """
+    from sklearn.model_selection import train_test_split
+
+    frame, _dropped = load_labelled(data_file, spec, what=what)
+    # Splitting the whole frame draws the same permutation as train's split of X and y.
+    training, test = train_test_split(frame, test_size=test_size, random_state=random_state)
+    return training, test
+
+
 def held_out_rows(
     data_file: Path | str,
     spec: ModelSpec = ModelSpec(),
@@ -317,16 +338,8 @@ def held_out_rows(
     random_state: int = RANDOM_STATE,
     what: str = "Training data",
 ):
-    """Return the rows ``train`` holds out of *data_file* with the same split parameters.
-
-    *what* names the file in errors ("Training data", "Golden set source").
-    """
-    from sklearn.model_selection import train_test_split
-
-    frame, _dropped = load_labelled(data_file, spec, what=what)
-    # Splitting the whole frame draws the same permutation as train's split of X and y.
-    _train, test = train_test_split(frame, test_size=test_size, random_state=random_state)
-    return test
+    """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
+    return split_rows(data_file, spec, test_size=test_size, random_state=random_state, what=what)[1]
 
 
 # ------------------------------------------------------------------ the schema
