@@ -30,7 +30,7 @@ from helpers import COMMITTED_VERSION, run_script, start_server, stop, threaded_
 import mlib
 from app import create_app
 from cookbook.core.errors import MlibError, ModelError
-from cookbook.lifecycle import gate, modelcard, registry, training
+from cookbook.lifecycle import gate, modelcard, onnx_form, registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.vectorized import predict_frame
 from cookbook.web import lambda_handler
@@ -217,6 +217,40 @@ def test_a_baseline_of_a_column_the_model_does_not_learn_from_is_one_line(diabet
     assert result.exit_code == 1
     assert "Baseline features age are not among the model's features (bmi, s5)" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not model_file.parent.exists()
+
+
+def test_a_retrain_to_the_same_version_keeps_the_entrys_own_onnx_file(
+    diabetes_csv, tmp_path, monkeypatch
+):
+    import onnx
+
+    features = ",".join(diabetes_spec(diabetes_csv).features)
+    served = tmp_path / "model.joblib"
+    args = ("--estimator", "hist-gradient-boosting", "--features", features)
+    first = retrain_json(diabetes_csv, served, *args)["model_version"]
+    onnx_bytes = served.with_suffix(".onnx").read_bytes()
+    real_convert = onnx_form._convert
+
+    def another_conversion(*convert_args):  # as a converter upgrade would: other bytes
+        model = onnx.load_from_string(real_convert(*convert_args))
+        model.graph.name = "another"
+        return model.SerializeToString()
+
+    monkeypatch.setattr(onnx_form, "_convert", another_conversion)
+    again = retrain_json(diabetes_csv, served, *args, "--baseline-features", "bmi")
+    assert again["model_version"] == first and again["baselines"]  # model.json is rewritten
+    entry = served.parent / "models" / first / "model.joblib"
+    for model_file in (served, entry):
+        assert model_file.with_suffix(".onnx").read_bytes() == onnx_bytes
+        assert type(load_predictor(model_file)).__name__ == "OnnxPredictor"
+        assert "ridge(bmi)" in mlib.read_metadata(model_file)["metrics"]["baselines"]
+
+
+def test_the_same_estimator_converts_to_the_same_onnx_bytes(boosted):
+    model_file, _csv = boosted
+    estimator, schema = load_estimator(model_file), load_predictor(model_file).schema
+    convert = [onnx_form.convert(estimator, schema, target_std=1.0).data for _ in range(2)]
+    assert convert[0] == convert[1]
 
 
 def test_of_metadata_keeps_the_family_and_ridge_records_none(boosted, tmp_path, data_file):

@@ -146,6 +146,9 @@ def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
             category=DeprecationWarning,
         )
         model = convert_sklearn(estimator, initial_types=inputs, target_opset=dict(OPSET))
+    # skl2onnx names the graph with a random UUID: named after the model instead, the same
+    # estimator converts to the same bytes, so retraining reproduces the ONNX file too.
+    model.graph.name = schema.name
     if dtype == "float64":
         _refuse_float32_thresholds(model)
     return model.SerializeToString()
