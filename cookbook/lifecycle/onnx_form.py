@@ -107,6 +107,18 @@ def _holds_lightgbm(estimator: Any) -> bool:
     return any(type(step).__module__.startswith("lightgbm") for _, step in steps)
 
 
+def converter_versions(estimator: Any) -> str:
+    """Return the converters that wrote *estimator*'s ONNX form, as ``model.json`` names them."""
+    import skl2onnx
+
+    versions = f"skl2onnx {skl2onnx.__version__}"
+    if _holds_lightgbm(estimator):
+        import onnxmltools
+
+        versions += f", onnxmltools {onnxmltools.__version__} (LightGBM)"
+    return versions
+
+
 def _refuse_float32_thresholds(model: Any) -> None:
     """Raise ``ConversionRefused`` when a float64 graph holds a tree ensemble.
 
@@ -219,7 +231,6 @@ def convert(
     """
     import numpy as np
     import pandas as pd
-    import skl2onnx
 
     ort = runtime()
 
@@ -265,7 +276,7 @@ def convert(
             "inputs": layout,
             "opset": dict(OPSET),
             "runtime": f"onnxruntime {ort.__version__}",
-            "converter": f"skl2onnx {skl2onnx.__version__}",
+            "converter": converter_versions(estimator),
             "parity": {
                 "rows": int(len(frame)),
                 **counts,

@@ -478,10 +478,16 @@ def chart_bins(schema: Schema, frame: Any) -> dict[str, Any] | None:
 
 
 def estimator_summary(estimator: Any) -> str:
-    """Return the estimator's shape: ``TransformedTargetRegressor(StandardScaler -> Ridge)``."""
+    """Return the estimator's shape: ``TransformedTargetRegressor(StandardScaler -> Ridge)``,
+    or its class name alone for a bare estimator (as an import may bring)."""
     regressor = estimator.regressor_ if hasattr(estimator, "regressor_") else estimator
     steps = getattr(regressor, "steps", None)
-    inner = " -> ".join(type(step).__name__ for _, step in steps) if steps else type(regressor)
+    if steps:
+        inner = " -> ".join(type(step).__name__ for _, step in steps)
+    elif regressor is estimator:
+        return type(estimator).__name__
+    else:
+        inner = type(regressor).__name__
     return f"{type(estimator).__name__}({inner})"
 
 
