@@ -39,6 +39,7 @@ from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "height-gbm" / "model.joblib"
+DEMO = ROOT / "model.joblib"  # the cookbook's committed Ridge on Weight
 TREES = [family for family in training.ESTIMATORS if family != training.RIDGE]
 MLB_SPEC = training.spec_for("Height", ("Weight", "Age"), ("Position",))
 BEARER = {"Authorization": "Bearer s3cret"}
@@ -497,6 +498,22 @@ def test_the_example_is_served_from_onnx_by_the_production_server(tmp_path, data
         assert line in log_file.read_text()
     finally:
         stop(process)
+
+
+def test_the_example_card_shows_its_two_linear_baselines():
+    metadata = mlib.verified_metadata(EXAMPLE)
+    card = EXAMPLE.with_name("MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card == modelcard.render_card(metadata)  # regenerated with the model
+    baselines = metadata["metrics"]["baselines"]
+    assert list(baselines) == ["ridge(Weight, Age, Position)", "ridge(Weight)"]
+    # The Weight-only baseline is the committed demo: the same Ridge on the same split.
+    demo = {k: v for k, v in baselines["ridge(Weight)"].items() if k != "features"}
+    assert demo == pytest.approx(mlib.read_metadata(DEMO)["metrics"]["held_out"], rel=1e-9)
+    for scores in baselines.values():
+        features = ", ".join(f"`{name}`" for name in scores["features"])
+        row = f"| Baseline: Ridge on {features}, same rows | 104 | {scores['r2']:.3f} |"
+        assert f"{row} {scores['rmse']:.2f} |" in card  # R² and RMSE beside the model's
+    assert metadata["metrics"]["held_out"]["r2"] > max(s["r2"] for s in baselines.values())
 
 
 def test_onnxruntime_telemetry_is_off(tmp_path):
