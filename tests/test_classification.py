@@ -281,3 +281,15 @@ def test_cli_prints_the_label_and_the_probabilities(multiclass):
     answer = json.loads(as_json.stdout)
     assert answer["label"] == "setosa" and set(answer["probabilities"]) == {
         "setosa", "versicolor", "virginica"}  # fmt: skip
+
+
+def test_a_tree_classifier_is_scored_beside_the_logistic_regression(data, tmp_path):
+    args = ("--target", "diagnosis", "--features", ",".join(CANCER_FEATURES))
+    linear = retrain(data["cancer"], tmp_path / "linear" / "model.joblib", *args)
+    trees = retrain(data["cancer"], tmp_path / "trees" / "model.joblib", *args,
+                    "--estimator", "random-forest")  # fmt: skip
+    metadata = json.loads((tmp_path / "trees" / "model.json").read_text())
+    baseline = metadata["metrics"]["baselines"][f"{LOGISTIC}({', '.join(CANCER_FEATURES)})"]
+    for key in ("log_loss", "brier", "accuracy", "roc_auc", "ece", "rows"):
+        assert baseline[key] == pytest.approx(linear[key], abs=1e-12)
+    assert trees["rows"] == baseline["rows"]

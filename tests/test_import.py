@@ -131,6 +131,8 @@ def test_the_card_says_the_golden_set_is_the_data_given(tmp_path, diabetes, fore
     assert card.exit_code == 0, card.output
     assert "golden set: the data given at import, rows the model did not learn from" in card.output
     assert "imported from `forest.joblib`" in card.output
+    assert "No baseline: the model was fitted elsewhere" in card.output
+    assert "baselines" not in mlib.read_metadata(model)["metrics"]
 
 
 def test_an_imported_ridge_pipeline_is_folded_and_reproduces_itself(tmp_path, diabetes, ridge):
@@ -177,6 +179,38 @@ def test_a_model_of_a_category_and_a_number_is_imported_from_the_mlb_data(tmp_pa
     assert response.status_code == 200, response.get_json()
     own = estimator.predict(pd.DataFrame({"Weight": [200], "Position": ["Catcher"]}))[0]
     assert response.get_json()["prediction"]["height_inches"] == round(own, 1)
+
+
+LIGHTGBM_COLUMNS = ["age", "bmi", "bp", "s5"]
+
+
+@pytest.mark.parametrize("shape", ["bare", "pipeline"])
+def test_an_imported_lgbm_regressor_is_served_from_onnx(tmp_path, diabetes, shape):
+    from lightgbm import LGBMRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _folder, rows, given = diabetes
+    estimator = LGBMRegressor(n_estimators=50, random_state=0, verbose=-1)
+    if shape == "pipeline":
+        estimator = make_pipeline(StandardScaler(), estimator)
+    fitted_file = fitted(tmp_path, "lgbm", estimator, rows[[*LIGHTGBM_COLUMNS, "target"]])
+    model = tmp_path / "served" / "model.joblib"
+    result = invoke(model, *import_args(fitted_file, given, model))
+    assert result.exit_code == 0, result.output
+    metadata = mlib.read_metadata(model)
+    assert [f["name"] for f in metadata["schema"]["features"]] == LIGHTGBM_COLUMNS
+    summary = {"bare": "LGBMRegressor", "pipeline": "Pipeline(StandardScaler -> LGBMRegressor)"}
+    assert metadata["estimator"] == summary[shape]
+    assert metadata["serving"] == {"form": "onnx"} and model.with_suffix(".onnx").is_file()
+    assert "onnxmltools" in metadata["onnx"]["converter"]  # LightGBM's own converter
+    parity = metadata["onnx"]["parity"]
+    assert parity["held_out_rows"] == 111 and parity["max_abs_difference"] <= parity["tolerance"]
+    predictor = mlib.load_predictor(model)
+    assert type(predictor).__name__ == "OnnxPredictor"
+    assert np.allclose(predict_frame(predictor, pd.read_csv(given)),
+                       own_predictions(fitted_file, given), rtol=0,
+                       atol=parity["tolerance"])  # fmt: skip
 
 
 def test_the_import_runs_in_a_real_process(tmp_path, diabetes, forest):

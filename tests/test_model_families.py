@@ -30,7 +30,7 @@ from helpers import COMMITTED_VERSION, run_script, start_server, stop, threaded_
 import mlib
 from app import create_app
 from cookbook.core.errors import MlibError, ModelError
-from cookbook.lifecycle import registry, training
+from cookbook.lifecycle import gate, modelcard, onnx_form, registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.vectorized import predict_frame
 from cookbook.web import lambda_handler
@@ -39,6 +39,7 @@ from utilscli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "height-gbm" / "model.joblib"
+DEMO = ROOT / "model.joblib"  # the cookbook's committed Ridge on Weight
 TREES = list(training.TREE_FAMILIES)
 MLB_SPEC = training.spec_for("Height", ("Weight", "Age"), ("Position",))
 BEARER = {"Authorization": "Bearer s3cret"}
@@ -143,7 +144,7 @@ def test_retrain_estimator_ridge_is_the_committed_model(tmp_path, data_file):
 def test_ct_retrains_a_served_boosted_model_as_one_still_served_from_onnx(diabetes_csv, tmp_path):
     served = tmp_path / "deployment" / "model.joblib"
     spec = dataclasses.replace(diabetes_spec(diabetes_csv), estimator="hist-gradient-boosting")
-    first = training.train(diabetes_csv, served, spec=spec)
+    first = gate.retrain(diabetes_csv, served, spec=spec, baseline_features=[("bmi",)]).entry
     new_data = tmp_path / "new.csv"
     frame = pd.read_csv(diabetes_csv)
     frame.assign(target=frame["target"] + 5.0).to_csv(new_data, index=False)
@@ -158,6 +159,99 @@ def test_ct_retrains_a_served_boosted_model_as_one_still_served_from_onnx(diabet
     assert meta["serving"] == {"form": "onnx"}
     assert type(load_predictor(served)).__name__ == "OnnxPredictor"
     assert "HistGradientBoostingRegressor" in meta["estimator"]
+    # The served model's baselines are scored again on the new data's split.
+    everything = f"ridge({', '.join(spec.all_features)})"
+    assert list(meta["metrics"]["baselines"]) == [everything, "ridge(bmi)"]
+    assert meta["metrics"]["baselines"]["ridge(bmi)"]["rows"] == meta["data"]["rows_test"]
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def retrain_json(csv: Path, model_file: Path, *args: str) -> dict:
+    result = CliRunner().invoke(cli, [
+        "retrain", "--data", str(csv), "--target", "target", "--model-name", str(model_file),
+        "--json", *args,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_boosted_model_records_ridge_baselines_on_its_own_split(diabetes_csv, tmp_path):
+    features = ",".join(diabetes_spec(diabetes_csv).features)
+    boosted = tmp_path / "boosted" / "model.joblib"
+    report = retrain_json(diabetes_csv, boosted, "--estimator", "hist-gradient-boosting",
+                          "--features", features, "--baseline-features", "s5,bmi")  # fmt: skip
+    baselines = mlib.read_metadata(boosted)["metrics"]["baselines"]
+    assert report["baselines"] == baselines
+    assert list(baselines) == [f"ridge({features.replace(',', ', ')})", "ridge(bmi, s5)"]
+    # Each is the Ridge that `retrain --estimator ridge` trains on the same CSV and split.
+    for index, (name, columns) in enumerate(zip(baselines, (features, "bmi,s5"), strict=True)):
+        ridge = tmp_path / f"ridge-{index}" / "model.joblib"
+        retrain_json(diabetes_csv, ridge, "--estimator", "ridge", "--features", columns)
+        held_out = mlib.read_metadata(ridge)["metrics"]["held_out"]
+        assert {k: v for k, v in baselines[name].items() if k != "features"} == pytest.approx(
+            held_out, rel=1e-12
+        )
+        assert baselines[name]["features"] == columns.split(",")
+    card = modelcard.render_card(mlib.read_metadata(boosted))
+    bmi_s5 = baselines["ridge(bmi, s5)"]
+    assert (
+        f"| Baseline: Ridge on `bmi`, `s5`, same rows | 45 | {bmi_s5['r2']:.3f} "
+        f"| {bmi_s5['rmse']:.2f} | {bmi_s5['mae']:.2f} |"
+    ) in card
+    assert "| Baseline: Ridge on `age`, `sex`, `bmi`," in card
+    # The cookbook's Ridge records none of itself.
+    ridge = tmp_path / "ridge" / "model.joblib"
+    args = ("--estimator", "ridge", "--features", features, "--baseline-features", features)
+    assert retrain_json(diabetes_csv, ridge, *args)["baselines"] == {}
+    assert "Baseline" not in modelcard.render_card(mlib.read_metadata(ridge))
+
+
+def test_a_baseline_of_a_column_the_model_does_not_learn_from_is_one_line(diabetes_csv, tmp_path):
+    model_file = tmp_path / "served" / "model.joblib"
+    result = CliRunner().invoke(cli, [
+        "retrain", "--data", str(diabetes_csv), "--target", "target", "--features", "bmi,s5",
+        "--estimator", "hist-gradient-boosting", "--baseline-features", "bmi,age",
+        "--model-name", str(model_file),
+    ])  # fmt: skip
+    assert result.exit_code == 1
+    assert "Baseline features age are not among the model's features (bmi, s5)" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not model_file.parent.exists()
+
+
+def test_a_retrain_to_the_same_version_keeps_the_entrys_own_onnx_file(
+    diabetes_csv, tmp_path, monkeypatch
+):
+    import onnx
+
+    features = ",".join(diabetes_spec(diabetes_csv).features)
+    served = tmp_path / "model.joblib"
+    args = ("--estimator", "hist-gradient-boosting", "--features", features)
+    first = retrain_json(diabetes_csv, served, *args)["model_version"]
+    onnx_bytes = served.with_suffix(".onnx").read_bytes()
+    real_convert = onnx_form._convert
+
+    def another_conversion(*convert_args):  # as a converter upgrade would: other bytes
+        model = onnx.load_from_string(real_convert(*convert_args))
+        model.graph.name = "another"
+        return model.SerializeToString()
+
+    monkeypatch.setattr(onnx_form, "_convert", another_conversion)
+    again = retrain_json(diabetes_csv, served, *args, "--baseline-features", "bmi")
+    assert again["model_version"] == first and again["baselines"]  # model.json is rewritten
+    entry = served.parent / "models" / first / "model.joblib"
+    for model_file in (served, entry):
+        assert model_file.with_suffix(".onnx").read_bytes() == onnx_bytes
+        assert type(load_predictor(model_file)).__name__ == "OnnxPredictor"
+        assert "ridge(bmi)" in mlib.read_metadata(model_file)["metrics"]["baselines"]
+
+
+def test_the_same_estimator_converts_to_the_same_onnx_bytes(boosted):
+    model_file, _csv = boosted
+    estimator, schema = load_estimator(model_file), load_predictor(model_file).schema
+    convert = [onnx_form.convert(estimator, schema, target_std=1.0).data for _ in range(2)]
+    assert convert[0] == convert[1]
 
 
 def test_of_metadata_keeps_the_family_and_ridge_records_none(boosted, tmp_path, data_file):
@@ -404,6 +498,22 @@ def test_the_example_is_served_from_onnx_by_the_production_server(tmp_path, data
         assert line in log_file.read_text()
     finally:
         stop(process)
+
+
+def test_the_example_card_shows_its_two_linear_baselines():
+    metadata = mlib.verified_metadata(EXAMPLE)
+    card = EXAMPLE.with_name("MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card == modelcard.render_card(metadata)  # regenerated with the model
+    baselines = metadata["metrics"]["baselines"]
+    assert list(baselines) == ["ridge(Weight, Age, Position)", "ridge(Weight)"]
+    # The Weight-only baseline is the committed demo: the same Ridge on the same split.
+    demo = {k: v for k, v in baselines["ridge(Weight)"].items() if k != "features"}
+    assert demo == pytest.approx(mlib.read_metadata(DEMO)["metrics"]["held_out"], rel=1e-9)
+    for scores in baselines.values():
+        features = ", ".join(f"`{name}`" for name in scores["features"])
+        row = f"| Baseline: Ridge on {features}, same rows | 104 | {scores['r2']:.3f} |"
+        assert f"{row} {scores['rmse']:.2f} |" in card  # R² and RMSE beside the model's
+    assert metadata["metrics"]["held_out"]["r2"] > max(s["r2"] for s in baselines.values())
 
 
 def test_onnxruntime_telemetry_is_off(tmp_path):

@@ -43,6 +43,15 @@ def comparison_table(comparisons: list[Comparison]) -> str:
     return render_table(*comparison_cells(comparisons))
 
 
+def baseline_table(baselines: dict[str, dict]) -> str:
+    """Return the baselines' held-out scores (``metrics.baselines``) as an aligned text table."""
+    first = next(iter(baselines.values()))
+    columns = COLUMNS["log_loss" if "log_loss" in first else "r2"]
+    rows = [(name, str(scores["rows"]), *(fmt(scores[key], digits) for key, _, digits in columns))
+            for name, scores in baselines.items()]  # fmt: skip
+    return render_table(("baseline", "n", *(heading for _, heading, _ in columns)), rows)
+
+
 def echo_gated(
     ctx: click.Context,
     result: RetrainResult,
@@ -63,6 +72,7 @@ def echo_gated(
                     **metrics,
                     "promoted": result.promoted,
                     "served_version": result.served_version,
+                    "baselines": result.baselines,
                     "comparisons": [c.as_dict() for c in result.comparisons],
                     "notes": result.notes,
                 }
@@ -84,6 +94,10 @@ def echo_gated(
         click.echo(f"R²:            {metrics['r2']:.4f}")
         click.echo(f"RMSE:          {metrics['rmse']:.3f}{unit_text}")
         click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
+    if result.baselines:
+        click.echo("")
+        click.echo("Baselines, the cookbook's Ridge on the same rows:")
+        click.echo(baseline_table(result.baselines))
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
     if result.served_version is not None:

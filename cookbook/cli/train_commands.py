@@ -94,6 +94,15 @@ golden_option = click.option(
     help="A binary classifier's positive class: the one whose probability its threshold "
     "applies to [default: the second class in sorted order].",
 )
+@click.option(
+    "--baseline-features",
+    "baseline_features",
+    multiple=True,
+    metavar="A,B",
+    help="Also score the cookbook's Ridge on these comma-separated features (some of the "
+    "model's) on the same split, recorded in model.json and the card as a baseline; "
+    "repeatable. A model that is not Ridge always gets the Ridge of its own features.",
+)
 @golden_option
 @tolerance_option(GATE_TOLERANCE_HELP)
 @click.option("--force", is_flag=True, help="Promote the candidate even if it is worse.")
@@ -112,6 +121,7 @@ def retrain(
     task: str,
     estimator: str | None,
     positive_class: str | None,
+    baseline_features: tuple[str, ...],
     golden_file: Path | None,
     tolerance: float,
     force: bool,
@@ -131,6 +141,7 @@ def retrain(
             golden_file=golden_file,
             force=force,
             coverage=coverage,
+            baseline_features=[parse_columns(text) for text in baseline_features],
         )
     echo_gated(ctx, result, model_name, tolerance, as_json)
 

@@ -33,6 +33,7 @@ from cookbook.core.errors import DataError, ModelError
 from cookbook.core.layout import metadata_path
 from cookbook.core.loading import verified_metadata
 from cookbook.lifecycle import gate, modelcard
+from cookbook.lifecycle.baselines import recorded_feature_sets
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
 from cookbook.lifecycle.drift import drift
 from cookbook.lifecycle.fetching import fetch
@@ -107,9 +108,10 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
         try:
             report = None if served is None else drift(served_model, data_file)
             coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
+            # The served model's baselines are scored again, on the new data's split.
             result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
-                                  force=force, coverage=coverage,
-                                  golden_file=golden_file)  # fmt: skip
+                                  force=force, coverage=coverage, golden_file=golden_file,
+                                  baseline_features=recorded_feature_sets(served))  # fmt: skip
         except DataError as exc:
             # The fetched copy is deleted with the run: name the data as the operator did.
             raise DataError(str(exc).replace(str(data_file), data_url)) from None

@@ -12,7 +12,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from cookbook.core.loading import read_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.lifecycle.baselines import baseline_specs, score_baselines
 from cookbook.lifecycle.class_scoring import label_indices
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage, set_coverage
 from cookbook.lifecycle.importing import FittedModel, save_imported
@@ -35,6 +36,7 @@ from cookbook.lifecycle.training import (
     ModelSpec,
     held_out_rows,
     load_labelled,
+    split_rows,
     train,
 )
 from cookbook.lifecycle.vectorized import predict_frame
@@ -269,6 +271,7 @@ class RetrainResult:
     comparisons: list[Comparison]
     promoted: bool
     notes: list[str] = field(default_factory=list)
+    baselines: dict[str, Any] = field(default_factory=dict)  # metrics.baselines (baselines.py)
 
     @property
     def passed(self) -> bool:
@@ -287,6 +290,7 @@ class Candidate:
     rows: Any  # labelled rows the candidate did not learn from
     source: Path  # the file they came from
     kind: str  # how a first version pins them as the golden set (GOLDEN_KINDS)
+    baselines: dict[str, Any] = field(default_factory=dict)  # metrics.baselines (baselines.py)
 
 
 def retrain(
@@ -299,20 +303,25 @@ def retrain(
     golden_file: Path | None = None,
     force: bool = False,
     coverage: float = DEFAULT_COVERAGE,
+    baseline_features: Sequence[Sequence[str]] = (),
 ) -> RetrainResult:
     """Train and register a candidate, compare it with the served model, promote if it passes.
 
     The candidate is scored on the new data's held-out rows and on the golden set
-    (``admit``); a first version pins its own held-out rows as the golden set.
+    (``admit``); a first version pins its own held-out rows as the golden set. Beside it,
+    the cookbook's Ridge is scored on the same split (``baselines.py``): on the candidate's
+    own features unless it is that Ridge, and on each of *baseline_features*.
     """
+    baselines = baseline_specs(spec, baseline_features)  # a bad set is refused before training
 
     def build(staged: Path) -> Candidate:
         report = train(
             data_file, staged / "model.joblib", spec=spec, test_size=test_size, coverage=coverage
         )
-        held_out = held_out_rows(data_file, spec, test_size=test_size)
+        training_rows, held_out = split_rows(data_file, spec, test_size=test_size)
+        scores = score_baselines(baselines, training_rows, held_out)
         return Candidate(report.model_file, report.metrics, "new data, held out", held_out,
-                         data_file, "held_out")  # fmt: skip
+                         data_file, "held_out", scores)  # fmt: skip
 
     return admit(build, served_model, spec=spec, tolerance=tolerance,
                  golden_file=golden_file, force=force)  # fmt: skip
@@ -415,6 +424,8 @@ def admit(
             comparisons.append(_compare(golden.name, golden.frame, loaded, served, tolerance))
         metadata = read_metadata(candidate.model_file)
         metadata["code"] = code_version()
+        if candidate.baselines:
+            metadata["metrics"] = {**metadata["metrics"], "baselines": candidate.baselines}
         if golden is not None:
             metadata["metrics"] = {
                 **metadata["metrics"],
@@ -446,6 +457,7 @@ def admit(
         comparisons=comparisons,
         promoted=False,
         notes=notes,
+        baselines=candidate.baselines,
     )
     if served is None or result.passed or force:
         reason = "first model" if served is None else ("forced" if not result.passed else "retrain")

@@ -46,21 +46,45 @@ def _unit(unit: str | None) -> str:
     return f" {unit}" if unit else ""
 
 
+def _score_row(label: str, scores: Mapping[str, Any]) -> str:
+    return (
+        f"| {label} | {scores.get('rows', 'n/a')} | {_number(scores.get('r2'), 3)} "
+        f"| {_number(scores.get('rmse'), 2)} | {_number(scores.get('mae'), 2)} |"
+    )
+
+
+def _names(features: Any) -> str:
+    return ", ".join(f"`{name}`" for name in features)
+
+
 def _metrics_rows(metadata: Mapping[str, Any]) -> list[str]:
+    """Return the metrics table's rows: the model's held-out scores, each baseline's on the
+    same rows (``metrics.baselines``), then the golden set's."""
     metrics = metadata.get("metrics", {})
-    held_out = "Held-out rows of the training data"
-    names = {"held_out": "Rows given at import" if is_imported(metadata) else held_out,
-             "golden": "Golden evaluation set"}  # fmt: skip
-    rows = []
-    for key, label in names.items():
-        scores = metrics.get(key)
-        if not scores:
-            continue
-        rows.append(
-            f"| {label} | {scores.get('rows', 'n/a')} | {_number(scores.get('r2'), 3)} "
-            f"| {_number(scores.get('rmse'), 2)} | {_number(scores.get('mae'), 2)} |"
-        )
+    label = (
+        "Rows given at import" if is_imported(metadata) else "Held-out rows of the training data"
+    )
+    rows = [_score_row(label, metrics["held_out"])] if metrics.get("held_out") else []
+    for scores in (metrics.get("baselines") or {}).values():
+        label = f"Baseline: Ridge on {_names(scores.get('features', ()))}, same rows"
+        rows.append(_score_row(label, scores))
+    if metrics.get("golden"):
+        rows.append(_score_row("Golden evaluation set", metrics["golden"]))
     return rows
+
+
+def _baseline_lines(metadata: Mapping[str, Any]) -> list[str]:
+    if is_imported(metadata):
+        return ["", "- No baseline: the model was fitted elsewhere, so there is no training "
+                "split to fit the cookbook's Ridge on"]  # fmt: skip
+    if not (metadata.get("metrics") or {}).get("baselines"):
+        return []
+    return [
+        "",
+        "- Baselines: the cookbook's Ridge pipeline fitted on this model's training rows and "
+        "scored on its held-out rows,\n  on the features named: what this model adds over a "
+        "linear one (not served, not gated)",
+    ]
 
 
 def _serving_lines(metadata: Mapping[str, Any]) -> list[str]:
@@ -239,6 +263,7 @@ def render_card(metadata: Mapping[str, Any]) -> str:
         f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
         "|---|---|---|---|---|",
         *_metrics_rows(metadata),
+        *_baseline_lines(metadata),
         *_golden_lines(metadata),
         *_interval_lines(metadata, target.unit),
         "",

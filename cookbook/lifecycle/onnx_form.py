@@ -118,6 +118,18 @@ def _holds_lightgbm(estimator: Any) -> bool:
     return any(type(step).__module__.startswith("lightgbm") for _, step in steps)
 
 
+def converter_versions(estimator: Any) -> str:
+    """Return the converters that wrote *estimator*'s ONNX form, as ``model.json`` names them."""
+    import skl2onnx
+
+    versions = f"skl2onnx {skl2onnx.__version__}"
+    if _holds_lightgbm(estimator):
+        import onnxmltools
+
+        versions += f", onnxmltools {onnxmltools.__version__} (LightGBM)"
+    return versions
+
+
 def _refuse_float32_thresholds(model: Any) -> None:
     """Raise ``ConversionRefused`` when a float64 graph holds a tree ensemble.
 
@@ -165,6 +177,9 @@ def _convert(estimator: Any, schema: Schema, dtype: str, layout: str) -> bytes:
         model = convert_sklearn(
             estimator, initial_types=inputs, target_opset=dict(OPSET), options=options
         )
+    # skl2onnx names the graph with a random UUID: named after the model instead, the same
+    # estimator converts to the same bytes, so retraining reproduces the ONNX file too.
+    model.graph.name = schema.name
     if dtype == "float64":
         _refuse_float32_thresholds(model)
     return model.SerializeToString()
@@ -248,7 +263,6 @@ def convert(
     """
     import numpy as np
     import pandas as pd
-    import skl2onnx
 
     ort = runtime()
 
@@ -298,7 +312,7 @@ def convert(
             "inputs": layout,
             "opset": dict(OPSET),
             "runtime": f"onnxruntime {ort.__version__}",
-            "converter": f"skl2onnx {skl2onnx.__version__}",
+            "converter": converter_versions(estimator),
             "parity": {
                 "rows": int(len(frame)),
                 **counts,

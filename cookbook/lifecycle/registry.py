@@ -205,13 +205,17 @@ class Registry:
         The joblib file never changes (the version is its sha256). Only when what the
         training run says about it changed (a new field such as its interval, new
         metrics), not merely when or from which commit it ran, is the entry's
-        ``model.json`` replaced, so retraining unchanged data changes no file.
+        ``model.json`` replaced, so retraining unchanged data changes no file. The entry's
+        ONNX file never changes either: what ``model.json`` records of it (its sha256, its
+        parity, the form that serves the model) stays the entry's own, never the record of
+        the fresh conversion, whose file is discarded with the staging folder.
         """
         try:
             current = read_metadata(entry_model)
             verify_model_file(entry_model, metadata)
         except ModelError:
             return  # not the same bytes after all: an entry is never rewritten then
+        metadata = _with_entry_files(metadata, current)
         if _substance(current) != _substance(metadata):
             write_json_atomic(metadata_path(entry_model), metadata)
 
@@ -344,6 +348,22 @@ class Registry:
 
 # Facts about a training run, not about the model it produced.
 _RUN_FIELDS = frozenset({"created_at", "code"})
+
+
+# What model.json records of an entry's files besides the joblib: they never change.
+_ENTRY_FILE_FIELDS = ("onnx", "serving")
+
+
+def _with_entry_files(metadata: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Return *metadata* with *current*'s record of the entry's ONNX file and serving form
+    (in *metadata*'s order of keys, so the rewritten file differs only where it must)."""
+    merged = {
+        key: current[key] if key in _ENTRY_FILE_FIELDS else value
+        for key, value in metadata.items()
+        if key not in _ENTRY_FILE_FIELDS or key in current
+    }
+    merged.update({key: current[key] for key in _ENTRY_FILE_FIELDS if key in current})
+    return merged
 
 
 def _substance(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -371,6 +371,27 @@ def hyperparameters(
     return {**recorded, "test_size": test_size, "random_state": random_state}
 
 
+def split_rows(
+    data_file: Path | str,
+    spec: ModelSpec = ModelSpec(),
+    *,
+    test_size: float = DEFAULT_TEST_SIZE,
+    random_state: int = RANDOM_STATE,
+    what: str = "Training data",
+):
+    """Return ``(training rows, held-out rows)`` of *data_file* as ``train`` splits them.
+
+    Both are frames of *spec*'s columns, in ``train``'s order. *what* names the file in
+    errors ("Training data", "Golden set source").
+    """
+    from sklearn.model_selection import train_test_split
+
+    frame, _dropped = load_labelled(data_file, spec, what=what)
+    # Splitting the whole frame draws the same permutation as train's split of X and y.
+    training, test = train_test_split(frame, test_size=test_size, random_state=random_state)
+    return training, test
+
+
 def held_out_rows(
     data_file: Path | str,
     spec: ModelSpec = ModelSpec(),
@@ -379,16 +400,8 @@ def held_out_rows(
     random_state: int = RANDOM_STATE,
     what: str = "Training data",
 ):
-    """Return the rows ``train`` holds out of *data_file* with the same split parameters.
-
-    *what* names the file in errors ("Training data", "Golden set source").
-    """
-    from sklearn.model_selection import train_test_split
-
-    frame, _dropped = load_labelled(data_file, spec, what=what)
-    # Splitting the whole frame draws the same permutation as train's split of X and y.
-    _train, test = train_test_split(frame, test_size=test_size, random_state=random_state)
-    return test
+    """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
+    return split_rows(data_file, spec, test_size=test_size, random_state=random_state, what=what)[1]
 
 
 # ------------------------------------------------------------------ the schema
@@ -540,10 +553,16 @@ def chart_bins(schema: Schema, frame: Any) -> dict[str, Any] | None:
 
 
 def estimator_summary(estimator: Any) -> str:
-    """Return the estimator's shape: ``TransformedTargetRegressor(StandardScaler -> Ridge)``."""
+    """Return the estimator's shape: ``TransformedTargetRegressor(StandardScaler -> Ridge)``,
+    or its class name alone for a bare estimator (as an import may bring)."""
     regressor = estimator.regressor_ if hasattr(estimator, "regressor_") else estimator
     steps = getattr(regressor, "steps", None)
-    inner = " -> ".join(type(step).__name__ for _, step in steps) if steps else type(regressor)
+    if steps:
+        inner = " -> ".join(type(step).__name__ for _, step in steps)
+    elif regressor is estimator:
+        return type(estimator).__name__
+    else:
+        inner = type(regressor).__name__
     return f"{type(estimator).__name__}({inner})"
 
 
