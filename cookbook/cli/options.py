@@ -60,13 +60,15 @@ GATE_TOLERANCE_HELP = (
 
 
 def coverage_option():
-    """Return ``--coverage``, the prediction interval's (``retrain``, ``models import``)."""
+    """Return ``--coverage``, of the prediction interval or a classifier's prediction set
+    (``retrain``, ``models import``)."""
     return click.option(
         "--coverage",
         type=click.FloatRange(0.5, 0.99),
         default=0.9,
         show_default=True,
-        help="Coverage of the split-conformal prediction interval every answer carries.",
+        help="Coverage of the split-conformal prediction interval (a classifier: prediction "
+        "set) every answer carries.",
     )
 
 
