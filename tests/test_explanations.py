@@ -1,0 +1,87 @@
+"""Exact explanations of folded models: base + contributions equal the served prediction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cookbook.core.classes import label_index
+from cookbook.core.explanations import FoldedExplainer
+from cookbook.lifecycle.artifacts import load_predictor
+from utilscli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def explain_all(model_file: Path, frame: pd.DataFrame) -> tuple[list[dict], list]:
+    predictor = load_predictor(model_file)
+    explainer = FoldedExplainer.of(predictor.linear, predictor.schema)
+    rows = [tuple(r) for r in frame[list(predictor.schema.feature_names)].itertuples(index=False)]
+    values = [predictor.predict_row(row) for row in rows]
+    answered = [
+        label_index(predictor.schema.target, v, None) if predictor.is_classifier else 0
+        for v in values
+    ]
+    return [explainer.explain(r, a) for r, a in zip(rows, answered, strict=True)], values
+
+
+def test_the_committed_model_explains_each_height_exactly():
+    frame = pd.DataFrame({"Weight": np.linspace(100, 400, 301)})
+    explanations, values = explain_all(ROOT / "model.joblib", frame)
+    for explanation, value in zip(explanations, values, strict=True):
+        assert explanation["prediction"] == value  # the served, unrounded value
+        total = explanation["base"] + sum(explanation["contributions"].values())
+        assert abs(total - value) <= 1e-6
+    # At the training mean weight, the whole prediction is the base.
+    metadata = json.loads((ROOT / "model.json").read_text())
+    mean = metadata["schema"]["features"][0]["stats"]["mean"]
+    (at_mean,), _ = explain_all(ROOT / "model.joblib", pd.DataFrame({"Weight": [mean]}))
+    assert abs(at_mean["contributions"]["Weight"]) <= 1e-12
+
+
+def test_a_category_contributes_its_offset_against_the_frequency_weighted_mean(tmp_path):
+    data = tmp_path / "mlb.csv"
+    data.write_bytes((ROOT / "htwtmlb.csv").read_bytes())
+    model_file = tmp_path / "model.joblib"
+    trained = CliRunner().invoke(cli, ["retrain", "--data", str(data), "--features", "Weight,Age",
+                                       "--categorical", "Position", "--model-name",
+                                       str(model_file)])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    frame = pd.read_csv(data).dropna().head(200)
+    explanations, values = explain_all(model_file, frame)
+    worst = max(abs(e["base"] + sum(e["contributions"].values()) - v)
+                for e, v in zip(explanations, values, strict=True))  # fmt: skip
+    assert worst <= 1e-9
+    # Over the training data, category contributions average out to zero (by construction).
+    contributions = pd.DataFrame([e["contributions"] for e in explanations])
+    assert set(contributions.columns) == {"Weight", "Age", "Position"}
+
+
+@pytest.mark.parametrize("data_set", ["breast_cancer", "iris"])
+def test_a_folded_classifier_explains_the_logit_of_the_class_it_answered(data_set, tmp_path):
+    from sklearn import datasets
+
+    loaded = getattr(datasets, f"load_{data_set}")(as_frame=True)
+    frame = loaded.frame.rename(columns=lambda c: c.replace(" ", "_").replace("(cm)", "cm"))
+    features = [c for c in frame.columns if c != "target"][:4]
+    frame["label"] = [str(loaded.target_names[t]) for t in frame["target"]]
+    data = tmp_path / "data.csv"
+    frame[[*features, "label"]].to_csv(data, index=False)
+    model_file = tmp_path / "model.joblib"
+    trained = CliRunner().invoke(cli, ["retrain", "--task", "classification", "--data", str(data),
+                                       "--target", "label", "--features", ",".join(features),
+                                       "--model-name", str(model_file)])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    explanations, values = explain_all(model_file, frame)
+    for explanation, probabilities in zip(explanations, values, strict=True):
+        total = explanation["base"] + sum(explanation["contributions"].values())
+        assert abs(total - explanation["prediction"]) <= 1e-6
+        if len(probabilities) == 2:  # the log-odds of the answered class
+            answered = max(probabilities)
+            assert explanation["prediction"] == pytest.approx(
+                np.log(answered / (1 - answered)), abs=1e-6, rel=1e-6)  # fmt: skip
