@@ -59,13 +59,18 @@ LAST_BITS = 1e-12
 
 
 def same_fit(model_file: Path, other_file: Path, frame) -> bool:
-    """Return whether two fitted models predict the same on *frame*, to the last bits."""
+    """Return whether two fitted models predict the same on *frame* (a classifier: the same
+    probabilities), to the last bits."""
     import numpy as np
 
     from cookbook.lifecycle.artifacts import load_estimator
 
+    def outputs(estimator):
+        classifier = hasattr(estimator, "predict_proba")
+        return estimator.predict_proba(frame) if classifier else estimator.predict(frame)
+
     ours, theirs = load_estimator(model_file), load_estimator(other_file)
-    return bool(np.allclose(ours.predict(frame), theirs.predict(frame), rtol=LAST_BITS, atol=0))
+    return bool(np.allclose(outputs(ours), outputs(theirs), rtol=LAST_BITS, atol=0))
 
 
 # scikit-learn's bundled classification data, with text labels, as the tests write them.
