@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -28,3 +29,12 @@ def worker_pss_mb(master: subprocess.Popen) -> list[float]:
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         sizes.append(int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024)
     return sizes
+
+
+def cpu_seconds(master: subprocess.Popen) -> float:
+    """CPU time (user and system) used so far by a server: its master and its workers."""
+    total = 0
+    for pid in server_pids(master):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")

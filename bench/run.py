@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processes import free_port, server_pids, worker_pss_mb  # noqa: E402  (bench/ modules)
+from processes import cpu_seconds, free_port, worker_pss_mb  # noqa: E402  (bench/ modules)
 from wrk_load import wrk  # noqa: E402
 
 from cookbook.lifecycle.artifacts import load_predictor  # noqa: E402
@@ -140,15 +140,6 @@ def start_server(kind: str, port: int, extra_env: dict[str, str], wrapper: tuple
             time.sleep(0.1)
     process.kill()
     raise SystemExit(f"{kind} did not start within {ready_seconds:g} s")
-
-
-def cpu_seconds(master: subprocess.Popen) -> float:
-    """CPU time (user and system) used so far by a server: its master and its workers."""
-    total = 0
-    for pid in server_pids(master):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def http_rounds(variants: dict[str, tuple[str, dict[str, str]]],

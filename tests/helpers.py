@@ -59,13 +59,51 @@ LAST_BITS = 1e-12
 
 
 def same_fit(model_file: Path, other_file: Path, frame) -> bool:
-    """Return whether two fitted models predict the same on *frame*, to the last bits."""
+    """Return whether two fitted models predict the same on *frame* (a classifier: the same
+    probabilities), to the last bits."""
     import numpy as np
 
     from cookbook.lifecycle.artifacts import load_estimator
 
+    def outputs(estimator):
+        classifier = hasattr(estimator, "predict_proba")
+        return estimator.predict_proba(frame) if classifier else estimator.predict(frame)
+
     ours, theirs = load_estimator(model_file), load_estimator(other_file)
-    return bool(np.allclose(ours.predict(frame), theirs.predict(frame), rtol=LAST_BITS, atol=0))
+    return bool(np.allclose(outputs(ours), outputs(theirs), rtol=LAST_BITS, atol=0))
+
+
+# scikit-learn's bundled classification data, with text labels, as the tests write them.
+CANCER_FEATURES = ["mean_radius", "mean_texture", "mean_concavity", "mean_smoothness"]
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def cancer_frame():
+    """Return breast_cancer's CANCER_FEATURES and its ``diagnosis``: malignant or benign."""
+    from sklearn.datasets import load_breast_cancer
+
+    cancer = load_breast_cancer(as_frame=True).frame
+    cancer.columns = [c.replace(" ", "_") for c in cancer.columns]
+    cancer["diagnosis"] = cancer["target"].map({0: "malignant", 1: "benign"})
+    return cancer[[*CANCER_FEATURES, "diagnosis"]]
+
+
+def iris_frame():
+    """Return iris's IRIS_FEATURES and its ``species``: setosa, versicolor or virginica."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    flowers = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    flowers["species"] = [iris.target_names[t] for t in flowers["target"]]
+    return flowers[[*IRIS_FEATURES, "species"]]
+
+
+def classification_csvs(folder: Path) -> dict[str, Path]:
+    """Write cancer.csv (binary) and iris.csv (multiclass) into *folder*; return their paths."""
+    files = {"cancer": folder / "cancer.csv", "iris": folder / "iris.csv"}
+    cancer_frame().to_csv(files["cancer"], index=False)
+    iris_frame().to_csv(files["iris"], index=False)
+    return files
 
 
 def metric(client, line_start: str) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import run_script
+from helpers import CANCER_FEATURES, IRIS_FEATURES, classification_csvs, run_script
 
 from app import create_app
 from cookbook.core.errors import MlibError
@@ -25,26 +25,12 @@ from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.classifying import LOGISTIC, estimator_outputs
 from utilscli import cli
 
-CANCER_FEATURES = ["mean_radius", "mean_texture", "mean_concavity", "mean_smoothness"]
-IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FAMILIES = [LOGISTIC, *training.TREE_FAMILIES]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
-    from sklearn.datasets import load_breast_cancer, load_iris
-
-    folder = tmp_path_factory.mktemp("classification-data")
-    cancer = load_breast_cancer(as_frame=True).frame
-    cancer.columns = [c.replace(" ", "_") for c in cancer.columns]
-    cancer["diagnosis"] = cancer["target"].map({0: "malignant", 1: "benign"})
-    iris = load_iris(as_frame=True)
-    flowers = iris.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    flowers["species"] = [iris.target_names[t] for t in flowers["target"]]
-    files = {"cancer": folder / "cancer.csv", "iris": folder / "iris.csv"}
-    cancer[[*CANCER_FEATURES, "diagnosis"]].to_csv(files["cancer"], index=False)
-    flowers[[*IRIS_FEATURES, "species"]].to_csv(files["iris"], index=False)
-    return files
+    return classification_csvs(tmp_path_factory.mktemp("classification-data"))
 
 
 def retrain(data_file: Path, model_file: Path, *args: str) -> dict:

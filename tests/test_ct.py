@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import COMMITTED_VERSION, ROOT, run_script
+from helpers import CANCER_FEATURES, COMMITTED_VERSION, ROOT, cancer_frame, run_script
 
 from app import create_app
 from cookbook.lifecycle.continuous import Outcome
@@ -157,6 +157,43 @@ def test_make_ct_runs_the_same_command(deployment, datasets):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Promoted: candidate" in result.stdout
     assert served_metadata(deployment)["model_version"] != COMMITTED_VERSION
+
+
+# ------------------------------------------------------------------ a served classifier
+
+
+@pytest.mark.parametrize("family", ["logistic-regression", "hist-gradient-boosting"])
+def test_ct_retrains_a_served_classifier_as_one_of_its_family(tmp_path, family):
+    deployment = tmp_path / "deployment"
+    first, later = tmp_path / "cancer.csv", tmp_path / "cancer-later.csv"
+    cancer = cancer_frame()
+    cancer.to_csv(first, index=False)
+    cancer.assign(mean_texture=cancer["mean_texture"] + 0.05).to_csv(later, index=False)
+    trained = run_script("utilscli.py", "retrain", "--task", "classification", "--estimator",
+                         family, "--data", str(first), "--target", "diagnosis", "--features",
+                         ",".join(CANCER_FEATURES), "--positive-class", "malignant",
+                         "--coverage", "0.8", "--model-name",
+                         str(deployment / "model.joblib"), env={})  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    before = served_metadata(deployment)["model_version"]
+
+    result = ct(deployment, later)
+    assert result.returncode == Outcome.PROMOTED.exit_code, result.stdout + result.stderr
+    served = served_metadata(deployment)
+    assert served["model_version"] != before
+    assert served["hyperparameters"]["estimator"] == family
+    target = served["schema"]["target"]
+    assert target["task"] == "binary" and target["positive_class"] == "malignant"
+    assert served["prediction_set"]["coverage"] == 0.8  # the served model's, kept
+    assert "interval" not in served and served["diagnostics"]["rows"] == 57
+    if family == "hist-gradient-boosting":
+        assert served["serving"] == {"form": "onnx"}
+    text = (deployment / "pull-request.md").read_text()
+    assert "## Quality gate (log loss may rise by at most 0.05)" in text
+    assert "## Prediction set" in text and "for 80% coverage" in text
+    for name in ("MODEL_CARD.md", "MODEL_CARD.reliability.svg", "MODEL_CARD.confusion.svg"):
+        assert f"/{name}`" in text and (deployment / name).is_file()  # listed and written
+    assert served["model_version"] in (deployment / "MODEL_CARD.md").read_text()
 
 
 # ------------------------------------------------------------------ the workflow

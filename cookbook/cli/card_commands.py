@@ -17,7 +17,8 @@ from cookbook.lifecycle import modelcard
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Where to write the card; - for stdout [default: MODEL_CARD.md beside the model].",
+    help="Where to write the card (a classifier's SVG pictures go beside it); - for the "
+    "Markdown alone on stdout [default: MODEL_CARD.md beside the model].",
 )
 def card(output: Path | None) -> None:
     """Write a Markdown model card for the served model."""
@@ -26,5 +27,6 @@ def card(output: Path | None) -> None:
         if output is not None and str(output) == "-":
             click.echo(modelcard.render_card(verified_metadata(served)), nl=False)
             return
-        target = modelcard.write_card(served, output)
-    click.echo(f"Wrote the model card to {target}")
+        card_file, *pictures = modelcard.write_card(served, output)
+    drawn = f" and its pictures {', '.join(str(p) for p in pictures)}" if pictures else ""
+    click.echo(f"Wrote the model card to {card_file}{drawn}")

@@ -2,7 +2,8 @@
 
 The pull-request file is the title on the first line, a blank line, then the Markdown body:
 the data (URL, sha256, rows), its drift against the served model, the quality gate's
-comparison table, the new prediction interval, and the files the promotion changed.
+comparison table, the new prediction interval (a classifier's set), and the files the
+promotion changed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def pull_request_text(run: TrainingRun, root: Path) -> str:
         raise ValueError("Only a promotion asks for a pull request.")
     metadata = result.entry.metadata
     data = metadata["data"]
-    unit = schema_of(metadata).target.unit
+    target = schema_of(metadata).target
     was = f"was {run.served_version}" if run.served_version else "the first model"
     forced = " (forced)" if run.forced else ""
     lines = [
@@ -46,13 +47,14 @@ def pull_request_text(run: TrainingRun, root: Path) -> str:
         f"{data['rows_train']:,}, held out {data['rows_test']:,}",
         "",
         *_drift_lines(run),
-        f"## Quality gate (R² may drop by at most {result.comparisons[0].tolerance:g})",
+        f"## Quality gate ({'log loss may rise' if target.is_classification else 'R² may drop'}"
+        f" by at most {result.comparisons[0].tolerance:g})",
         "",
         render_markdown_table(*comparison_cells(result.comparisons)),
         "",
         *[f"- {note}" for note in result.notes],
         *([""] if result.notes else []),
-        *_interval_lines(metadata, unit),
+        *_calibration_lines(metadata, target.unit),
         "## Files",
         "",
         *[f"- `{_relative(path, root)}`" for path in run.changed_files],
@@ -80,17 +82,25 @@ def _drift_lines(run: TrainingRun) -> list[str]:
     ]  # fmt: skip
 
 
-def _interval_lines(metadata: dict, unit: str | None) -> list[str]:
-    interval = metadata.get("interval")
-    if not interval:
+def _calibration_lines(metadata: dict, unit: str | None) -> list[str]:
+    """Return the new model's interval (a classifier's prediction set) and its coverage."""
+    interval, classes = metadata.get("interval"), metadata.get("prediction_set")
+    calibration = interval or classes
+    if not calibration:
         return []
-    golden = interval.get("golden_coverage")
+    golden = calibration.get("golden_coverage")
+    if interval:
+        heading = "Prediction interval"
+        what = f"± {interval['half_width']:.2f}{'' if unit is None else ' ' + unit}"
+    else:
+        heading = "Prediction set"
+        what = (f"The classes of probability at least {1 - classes['quantile']:.4f} (mean set "
+                f"size {classes['mean_set_size']:.2f})")  # fmt: skip
     return [
-        "## Prediction interval",
+        f"## {heading}",
         "",
-        f"± {interval['half_width']:.2f}{'' if unit is None else ' ' + unit} for "
-        f"{interval['coverage']:.0%} coverage; "
-        f"held-out coverage {interval['held_out_coverage']:.1%}"
+        f"{what} for {calibration['coverage']:.0%} coverage; "
+        f"held-out coverage {calibration['held_out_coverage']:.1%}"
         + ("" if golden is None else f", golden-set coverage {golden:.1%}") + ".",
         "",
     ]  # fmt: skip

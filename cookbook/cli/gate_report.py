@@ -96,7 +96,8 @@ def echo_gated(
         click.echo(f"MAE:           {metrics['mae']:.3f}{unit_text}")
     if result.baselines:
         click.echo("")
-        click.echo("Baselines, the cookbook's Ridge on the same rows:")
+        family = "logistic regression" if target.is_classification else "Ridge"
+        click.echo(f"Baselines, the cookbook's {family} on the same rows:")
         click.echo(baseline_table(result.baselines))
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)

@@ -9,9 +9,15 @@ import click
 
 from cookbook.cli.errors import one_line_errors
 from cookbook.cli.gate_report import echo_gated
-from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
+from cookbook.cli.options import (
+    GATE_TOLERANCE_HELP,
+    coverage_option,
+    positive_class_option,
+    tolerance_option,
+)
 from cookbook.cli.tables import fmt, render_table
 from cookbook.lifecycle import registry
+from cookbook.lifecycle.classifying import TASK_CHOICES
 
 
 @click.group("models")
@@ -94,9 +100,22 @@ def models_rollback() -> None:
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Labelled CSV of rows the model did not learn from: they score it, calibrate its "
-    "interval and become its golden set.",
+    "interval (a classifier's prediction set) and become its golden set.",
 )
-@click.option("--target", required=True, help="The column the model predicts (numeric).")
+@click.option(
+    "--target",
+    required=True,
+    help="The column the model predicts: numbers, or a classifier's labels (each one of its "
+    "classes_).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASK_CHOICES),
+    default=None,
+    help="Import as a regression or a classifier [default: a classifier when the estimator "
+    "has predict_proba and classes_, else a regression].",
+)
+@positive_class_option()
 @click.option(
     "--features",
     default="",
@@ -124,6 +143,8 @@ def models_import(
     fitted_file: Path,
     data_file: Path,
     target: str,
+    task: str | None,
+    positive_class: str | None,
     features: str,
     categorical: str,
     model_name_text: str | None,
@@ -148,6 +169,8 @@ def models_import(
             features=parse_columns(features),
             categorical=parse_columns(categorical),
             name=model_name_text,
+            task=task,
+            positive_class=positive_class,
         )
         result = gate.import_fitted(
             fitted, model_name.resolve(), tolerance=tolerance, force=force, coverage=coverage

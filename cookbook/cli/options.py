@@ -60,15 +60,25 @@ GATE_TOLERANCE_HELP = (
 
 
 def coverage_option():
-    """Return ``--coverage``, of the prediction interval or a classifier's prediction set
-    (``retrain``, ``models import``)."""
+    """Return ``--coverage``, of the interval or set (``retrain``, ``models import``)."""
     return click.option(
         "--coverage",
         type=click.FloatRange(0.5, 0.99),
         default=0.9,
         show_default=True,
-        help="Coverage of the split-conformal prediction interval (a classifier: prediction "
+        help="Coverage of the split-conformal prediction interval (a classifier's prediction "
         "set) every answer carries.",
+    )
+
+
+def positive_class_option():
+    """Return ``--positive-class``, a binary classifier's (``retrain``, ``models import``)."""
+    return click.option(
+        "--positive-class",
+        default=None,
+        help="A binary classifier's positive class: the one whose probability its threshold "
+        "applies to [default: the second of its classes, in the estimator's classes_ order "
+        "(sorted)].",
     )
 
 

@@ -9,7 +9,12 @@ import click
 from cookbook.cli import ct_report
 from cookbook.cli.errors import one_line_errors
 from cookbook.cli.gate_report import comparison_table, echo_gated
-from cookbook.cli.options import GATE_TOLERANCE_HELP, coverage_option, tolerance_option
+from cookbook.cli.options import (
+    GATE_TOLERANCE_HELP,
+    coverage_option,
+    positive_class_option,
+    tolerance_option,
+)
 from cookbook.core.files import write_bytes_atomic
 from cookbook.core.schema import REGRESSION
 from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
@@ -88,12 +93,7 @@ golden_option = click.option(
     help="The family: the linear default (folded, served by plain Python), or a tree "
     "ensemble of 100 trees (served from its ONNX form when that passes its parity check).",
 )
-@click.option(
-    "--positive-class",
-    default=None,
-    help="A binary classifier's positive class: the one whose probability its threshold "
-    "applies to [default: the second class in sorted order].",
-)
+@positive_class_option()
 @click.option(
     "--baseline-features",
     "baseline_features",

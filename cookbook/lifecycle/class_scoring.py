@@ -134,3 +134,13 @@ def confusion(target: Target, labels: Sequence[str], probabilities: Any) -> list
     matrix = np.zeros((size, size), dtype=np.int64)
     np.add.at(matrix, (truth, answered), 1)
     return matrix.tolist()
+
+
+def diagnostics_of(target: Target, labels: Sequence[str], probabilities: Any) -> dict[str, Any]:
+    """Return what the model card draws from scored rows, kept in ``model.json`` because the
+    rows are not: their count, the reliability diagram's bins and the confusion matrix."""
+    return {
+        "rows": len(labels),
+        "reliability": reliability_bins(target, labels, probabilities),
+        "confusion": confusion(target, labels, probabilities),
+    }

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cookbook.core.errors import DataError, ModelError
-from cookbook.core.layout import metadata_path
+from cookbook.core.layout import metadata_path, onnx_path
 from cookbook.core.loading import verified_metadata
 from cookbook.lifecycle import gate, modelcard
 from cookbook.lifecycle.baselines import recorded_feature_sets
@@ -107,7 +107,7 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
             )  # fmt: skip
         try:
             report = None if served is None else drift(served_model, data_file)
-            coverage = ((served or {}).get("interval") or {}).get("coverage", DEFAULT_COVERAGE)
+            coverage = served_coverage(served)
             # The served model's baselines are scored again, on the new data's split.
             result = gate.retrain(data_file, served_model, spec=spec, tolerance=tolerance,
                                   force=force, coverage=coverage, golden_file=golden_file,
@@ -132,11 +132,18 @@ def run(data_url: str, served_model: Path, *, force: bool = False,
             f"{tolerance:g}; {served_model.name} still serves {served_version}",
             **common,
         )  # fmt: skip
-    modelcard.write_card(served_model)
+    changed = _promoted_files(served_model, modelcard.write_card(served_model))
     how = "forced past the quality gate" if common["forced"] else "passed the quality gate"
     return TrainingRun(Outcome.PROMOTED,
                        f"candidate {result.entry.version} {how} and is now served",
-                       changed_files=_promoted_files(served_model), **common)  # fmt: skip
+                       changed_files=changed, **common)  # fmt: skip
+
+
+def served_coverage(served: dict[str, Any] | None) -> float:
+    """Return the coverage the served model was calibrated for (a regression's interval, a
+    classifier's prediction set), so its successor keeps it; the default for none."""
+    calibration = (served or {}).get("interval") or (served or {}).get("prediction_set") or {}
+    return float(calibration.get("coverage", DEFAULT_COVERAGE))
 
 
 def _served_metadata(served_model: Path) -> dict[str, Any] | None:
@@ -148,8 +155,9 @@ def _served_metadata(served_model: Path) -> dict[str, Any] | None:
         return None  # unusable: the gate replaces it, and says so in its notes
 
 
-def _promoted_files(served_model: Path) -> list[Path]:
-    """Return what a promotion changes: the served pair, the registry (the new entry and the
-    promotion record) and the card."""
-    return [served_model, metadata_path(served_model), Registry(served_model).root,
-            modelcard.card_path(served_model)]  # fmt: skip
+def _promoted_files(served_model: Path, card_files: list[Path]) -> list[Path]:
+    """Return what a promotion changes: the served pair (and its ONNX file), the registry (the
+    new entry and the promotion record) and the card's files (a classifier's pictures too)."""
+    onnx = [onnx_path(served_model)] if onnx_path(served_model).is_file() else []
+    return [served_model, metadata_path(served_model), *onnx, Registry(served_model).root,
+            *card_files]  # fmt: skip

@@ -1,4 +1,8 @@
-"""Render a Markdown model card from a served model's verified ``model.json``, and write it."""
+"""Render a Markdown model card from a served model's verified ``model.json``, and write it.
+
+A classifier's card also links two pictures written beside it as SVG (``card_pictures``):
+its reliability diagram and confusion matrix, drawn from ``model.json`` alone.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,20 @@ from typing import Any
 
 from cookbook.core.errors import MlibError
 from cookbook.core.files import write_bytes_atomic
+from cookbook.core.linear import ClassifierForm
 from cookbook.core.loading import is_imported, linear_form_of, schema_of, verified_metadata
 from cookbook.core.schema import NumberFeature, Schema
+from cookbook.lifecycle import class_card
+from cookbook.lifecycle.card_parts import (
+    coverage_lines,
+    linear_terms,
+    metrics_table,
+    names,
+    number,
+    share,
+    unit,
+)
+from cookbook.lifecycle.card_pictures import draw_pictures, picture_paths
 
 CARD_FILE = "MODEL_CARD.md"  # beside the served model
 
@@ -23,65 +39,57 @@ def card_path(served_model: Path) -> Path:
     return served_model.parent / CARD_FILE
 
 
-def write_card(served_model: Path, target: Path | None = None) -> Path:
-    """Write the verified *served_model*'s card to *target* (default: beside it); return where.
+def write_card(served_model: Path, target: Path | None = None) -> list[Path]:
+    """Write the verified *served_model*'s card to *target* (default: beside it), and a
+    classifier's pictures beside the card; return the files written, the card first.
 
-    Raise ``CardError`` when the file cannot be written (``ModelError`` for a model that
-    does not verify).
+    Pictures of an earlier card at *target* that this card does not draw are removed, so no
+    stale picture sits beside it. Raise ``CardError`` when a file cannot be written
+    (``ModelError`` for a model that does not verify).
     """
     target = target if target is not None else card_path(served_model)
-    text = render_card(verified_metadata(served_model))
+    metadata = verified_metadata(served_model)
+    paths = picture_paths(target)
+    drawn = pictures_of(metadata)
+    text = render_card(metadata, {name: path.name for name, path in paths.items()})
+    for name, path in paths.items():
+        if name in drawn:
+            _write(path, drawn[name])
+        else:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise CardError(f"Cannot remove the old picture {path}: {exc.strerror}") from None
+    _write(target, text)
+    return [target, *(paths[name] for name in drawn)]
+
+
+def _write(path: Path, text: str) -> None:
     try:
-        write_bytes_atomic(target, text.encode("utf-8"))
+        write_bytes_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        raise CardError(f"Cannot write {target}: {exc.strerror}") from None
-    return target
+        raise CardError(f"Cannot write {path}: {exc.strerror}") from None
 
 
-def _number(value: Any, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def pictures_of(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Return the SVG text of each picture the card of *metadata* shows: a classifier's that
+    kept its ``diagnostics``; none for any other."""
+    target = schema_of(metadata).target
+    stored = metadata.get("diagnostics")
+    if not target.is_classification or not stored:
+        return {}
+    return draw_pictures(stored, target.classes, class_card.rows_words(metadata))
 
 
-def _unit(unit: str | None) -> str:
-    return f" {unit}" if unit else ""
-
-
-def _score_row(label: str, scores: Mapping[str, Any]) -> str:
-    return (
-        f"| {label} | {scores.get('rows', 'n/a')} | {_number(scores.get('r2'), 3)} "
-        f"| {_number(scores.get('rmse'), 2)} | {_number(scores.get('mae'), 2)} |"
-    )
-
-
-def _names(features: Any) -> str:
-    return ", ".join(f"`{name}`" for name in features)
-
-
-def _metrics_rows(metadata: Mapping[str, Any]) -> list[str]:
-    """Return the metrics table's rows: the model's held-out scores, each baseline's on the
-    same rows (``metrics.baselines``), then the golden set's."""
-    metrics = metadata.get("metrics", {})
-    label = (
-        "Rows given at import" if is_imported(metadata) else "Held-out rows of the training data"
-    )
-    rows = [_score_row(label, metrics["held_out"])] if metrics.get("held_out") else []
-    for scores in (metrics.get("baselines") or {}).values():
-        label = f"Baseline: Ridge on {_names(scores.get('features', ()))}, same rows"
-        rows.append(_score_row(label, scores))
-    if metrics.get("golden"):
-        rows.append(_score_row("Golden evaluation set", metrics["golden"]))
-    return rows
-
-
-def _baseline_lines(metadata: Mapping[str, Any]) -> list[str]:
+def _baseline_lines(metadata: Mapping[str, Any], family: str) -> list[str]:
     if is_imported(metadata):
         return ["", "- No baseline: the model was fitted elsewhere, so there is no training "
-                "split to fit the cookbook's Ridge on"]  # fmt: skip
+                f"split to fit the cookbook's {family} on"]  # fmt: skip
     if not (metadata.get("metrics") or {}).get("baselines"):
         return []
     return [
         "",
-        "- Baselines: the cookbook's Ridge pipeline fitted on this model's training rows and "
+        f"- Baselines: the cookbook's {family} pipeline fitted on this model's training rows and "
         "scored on its held-out rows,\n  on the features named: what this model adds over a "
         "linear one (not served, not gated)",
     ]
@@ -94,8 +102,8 @@ def _serving_lines(metadata: Mapping[str, Any]) -> list[str]:
         return [
             f"- Served from `{onnx.get('file')}` by {onnx.get('runtime')} ({onnx.get('input_type')}"
             f" inputs, opset {onnx.get('opset')}); its predictions equal the estimator's on "
-            f"{parity.get('rows')} rows to {_number(parity.get('max_abs_difference'), 7)} "
-            f"(tolerance {_number(parity.get('tolerance'), 5)})"
+            f"{parity.get('rows')} rows to {number(parity.get('max_abs_difference'), 7)} "
+            f"(tolerance {number(parity.get('tolerance'), 5)})"
         ]
     reason = (metadata.get("serving") or {}).get("reason", "no ONNX form")
     return [f"- Served from its verified joblib file (unpickled): {reason}"]
@@ -107,13 +115,13 @@ def _feature_lines(schema: Schema) -> list[str]:
         if isinstance(feature, NumberFeature):
             low, high = feature.training_range
             stats, quantiles = feature.stats, feature.stats.get("quantiles", {})
-            unit = _unit(feature.unit)
+            after = unit(feature.unit)
             bounds = feature.bounds.describe(feature.unit)
             lines.append(
                 f"- `{feature.name}` (number{', ' + feature.unit if feature.unit else ''}): "
-                f"trained on {low:g}-{high:g}{unit}, mean {stats.get('mean', 0):.1f}, "
+                f"trained on {low:g}-{high:g}{after}, mean {stats.get('mean', 0):.1f}, "
                 f"sd {stats.get('std', 0):.1f}; 5th-95th percentile "
-                f"{quantiles.get('p05', low):g}-{quantiles.get('p95', high):g}{unit}; "
+                f"{quantiles.get('p05', low):g}-{quantiles.get('p95', high):g}{after}; "
                 f"accepted: finite{', ' + bounds if bounds else ''}"
             )
         else:
@@ -151,11 +159,12 @@ def _data_lines(metadata: Mapping[str, Any]) -> list[str]:
     used += " values)"
     if is_imported(metadata):
         origin = metadata["origin"]
+        calibrated = "prediction set" if metadata.get("prediction_set") else "interval"
         return [
             f"- Fitted elsewhere and imported from `{origin.get('file', 'unknown')}` (sha256 "
             f"`{origin.get('sha256', 'unknown')}`): its training data is not known here",
             f"- Rows given at import: {file_line}; {used}, rows the model did not learn from: "
-            "they score it, calibrate its interval and are its golden set",
+            f"they score it, calibrate its {calibrated} and are its golden set",
         ]
     return [
         f"- File: {file_line}",
@@ -164,11 +173,7 @@ def _data_lines(metadata: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _share(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
+def _interval_lines(metadata: Mapping[str, Any], target_unit: str | None) -> list[str]:
     interval = metadata.get("interval")
     if not interval:
         return []
@@ -178,28 +183,13 @@ def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
         "## Prediction interval",
         "",
         f"- Method: {interval.get('method', 'split-conformal')}; every answer carries an "
-        f"`interval` of the prediction ± {_number(interval.get('half_width'), 2)}{_unit(unit)} "
-        f"meant to hold the true value for {_share(coverage)} of cases",
+        f"`interval` of the prediction ± {number(interval.get('half_width'), 2)}"
+        f"{unit(target_unit)} meant to hold the true value for {share(coverage)} of cases",
         f"- Half-width: the ceil((n + 1) × {coverage})-th smallest absolute residual of "
         f"n = {interval.get('calibration_rows', 'n/a')} calibration rows "
         f"({interval.get('calibration', 'held-out rows')})",
-        f"- Held-out coverage: {_share(interval.get('held_out_coverage'))}, measured on the "
-        + (
-            "rows given at import, which the interval is calibrated on, so"
-            if is_imported(metadata)
-            else "held-out rows the interval is calibrated on (every training row still goes "
-            "into the\n  fit), so"
-        )
-        + " optimistic by construction: expect somewhat less on new data.",
+        *coverage_lines(metadata, interval, "interval"),
     ]
-    if "golden_coverage" in interval:
-        independent = interval.get("golden_independent")
-        caveat = (
-            "rows the interval was not calibrated on"
-            if independent
-            else "the same rows as the calibration, so no more independent"
-        )
-        lines.append(f"- Golden-set coverage: {_share(interval.get('golden_coverage'))} ({caveat})")
     lines.append(
         "- The band has one width everywhere: it assumes errors as large for every input "
         "and, like any conformal interval, rows like the training data."
@@ -207,41 +197,93 @@ def _interval_lines(metadata: Mapping[str, Any], unit: str | None) -> list[str]:
     return lines
 
 
-def render_card(metadata: Mapping[str, Any]) -> str:
-    """Return the model card for *metadata* as Markdown."""
-    schema = schema_of(metadata)
+# The pictures a card links when it is rendered alone (``card --output -``, tests): the
+# names ``write_card`` gives them beside the default MODEL_CARD.md.
+DEFAULT_PICTURES = {name: path.name for name, path in picture_paths(Path(CARD_FILE)).items()}
+
+
+def _model_lines(metadata: Mapping[str, Any], schema: Schema) -> list[str]:
+    """Return the model section: what it is, what it predicts and how it is served."""
     target = schema.target
-    held_out = metadata.get("metrics", {}).get("held_out", {})
+    features = names(schema.feature_names)
     code = metadata.get("code") or {}
     linear = linear_form_of(metadata)
-    numbers = [f for f in schema.features if isinstance(f, NumberFeature)]
     lines = [
-        f"# Model card: {schema.title or schema.name}, version {metadata['model_version']}",
-        "",
-        "## Model",
-        "",
         f"- Name: `{schema.name}`; version `{metadata['model_version']}` (first 12 hex digits "
         f"of the sha256 of `{metadata.get('model_file', 'model.joblib')}`)",
         f"- Trained: {metadata.get('created_at', 'unknown')}",
         f"- Estimator: {metadata.get('estimator', 'unknown')}",
         "- Hyper-parameters: "
         + ", ".join(f"{k}={v}" for k, v in metadata.get("hyperparameters", {}).items()),
-        f"- Predicts `{target.name}`{' in ' + target.unit_name if target.unit_name else ''} "
-        f"from {', '.join(f'`{name}`' for name in schema.feature_names)}",
     ]
-    if linear is not None:
-        terms = [f"{c:.6f} × {name}" for name, c in linear.coefficients.items()]
-        terms += [f"an offset per {name}" for name in linear.offsets]
+    if target.is_classification:
+        lines += class_card.target_lines(target, features)
+    else:
+        in_unit = f" in {target.unit_name}" if target.unit_name else ""
+        lines.append(f"- Predicts `{target.name}`{in_unit} from {features}")
+    if isinstance(linear, ClassifierForm):
+        lines += class_card.folded_lines(linear, target)
+    elif linear is not None:
         lines.append(
-            f"- Served as {target.name} = {linear.intercept:.4f} + {' + '.join(terms)} "
+            f"- Served as {target.name} = {linear_terms(linear)} "
             f"(folded from the estimator, max relative error {linear.max_relative_error:.1e})"
         )
-    lines += _serving_lines(metadata) if linear is None else []
+    else:
+        lines += _serving_lines(metadata)
     if code.get("git_commit"):
         dirty = " (with uncommitted changes)" if code.get("git_dirty") else ""
         package = code.get("cookbook") or code.get("mlib")
         lines.append(f"- Code: git commit `{code['git_commit'][:12]}`{dirty}, cookbook {package}")
-    lines += [
+    return lines
+
+
+def _quality_lines(metadata: Mapping[str, Any], schema: Schema,
+                   pictures: Mapping[str, str]) -> tuple[list[str], str]:  # fmt: skip
+    """Return the task's metrics sections (the table, baselines, golden set and calibration;
+    a classifier's pictures too) and its first limitation."""
+    target = schema.target
+    if target.is_classification:
+        family = class_card.FAMILY
+        sections = [
+            *metrics_table(metadata, class_card.COLUMNS, family),
+            *_baseline_lines(metadata, family),
+            *class_card.metric_notes(target),
+            *_golden_lines(metadata),
+            *class_card.diagnostics_lines(metadata, target, pictures),
+            *class_card.set_lines(metadata),
+        ]
+        return sections, class_card.limitation_line(metadata, target)
+    after = unit(f"({target.unit})" if target.unit else "")
+    columns = (("R²", "r2", 3), (f"RMSE{after}", "rmse", 2), (f"MAE{after}", "mae", 2))
+    held_out = metadata.get("metrics", {}).get("held_out", {})
+    sections = [
+        *metrics_table(metadata, columns, "Ridge"),
+        *_baseline_lines(metadata, "Ridge"),
+        *_golden_lines(metadata),
+        *_interval_lines(metadata, target.unit),
+    ]
+    limitation = (
+        f"- R² on held-out rows is about {number(held_out.get('r2'), 2)} and a typical error "
+        f"is about {number(held_out.get('mae'), 1)}{unit(target.unit)}. Use it for "
+        "averages, not for one case."
+    )
+    return sections, limitation
+
+
+def render_card(metadata: Mapping[str, Any], pictures: Mapping[str, str] | None = None) -> str:
+    """Return the model card for *metadata* as Markdown. A classifier's card links its
+    *pictures*: file names beside the card, by ``card_pictures.PICTURES`` (default:
+    ``DEFAULT_PICTURES``)."""
+    schema = schema_of(metadata)
+    target = schema.target
+    numbers = [f for f in schema.features if isinstance(f, NumberFeature)]
+    quality, limitation = _quality_lines(metadata, schema, pictures or DEFAULT_PICTURES)
+    lines = [
+        f"# Model card: {schema.title or schema.name}, version {metadata['model_version']}",
+        "",
+        "## Model",
+        "",
+        *_model_lines(metadata, schema),
         "",
         "## Intended use",
         "",
@@ -259,24 +301,16 @@ def render_card(metadata: Mapping[str, Any]) -> str:
         "",
         "## Metrics",
         "",
-        f"| Rows | Count | R² | RMSE{_unit(f'({target.unit})' if target.unit else '')} "
-        f"| MAE{_unit(f'({target.unit})' if target.unit else '')} |",
-        "|---|---|---|---|---|",
-        *_metrics_rows(metadata),
-        *_baseline_lines(metadata),
-        *_golden_lines(metadata),
-        *_interval_lines(metadata, target.unit),
+        *quality,
         "",
         "## Limitations",
         "",
-        f"- R² on held-out rows is about {_number(held_out.get('r2'), 2)} and a typical error "
-        f"is about {_number(held_out.get('mae'), 1)}{_unit(target.unit)}. Use it for "
-        "averages, not for one case.",
+        limitation,
     ]
     for feature in numbers:
         low, high = feature.training_range
         lines.append(
-            f"- {feature.name} outside {low:g}-{high:g}{_unit(feature.unit)} was never seen in "
+            f"- {feature.name} outside {low:g}-{high:g}{unit(feature.unit)} was never seen in "
             "training: predictions there are extrapolations (the API adds a `warning`)."
         )
     lines += [

@@ -34,7 +34,7 @@ from cookbook.core.schema import (
 )
 from cookbook.core.settings import data_path, model_path
 from cookbook.lifecycle.artifacts import save_model
-from cookbook.lifecycle.class_scoring import label_indices, score_classes
+from cookbook.lifecycle.class_scoring import diagnostics_of, label_indices, score_classes
 from cookbook.lifecycle.classifying import (
     CLASSIFICATION,
     LOGISTIC,
@@ -287,7 +287,10 @@ def train(
         probabilities = estimator_outputs(estimator, x_test, schema)
         metrics = score_classes(schema.target, y_test.tolist(), probabilities)
         truth = label_indices(schema.target, y_test.tolist())
-        calibration = {"prediction_set": calibrate_sets(probabilities, truth, coverage)}
+        calibration = {
+            "prediction_set": calibrate_sets(probabilities, truth, coverage),
+            "diagnostics": diagnostics_of(schema.target, y_test.tolist(), probabilities),
+        }
     else:
         actual, predicted = y_test.to_numpy(dtype="float64"), estimator.predict(x_test)
         metrics = score(actual, predicted)
@@ -329,14 +332,17 @@ def fit_metadata(
     metrics: dict[str, Any],
     interval: dict[str, Any] | None = None,
     prediction_set: dict[str, Any] | None = None,
+    diagnostics: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Return the ``model.json`` of a fitted *estimator* of *schema* (``save_model`` adds its
     version): its folded form when it is linear, its calibration (a regression's
-    *interval*, a classifier's *prediction_set*), and the page chart's bins of *frame*."""
+    *interval*, a classifier's *prediction_set*), a classifier's *diagnostics* of the rows
+    it was scored on (``class_scoring.diagnostics``, the card's pictures), and the page
+    chart's bins of *frame*."""
     if schema.target.is_classification:
         folded = fold_classifier(estimator, schema)
-        calibration = {"prediction_set": prediction_set}
+        calibration = {"prediction_set": prediction_set, "diagnostics": diagnostics}
     else:
         folded = fold_linear(estimator, schema)
         calibration = {"interval": interval}
