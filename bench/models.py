@@ -5,7 +5,8 @@ row, a million rows.
 server (granian, WEB_CONCURRENCY workers, default 2) for each model on its own 127.0.0.1
 port: ``model.joblib`` (folded: plain Python arithmetic), ``examples/height-gbm`` (100
 boosted trees, served by onnxruntime from ``model.onnx``), a random forest of the same
-columns trained here from ``htwtmlb.csv`` into a temporary folder, and two classifiers of
+columns and a LightGBM model of them trained here from ``htwtmlb.csv`` into a temporary
+folder, and two classifiers of
 whether a player pitches: ``examples/pitcher-classifier`` (a folded logistic regression:
 a logit and its logistic, label, probabilities and prediction set) and 100 boosted trees of
 the same columns trained here from its ``make_data.py`` (served from ONNX). wrk loads them
@@ -58,12 +59,14 @@ def run_here(what: str, *args: str) -> None:
 
 
 def models(folder: Path) -> dict[str, tuple[Path, dict]]:
-    """Return each benchmarked model's file and request row; train the random forest and the
-    boosted classifier."""
-    forest = folder / "forest" / "model.joblib"
-    run_here("Training the random forest", "utilscli.py", "retrain", "--estimator",
-             "random-forest", "--features", "Weight,Age", "--categorical", "Position", "--data",
-             "htwtmlb.csv", "--model-name", str(forest))  # fmt: skip
+    """Return each benchmarked model's file and request row; train the random forest, the
+    LightGBM model and the boosted classifier."""
+    trained = {}
+    for family in ("random-forest", "lightgbm"):  # the example's columns, another family
+        trained[family] = folder / family / "model.joblib"
+        run_here(f"Training the {family} model", "utilscli.py", "retrain", "--estimator",
+                 family, "--features", "Weight,Age", "--categorical", "Position", "--data",
+                 "htwtmlb.csv", "--model-name", str(trained[family]))  # fmt: skip
     pitchers, boosted = folder / "pitchers.csv", folder / "pitcher-gbm" / "model.joblib"
     run_here("Making pitchers.csv", str(PITCHER_EXAMPLE / "make_data.py"), "htwtmlb.csv",
              str(pitchers))  # fmt: skip
@@ -74,7 +77,8 @@ def models(folder: Path) -> dict[str, tuple[Path, dict]]:
     return {
         "linear": (ROOT / "model.joblib", {"Weight": 200}),
         "gbm": (ROOT / "examples" / "height-gbm" / "model.joblib", GBM_ROW),
-        "forest": (forest, GBM_ROW),
+        "forest": (trained["random-forest"], GBM_ROW),
+        "lightgbm": (trained["lightgbm"], GBM_ROW),
         "pitcher": (PITCHER_EXAMPLE / "model.joblib", PITCHER_ROW),
         "pitcher-gbm": (boosted, PITCHER_ROW),
     }
