@@ -6,8 +6,8 @@ server (granian, WEB_CONCURRENCY workers, default 2) for each model on its own 1
 port: ``model.joblib`` (folded: plain Python arithmetic), ``examples/height-gbm`` (100
 boosted trees, served by onnxruntime from ``model.onnx``), a random forest of the same
 columns and a LightGBM model of them trained here from ``htwtmlb.csv`` into a temporary
-folder, and two classifiers of
-whether a player pitches: ``examples/pitcher-classifier`` (a folded logistic regression:
+folder, and two classifiers of whether a player pitches: ``examples/pitcher-classifier`` (a
+folded logistic regression:
 a logit and its logistic, label, probabilities and prediction set) and 100 boosted trees of
 the same columns trained here from its ``make_data.py`` (served from ONNX). wrk loads them
 in turn at 16 connections, one run of each per round, so a busy machine slows all alike.
