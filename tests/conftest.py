@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    CLASSIFIER_ARGS,
     DATA,
+    classification_csvs,
     empty_store,
+    retrain_classifier,
     start_gunicorn,
     start_postgres,
     start_server,
@@ -35,6 +38,47 @@ def trained_model(tmp_path_factory, data_file) -> Path:
     model_file = tmp_path_factory.mktemp("model") / "model.joblib"
     mlib.train(data_file, model_file)
     return model_file
+
+
+@pytest.fixture(scope="session")
+def classification_data(tmp_path_factory) -> dict[str, Path]:
+    """breast_cancer (binary) and iris (multiclass) as CSVs: ``{"cancer": ..., "iris": ...}``."""
+    return classification_csvs(tmp_path_factory.mktemp("classification-data"))
+
+
+@pytest.fixture(scope="session")
+def classifier(classification_data, tmp_path_factory):
+    """``classifier(task, family)``: the model file of a "binary" (breast_cancer) or
+    "multiclass" (iris) classifier of that family, trained once per run. Read it only."""
+    trained: dict[tuple[str, str], Path] = {}
+
+    def train(task: str, family: str) -> Path:
+        if (task, family) not in trained:
+            data = classification_data["cancer" if task == "binary" else "iris"]
+            model_file = tmp_path_factory.mktemp(f"{task}-{family}") / "model.joblib"
+            retrain_classifier(data, model_file, *CLASSIFIER_ARGS[task], "--estimator", family)
+            trained[(task, family)] = model_file
+        return trained[(task, family)]
+
+    return train
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real local Dask cluster of two worker processes on 127.0.0.1, for the module."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # None would still serve HTTP, on 8787
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
 
 
 @pytest.fixture

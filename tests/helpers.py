@@ -403,3 +403,29 @@ def foreign_database(path: Path, wal: bool = False) -> Path:
         db.execute("CREATE TABLE notes (text TEXT)")
     db.close()
     return path
+
+
+# ------------------------------------------------------------------ classifiers
+
+# The retrain options of the classifiers the tests train on classification_csvs' files:
+# breast_cancer is binary (malignant the positive class), iris multiclass.
+CLASSIFIER_ARGS = {
+    "binary": ("--target", "diagnosis", "--features", ",".join(CANCER_FEATURES),
+               "--positive-class", "malignant"),
+    "multiclass": ("--target", "species", "--features", ",".join(IRIS_FEATURES)),
+}  # fmt: skip
+
+
+def retrain_classifier(data_file: Path, model_file: Path, *args: str) -> dict:
+    """Run ``utilscli.py retrain --task classification`` in process; return its JSON report."""
+    import json
+
+    from click.testing import CliRunner
+
+    from utilscli import cli
+
+    result = CliRunner().invoke(cli, ["retrain", "--task", "classification", "--data",
+                                      str(data_file), "--model-name", str(model_file),
+                                      "--json", *args])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)

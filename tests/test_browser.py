@@ -15,6 +15,9 @@ import pytest
 from helpers import ANSWER_200_LBS, start_server, stop
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.web.page import field_id, set_words
+
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -262,4 +265,70 @@ def test_without_javascript_the_form_carries_the_token(browser, guarded_server, 
     assert navigation.value.status == 200
     expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
     expect(page.locator("#token")).to_have_value("")  # the page never writes the token back
+    context.close()
+
+
+# ------------------------------------------------------------------------------ classifiers
+
+
+@pytest.fixture(scope="module", params=["binary", "multiclass"])
+def classifier_server(request, classifier, tmp_path_factory):
+    """The production server serving a classifier (a folded logistic regression); yields
+    its URL and its model file."""
+    model_file = classifier(request.param, "logistic-regression")
+    process, base_url = start_server(model_file, tmp_path_factory.mktemp("classifier"))
+    yield base_url, model_file
+    stop(process)
+
+
+def class_view(page: Page) -> dict:
+    """Return what the page shows of a classifier's answer: label, bars, shares and set."""
+    return page.evaluate("""() => ({
+        label: document.getElementById("answer-label").textContent,
+        bars: Object.fromEntries(Array.from(document.querySelectorAll("meter[data-class]"),
+                                            (bar) => [bar.dataset.class, bar.value])),
+        shares: Array.from(document.querySelectorAll(".class-share"), (s) => s.textContent),
+        set: document.getElementById("answer-set").textContent,
+        hidden: document.getElementById("answer").hidden,
+    })""")
+
+
+def test_a_classifiers_label_bars_and_set_come_from_the_api(browser, classifier_server,
+                                                            tmp_path):  # fmt: skip
+    base_url, model_file = classifier_server
+    schema = load_predictor(model_file).schema
+    features = [f.name for f in schema.features]
+    context, page, console = open_page(browser, tmp_path, viewport={"width": 900, "height": 900})
+    page.goto(base_url + "/")
+    expect(page.locator("#answer")).to_be_hidden()
+    assert page.locator("#chart").count() == 0
+    assert page.locator("meter[data-class]").count() == len(schema.target.classes)
+
+    # Typical values, then values far outside the training ranges (the API warns).
+    for scale in (1.0, 3.0):
+        for feature in schema.features:
+            page.fill(f"#{field_id(feature.name)}", repr(round(feature.mean * scale, 3)))
+        with page.expect_response(lambda r: r.url.endswith("/predict")) as response:
+            page.click("button[type=submit]")
+        prediction = response.value.json()["prediction"]
+        expect(page.locator("#answer-label")).to_have_text(prediction["label"])
+        shown = class_view(page)
+        # meter.value is the probability the API sent, every digit of it.
+        assert shown["bars"] == prediction["probabilities"]
+        assert shown["set"] == set_words(prediction) and shown["set"]
+        assert not shown["hidden"]
+        expect(page.locator("#answer-warning")).to_have_text(prediction.get("warning", ""))
+
+        # The server renders the same answer for the same address (a reload, no JavaScript).
+        assert all(name in page.url for name in map(field_id, features))
+        rendered = browser.new_context(java_script_enabled=False)
+        static = rendered.new_page()
+        static.goto(page.url)
+        assert class_view(static) == shown
+        rendered.close()
+        screenshot(page, tmp_path, f"classifier-{schema.target.task}-{scale:g}")
+
+    box = page.locator("meter[data-class]").first.bounding_box()
+    assert box is not None and box["width"] > 100  # a visible bar, not a bare number
+    assert console.unexpected() == []
     context.close()

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import CANCER_FEATURES, IRIS_FEATURES, classification_csvs, run_script
+from helpers import CANCER_FEATURES, IRIS_FEATURES, run_script
+from helpers import retrain_classifier as retrain
 
 from app import create_app
 from cookbook.core.errors import MlibError
@@ -29,33 +30,18 @@ FAMILIES = [LOGISTIC, *training.TREE_FAMILIES]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    return classification_csvs(tmp_path_factory.mktemp("classification-data"))
-
-
-def retrain(data_file: Path, model_file: Path, *args: str) -> dict:
-    result = CliRunner().invoke(cli, ["retrain", "--task", "classification", "--data",
-                                      str(data_file), "--model-name", str(model_file),
-                                      "--json", *args])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+def data(classification_data) -> dict[str, Path]:
+    return classification_data
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
-def binary(request, data, tmp_path_factory) -> Path:
-    model_file = tmp_path_factory.mktemp(f"binary-{request.param}") / "model.joblib"
-    retrain(data["cancer"], model_file, "--target", "diagnosis", "--features",
-            ",".join(CANCER_FEATURES), "--estimator", request.param,
-            "--positive-class", "malignant")  # fmt: skip
-    return model_file
+def binary(request, classifier) -> Path:
+    return classifier("binary", request.param)
 
 
 @pytest.fixture(scope="module", params=[LOGISTIC, "hist-gradient-boosting"])
-def multiclass(request, data, tmp_path_factory) -> Path:
-    model_file = tmp_path_factory.mktemp(f"multiclass-{request.param}") / "model.joblib"
-    retrain(data["iris"], model_file, "--target", "species", "--features",
-            ",".join(IRIS_FEATURES), "--estimator", request.param)  # fmt: skip
-    return model_file
+def multiclass(request, classifier) -> Path:
+    return classifier("multiclass", request.param)
 
 
 def rows_of(data_file: Path, features: list[str], count: int = 40) -> pd.DataFrame:

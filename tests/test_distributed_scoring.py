@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-import distributed
 import pandas as pd
 import pytest
 from helpers import ROOT, break_model, run_script
@@ -20,22 +19,6 @@ ANSWER_COLUMNS = ["height_inches", "height_human_readable", "extrapolation"]
 BAD_ROWS_CSV = (
     "id,Weight\n1,180\n\n3,abc\n4,NaN\n5,-5\n6,1000.5\n7,inf\n8,0\n9,   \n10,NA\n11,True\n12,200\n"
 )
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    """A real local Dask cluster of two worker processes on 127.0.0.1, for the module."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",  # None would still serve HTTP, on 8787
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ANSWER_180_LBS, ANSWER_200_LBS, ROOT
+import requests
+from helpers import ANSWER_180_LBS, ANSWER_200_LBS, ROOT, start_server, stop
 
 import mlib
 
@@ -71,3 +72,27 @@ def test_kserves_rest_client_speaks_to_the_service(conversation):
     assert kserve["human"] == [ANSWER_200_LBS["height_human_readable"],
                                ANSWER_180_LBS["height_human_readable"]]  # fmt: skip
     assert kserve["id"] == "ks-1"
+
+
+def test_tritonclient_reads_a_classifiers_label_and_probabilities(clients_python, classifier,
+                                                                  tmp_path):  # fmt: skip
+    model_file = classifier("multiclass", "hist-gradient-boosting")
+    schema = mlib.read_metadata(model_file)["schema"]
+    rows = {f["name"]: [f["example"], *f["batch_example"]] for f in schema["features"]}
+    process, base_url = start_server(model_file, tmp_path)
+    try:
+        result = subprocess.run([clients_python, str(CLIENTS / "talk.py"), base_url,
+                                 schema["name"], json.dumps(rows)],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        expected = requests.post(f"{base_url}/predict", json=rows, timeout=10).json()
+    finally:
+        stop(process)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout)
+    classes = schema["target"]["classes"]
+    assert answer["metadata"]["parameters"]["classes"] == classes
+    predictions = expected["predictions"]
+    assert answer["label"] == [p["label"] for p in predictions]
+    # The client reshapes the flattened data by the tensor's shape: one row per input row.
+    assert answer["probabilities"] == [[p["probabilities"][c] for c in classes]
+                                       for p in predictions]  # fmt: skip

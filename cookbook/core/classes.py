@@ -49,7 +49,11 @@ def softmax(logits: Sequence[float]) -> Probabilities:
     """Return the probabilities of a multiclass model's logits (shifted: no overflow)."""
     top = max(logits)
     exps = [math.exp(logit - top) for logit in logits]
-    total = sum(exps)
+    # Added left to right, not with sum() (compensated from Python 3.12 on): batch scoring
+    # adds whole columns in this order and must give these floats, bit for bit.
+    total = 0.0
+    for e in exps:
+        total += e
     return tuple(e / total for e in exps)
 
 

@@ -30,6 +30,8 @@ BINARY = "binary"
 MULTICLASS = "multiclass"
 TASKS = (REGRESSION, BINARY, MULTICLASS)
 DEFAULT_THRESHOLD = 0.5
+# A classifier's probability of one class, as a column of a table (batch scoring): p_<class>.
+PROBABILITY_COLUMN_PREFIX = "p_"
 # The largest true value accepted for a target whose training range was not kept: its
 # square, summed over a window's labels, stays far inside a float.
 MAX_MAGNITUDE = 1e12
@@ -377,6 +379,16 @@ class Schema:
         if self.answer_format == CLASS_ANSWER:
             return ("label", "probabilities")
         return (self.target.name,)
+
+    def table_fields(self) -> tuple[str, ...]:
+        """Return the answer's columns in a table (batch scoring's output).
+
+        The answer fields, except that a classifier's probabilities are one column per
+        class, ``p_<class>`` in the order of its classes, after its ``label``.
+        """
+        if not self.target.is_classification:
+            return self.answer_fields()
+        return ("label", *(PROBABILITY_COLUMN_PREFIX + name for name in self.target.classes))
 
     def example_row(self) -> dict[str, Any]:
         """Return a valid one-row request body: ``{"Weight": 200}``."""

@@ -9,7 +9,8 @@ Output: a CSV with the header ``<features...>,<answer fields...>,extrapolation``
 row per accepted input row, in input order; the answer fields are what the API answers
 for that row, and ``extrapolation`` is ``true`` where the API would add its
 out-of-training-range warning. Numbers are written as read (``180`` for ``180`` or
-``180.0``).
+``180.0``). A classifier's answer fields are ``label`` and one ``p_<class>`` column per class
+(``Schema.table_fields``): the label at the model's own threshold, the probabilities unrounded.
 
 Rejected rows (blank lines, empty cells, text, NaN, infinities, values out of bounds,
 unknown categories)
@@ -121,7 +122,7 @@ def score_csv(
     names = read_header(source)
     require_columns(names, list(inputs.values()), single=len(inputs) == 1)
     report = BatchReport()
-    sink.write(csv_line([*inputs.values(), *schema.answer_fields(), "extrapolation"]))
+    sink.write(csv_line([*inputs.values(), *schema.table_fields(), "extrapolation"]))
     first_line = 2  # the header is line 1
     # Chunks are predicted and formatted on threads (onnxruntime and numpy release the
     # GIL), each run by one runtime thread so every row sums its trees in the order the

@@ -214,7 +214,7 @@ def input_names(path: Path | str, kind: str, schema: Schema) -> list[str]:
     else:
         with parquet_file(path) as parquet:
             names = list(parquet.schema_arrow.names)
-    added = [*schema.answer_fields(), EXTRAPOLATION_COLUMN, REASON_COLUMN]
+    added = [*schema.table_fields(), EXTRAPOLATION_COLUMN, REASON_COLUMN]
     try:
         require_columns(names, list(schema.feature_names), single=False)
     except BatchError as exc:

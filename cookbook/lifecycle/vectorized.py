@@ -7,7 +7,7 @@ from typing import Any
 
 from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.prediction import Predictor
-from cookbook.core.schema import NumberFeature
+from cookbook.core.schema import BINARY, NumberFeature, Schema
 
 
 def predict_frame(predictor: Predictor, frame: Any):
@@ -51,22 +51,38 @@ def evaluate_frame(linear: LinearForm | ClassifierForm, frame: Any):
 
 def probabilities_of_logits(logits: Any, link: str):
     """Return the probabilities (rows × classes) of logits: one column (logistic) or one per
-    class (softmax), computed as ``cookbook.core.classes`` computes one row's."""
+    class (softmax), the same floats, bit for bit, as ``cookbook.core.classes`` gives a row.
+
+    numpy's own ``exp`` differs from ``math.exp`` in the last bit for some values, so the
+    exponentials are ``math.exp``'s; every other step is one IEEE operation done in the
+    core's order (a softmax's total is added left to right, as the core adds it).
+    """
     import numpy as np
 
     from cookbook.core.classes import LOGISTIC
 
     logits = np.asarray(logits, dtype=np.float64)
     if link == LOGISTIC:
-        positive = np.empty(len(logits))
         z = logits[:, 0]
         ahead = z >= 0
-        positive[ahead] = 1.0 / (1.0 + np.exp(-z[ahead]))
-        exp = np.exp(z[~ahead])
-        positive[~ahead] = exp / (1.0 + exp)
+        exp = exact_exp(-np.abs(z))  # exp(-z) where z >= 0, exp(z) where z < 0
+        positive = np.where(ahead, 1.0 / (1.0 + exp), exp / (1.0 + exp))
         return np.column_stack([1.0 - positive, positive])
-    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exps / exps.sum(axis=1, keepdims=True)
+    exps = exact_exp(logits - logits.max(axis=1, keepdims=True))
+    total = exps[:, 0].copy()
+    for column in range(1, exps.shape[1]):
+        total += exps[:, column]
+    return exps / total[:, None]
+
+
+def exact_exp(values: Any):
+    """Return ``math.exp`` of every value of a float64 array, in its shape."""
+    import math
+
+    import numpy as np
+
+    flat = np.fromiter(map(math.exp, values.ravel().tolist()), dtype=np.float64, count=values.size)
+    return flat.reshape(values.shape)
 
 
 def accepted_numbers(feature: NumberFeature, values: Any):
@@ -90,20 +106,50 @@ def answer_columns(predictor: Predictor, frame: Any) -> tuple[dict[str, Any], An
 
     *frame* holds the model's features (a DataFrame or a mapping of arrays). The mask is
     true where the API adds its out-of-training-range warning (batch output's
-    ``extrapolation``). The answer's ``interval`` is not among the columns.
+    ``extrapolation``). The columns are ``schema.table_fields()``: a regression's answer
+    fields without its ``interval``; a classifier's ``label`` (at the model's own
+    threshold) and its probability of each class, unrounded, without its ``set``.
     """
     import numpy as np
 
     schema = predictor.schema
     rows = len(frame) if hasattr(frame, "columns") else len(next(iter(frame.values())))
-    # An estimator refuses zero rows; a partition of rejects only still gets its columns.
-    predicted = predict_frame(predictor, frame) if rows else np.empty(0)
     outside = np.zeros(rows, dtype=bool)
     for feature in schema.numeric:
         outside |= feature.outside_training(np.asarray(frame[feature.name], dtype=np.float64))
+    if predictor.is_classifier:
+        classes = len(schema.target.classes)
+        # An estimator refuses zero rows; a partition of rejects only still gets its columns.
+        probabilities = predict_frame(predictor, frame) if rows else np.empty((0, classes))
+        return class_columns(schema, probabilities), outside
+    predicted = predict_frame(predictor, frame) if rows else np.empty(0)
     answers = predictor.write_answer(predicted)  # the API's own writer, given the whole column
     # Its text fields come back as lists (the core has no numpy): object arrays here.
     return {
         name: column if hasattr(column, "dtype") else np.array(column, dtype=object)
         for name, column in answers.items()
     }, outside
+
+
+def class_columns(schema: Schema, probabilities: Any) -> dict[str, Any]:
+    """Return a classifier's answers as columns: each row's label, then one probability
+    column per class (``schema.table_fields()``).
+
+    The label follows ``cookbook.core.classes.label_index``'s rule at the model's own
+    threshold: a binary model's positive class when its probability is at least the
+    threshold, else the most probable class, the first of equal ones (``argmax``'s too).
+    """
+    import numpy as np
+
+    target = schema.target
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if target.task == BINARY:
+        positive = target.positive_index
+        chosen = np.where(probabilities[:, positive] >= target.threshold, positive, 1 - positive)
+    else:
+        chosen = probabilities.argmax(axis=1)
+    label, *columns = schema.table_fields()
+    answers = {label: np.array(target.classes, dtype=object)[chosen]}
+    for index, name in enumerate(columns):
+        answers[name] = probabilities[:, index]
+    return answers

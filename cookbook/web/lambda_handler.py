@@ -9,7 +9,10 @@ Two kinds of event arrive:
   ``{"Weight": 200}``, and get the response body itself; bad input answers ``{"error": ...}``.
 
 The package needs no third-party library: the model is verified and served from its folded
-form in ``model.json`` (see ``deploy/lambda/template.yaml`` and ``make lambda-package``).
+form in ``model.json`` (see ``deploy/lambda/template.yaml`` and ``make lambda-package``): a
+linear regression, or a logistic regression answering its label, probabilities and set as
+``POST /predict`` does (``output`` and ``threshold`` in the body, or the event's query string).
+A model served from ONNX or joblib is refused.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def _answer_http(event: dict[str, Any]) -> dict[str, Any]:
     if path == "/openapi.json":
         return _response(200, _lambda_openapi(predictor), version)
     try:
-        body, _rows, _values = payload.answer_body(predictor, _body_bytes(event))
+        body, _rows, _values = payload.answer_body(predictor, _body_bytes(event), _query(event))
         return _response(200, body, version)
     except InvalidInput as exc:
         return _response(exc.status, {"error": str(exc)}, version)
@@ -152,6 +155,12 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     """Return a request header of a proxy event (API Gateway keeps or lowers the case)."""
     headers = event.get("headers") or {}
     return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)
+
+
+def _query(event: dict[str, Any]) -> dict[str, str]:
+    """Return a proxy event's query parameters (a classifier's ``output`` and ``threshold``)."""
+    parameters = event.get("queryStringParameters") or {}
+    return {str(k): str(v) for k, v in parameters.items()} if isinstance(parameters, dict) else {}
 
 
 def request_line(event: dict[str, Any]) -> tuple[str, str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cookbook.core.schema import HEIGHT_ANSWER, CategoryFeature, Feature, Schema
+from cookbook.core.classes import LABEL, OUTPUT_FIELD, PROBABILITIES, THRESHOLD_FIELD
+from cookbook.core.schema import BINARY, HEIGHT_ANSWER, CategoryFeature, Feature, Schema
 from cookbook.core.validation import MAX_BATCH_ROWS
 from cookbook.web.payload import BODY_LIMIT, MAX_FEEDBACK_ITEMS
 
@@ -69,9 +70,97 @@ def value_schema(feature: Feature) -> dict[str, Any]:
     return value
 
 
+def class_prediction_schema(schema: Schema) -> dict[str, Any]:
+    """Return the JSON schema of one classifier's answer: label, probabilities, set."""
+    target = schema.target
+    classes = list(target.classes)
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    if target.task == BINARY:
+        rule = (
+            f"{target.positive_class!r} when its probability is at least the threshold "
+            f"({target.threshold:g} unless the request sends one), else the other class."
+        )
+    else:
+        rule = "the most probable class (the first in the schema's order on a tie)."
+    properties: dict[str, Any] = {
+        LABEL: {
+            "type": "string",
+            "enum": classes,
+            "description": f"Predicted {target.name}: {rule} Absent with output=probabilities.",
+        },
+        PROBABILITIES: {
+            "type": "object",
+            "description": "The probability of every class, in the schema's order, unrounded; "
+            "they sum to 1. Absent with output=label.",
+            "required": classes,
+            "additionalProperties": False,
+            "properties": {name: {**probability, "description": f"P({name})."} for name in classes},
+        },
+        "set": {
+            "type": "array",
+            "items": {"type": "string", "enum": classes},
+            "uniqueItems": True,
+            "description": "Split-conformal prediction set, most probable first: every class "
+            "whose probability is at least 1 - q (q calibrated on held-out rows). It holds the "
+            "true class for about set_coverage of rows; it may hold several classes, or none. "
+            "Present with the probabilities when the model has a calibrated set.",
+        },
+        "set_coverage": {
+            **probability,
+            "description": "Share of rows the set is meant to hold the true class of.",
+        },
+        "warning": {
+            "type": "string",
+            "description": "Present only when a number lies outside its training range.",
+        },
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "anyOf": [{"required": [LABEL]}, {"required": [PROBABILITIES]}],
+    }
+
+
+def class_options(schema: Schema) -> dict[str, dict[str, Any]]:
+    """Return the JSON schemas of a classifier's answer options (body fields or query
+    parameters): ``output``, and a binary model's ``threshold``."""
+    target = schema.target
+    options: dict[str, dict[str, Any]] = {
+        OUTPUT_FIELD: {
+            "type": "string",
+            "enum": [LABEL, PROBABILITIES],
+            "description": "Answer only the label, or only the probabilities (with the set); "
+            "both when absent.",
+        }
+    }
+    if target.task == BINARY:
+        options[THRESHOLD_FIELD] = {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "exclusiveMinimum": True,
+            "exclusiveMaximum": True,
+            "example": target.threshold,
+            "description": f"Answer {target.positive_class!r} when its probability is at least "
+            f"this (default: the model's {target.threshold:g}).",
+        }
+    return options
+
+
+def class_query_parameters(schema: Schema) -> list[dict[str, Any]]:
+    """Return a classifier's answer options as query parameters (the body's win)."""
+    return [
+        {"name": name, "in": "query", "required": False, "schema": option,
+         "description": option["description"] + " The body's field, if sent, wins."}
+        for name, option in class_options(schema).items()
+    ]  # fmt: skip
+
+
 def prediction_schema(schema: Schema) -> dict[str, Any]:
     """Return the JSON schema of one prediction answer."""
     target = schema.target
+    if target.is_classification:
+        return class_prediction_schema(schema)
     if schema.answer_format == HEIGHT_ANSWER:
         unit = f" {target.unit}" if target.unit else ""
         properties: dict[str, Any] = {
@@ -280,9 +369,38 @@ def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict
     document["paths"].update(protocol_paths(schema))
     document["paths"].update(quality_paths(schema))
     document["components"]["schemas"].update(protocol_schemas(schema))
+    if schema.target.is_classification:
+        add_class_options(document, schema)
     if admin:
         document["paths"]["/admin/reload"] = _ADMIN_RELOAD
     return document
+
+
+def add_class_options(document: dict[str, Any], schema: Schema) -> None:
+    """Document a classifier's answer options: request fields and query parameters of
+    ``/predict`` and ``/invocations``, the CSV answer's columns, V2's ``parameters``."""
+    options = class_options(schema)
+    document["components"]["schemas"]["PredictRequest"]["properties"].update(options)
+    bad = _error("Malformed or invalid input, or a bad answer option.",
+                 '"output" must be "label" or "probabilities", got \'logits\'.')  # fmt: skip
+    for path in ("/predict", "/invocations"):
+        operation = document["paths"][path]["post"]
+        operation["parameters"] = class_query_parameters(schema)
+        operation["responses"]["400"] = bad
+    invocations = document["paths"]["/invocations"]["post"]
+    invocations["description"] = (
+        "With Accept: text/csv a classifier answers one label per line; with "
+        "output=probabilities (the body's field, the query's parameter, or the media type's "
+        "parameter, Accept: text/csv;output=probabilities) one column per class, "
+        f"{', '.join(schema.target.classes)}, with no header."
+    )
+    if schema.target.task == BINARY:
+        infer = document["components"]["schemas"]["InferRequest"]["properties"]
+        infer["parameters"] = {
+            "type": "object",
+            "properties": {THRESHOLD_FIELD: options[THRESHOLD_FIELD]},
+            "description": "A binary model's threshold for this request.",
+        }
 
 
 API_TOKEN_SCHEME = "apiToken"

@@ -4,7 +4,8 @@ The server renders the whole page, the answer to a submitted row included, so it
 without JavaScript; ``static/page.js`` then asks ``POST /predict`` for each new row and
 moves the chart's point without reloading. Neither side implements the model: the
 server calls the same ``payload`` functions as ``POST /predict``, the browser calls
-``POST /predict`` itself. The chart is drawn for models of one number feature.
+``POST /predict`` itself. The chart is drawn for regressions of one number feature; a
+classifier's answer is its label, a bar per class (its probability) and its prediction set.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
+from cookbook.core.answers import round_half_up
 from cookbook.core.errors import InvalidInput
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import CategoryFeature, Schema
@@ -116,11 +118,15 @@ def render_page(answer: tuple[Row, float, dict[str, Any]] | None = None,
     marker = None
     if answer is not None and chart is not None:
         marker = chart.marker(float(answer[0][0]), answer[1], prediction)
+    classes = schema.target.classes  # empty for a regression
     page = render_template(
         "home.html",
         model=model_facts(predictor.metadata),
         fields=form_fields(schema, typed_values(schema)),
         answer_fields=schema.answer_fields(),
+        classes=class_rows(classes, prediction),
+        set_text=set_words(prediction),
+        has_set=getattr(predictor, "prediction_set", None) is not None,
         chart=chart,
         marker=marker,
         prediction=prediction,
@@ -150,6 +156,43 @@ def interval_words(prediction: Mapping[str, Any] | None, unit: str = "") -> str:
     suffix = f" {unit}" if unit else ""
     low, high = f"{interval['low']}{suffix}", f"{interval['high']}{suffix}"
     return f"{share} of cases like this are between {low} and {high}."
+
+
+def share_text(probability: float) -> str:
+    """Return a probability as a percentage to a tenth, halves up: ``"73.5%"``.
+
+    ``static/page.js`` writes it by the same steps (``Math.floor(p * 100 * 10 + 0.5)``).
+    """
+    return f"{round_half_up(probability * 100, 1):.1f}%"
+
+
+def class_rows(classes: Sequence[str], prediction: Mapping[str, Any] | None) -> list[dict]:
+    """Return a classifier's bars: each class, in the schema's order, with its probability
+    in the *prediction* (0 before one is made) and that probability as a percentage."""
+    probabilities = (prediction or {}).get("probabilities") or {}
+    rows = []
+    for name in classes:
+        probability = probabilities.get(name)
+        rows.append({"name": name, "probability": probability or 0.0,
+                     "share": "" if probability is None else share_text(probability)})  # fmt: skip
+    return rows
+
+
+def set_words(prediction: Mapping[str, Any] | None) -> str:
+    """Return a classifier's prediction set in words (empty without one).
+
+    ``static/page.js`` writes the same sentence from ``POST /predict``'s answer.
+    """
+    if not prediction or "set" not in prediction:
+        return ""
+    share = f"{round(prediction['set_coverage'] * 100):d}%"
+    members = prediction["set"]
+    if not members:
+        return f"The {share} prediction set is empty: no class is likely enough for this row."
+    return (
+        f"{share} prediction set: {', '.join(members)}. It holds the true class for about "
+        f"{share} of cases like this."
+    )
 
 
 def form_fields(schema: Schema, texts: Mapping[str, str | None]) -> list[dict[str, Any]]:
@@ -187,6 +230,8 @@ def model_facts(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "rows": metadata.get("data", {}).get("rows"),
         "r2": held_out.get("r2"),
         "rmse": held_out.get("rmse"),
+        "accuracy": held_out.get("accuracy"),
+        "log_loss": held_out.get("log_loss"),
     }
 
 
@@ -251,7 +296,7 @@ class Chart:
         """Lay out the chart of a one-number-feature model's line and binned training means."""
         feature = predictor.schema.single_number
         stored = predictor.metadata.get("chart")
-        if feature is None or not stored:
+        if feature is None or not stored or predictor.is_classifier:
             return None
         target = predictor.schema.target
         low, high = feature.training_range

@@ -5,6 +5,13 @@ SageMaker starts the image with ``serve`` (``cookbook.web.container``) and sends
 feature values in schema order with no header (``text/csv``). The answer comes in the
 ``Accept`` type: the ``/predict`` JSON by default, or ``text/csv`` with one value per
 line (the answer's first field: ``height_inches`` for the MLB models).
+
+A classifier takes ``/predict``'s answer options (``output``, a binary model's
+``threshold``) in the JSON body or the query string. Its CSV answer is one label per line,
+or, when the request asks for ``output=probabilities``, one column per class (the schema's
+order, no header). SageMaker's ``InvokeEndpoint`` passes no query string but passes the
+``Accept`` header, so the CSV answer's option may also come as a media type parameter:
+``Accept: text/csv;output=probabilities`` (the body, then the query, win over it).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import io
 
 from flask import Blueprint, Response, current_app, request
 
+from cookbook.core.classes import LABEL, OUTPUT_FIELD, PROBABILITIES
 from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
@@ -42,7 +50,7 @@ def ping() -> Response:
 @blueprint.post("/invocations")
 def invocations() -> Response:
     """Predict for a JSON body or CSV rows; answer in the ``Accept`` type."""
-    answer_type = _answer_type(request.headers.get("Accept"))
+    answer_type, answer_parameters = _answer_type(request.headers.get("Accept"))
     if answer_type is None:
         return json_response(
             {"error": f"Cannot answer in {request.headers.get('Accept')!r}: accept "
@@ -51,10 +59,12 @@ def invocations() -> Response:
     state = service_state()
     predictor, role = state.answering()
     raw = request.get_data(cache=False)
+    # A classifier's answer options: the body's, else the query's, else the Accept type's.
+    query = {**answer_parameters, **request.args.to_dict()}
     if content_type == JSON_TYPE:
-        body, rows, values = payload.answer_body(predictor, raw)
+        body, rows, values = payload.answer_body(predictor, raw, query)
     elif content_type == CSV_TYPE:
-        body, rows, values = payload.predict(predictor, csv_columns(predictor, raw))
+        body, rows, values = payload.predict(predictor, csv_columns(predictor, raw), query)
     else:
         return json_response(
             {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
@@ -62,23 +72,52 @@ def invocations() -> Response:
                       f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
     state.record(rows, values, body, predictor, role)
     if answer_type == CSV_TYPE:
-        field = predictor.schema.answer_fields()[0]
         answers = body["predictions"] if "predictions" in body else [body["prediction"]]
-        text = "".join(f"{answer[field]}\n" for answer in answers)
+        if predictor.is_classifier:
+            text = class_csv(answers)
+        else:
+            field = predictor.schema.answer_fields()[0]
+            text = "".join(f"{answer[field]}\n" for answer in answers)
         return current_app.response_class(text, mimetype=CSV_TYPE)
     return json_response(body)
 
 
-def _answer_type(accept: str | None) -> str | None:
+def class_csv(answers: list[dict]) -> str:
+    """Return a classifier's CSV answer: one label per line, or, for answers that carry only
+    the probabilities (``output=probabilities``), one column per class in the schema's order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for answer in answers:
+        if LABEL in answer:
+            writer.writerow([answer[LABEL]])
+        else:
+            writer.writerow([repr(p) for p in answer[PROBABILITIES].values()])
+    return buffer.getvalue()
+
+
+def _answer_type(accept: str | None) -> tuple[str | None, dict[str, str]]:
+    """Return the answer's type for an ``Accept`` header and, for CSV, the answer option
+    its media type carries (``text/csv;output=probabilities``)."""
     if not accept:
-        return JSON_TYPE
+        return JSON_TYPE, {}
     for part in accept.split(","):
-        kind = part.split(";", 1)[0].strip().lower()
+        kind, *parameters = (piece.strip() for piece in part.split(";"))
+        kind = kind.lower()
         if kind in (JSON_TYPE, "*/*", "application/*"):
-            return JSON_TYPE
+            return JSON_TYPE, {}
         if kind in (CSV_TYPE, "text/*"):
-            return CSV_TYPE
-    return None
+            return CSV_TYPE, _media_options(parameters)
+    return None, {}
+
+
+def _media_options(parameters: list[str]) -> dict[str, str]:
+    """Return the ``output`` option among a media type's parameters (others are ignored)."""
+    options = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == OUTPUT_FIELD:
+            options[OUTPUT_FIELD] = value.strip().strip('"')
+    return options
 
 
 def csv_columns(predictor: Predictor, raw: bytes) -> dict[str, list]:

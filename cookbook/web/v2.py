@@ -7,6 +7,13 @@ tensor per feature (numbers as FP32, FP64, INT32 or INT64, categories as BYTES; 
 ``[n]`` or ``[n, 1]``); one output tensor per answer field. Every validation rule of
 ``/predict`` applies, with its messages. The binary tensor extension is not supported:
 the server metadata lists no extensions and a binary request is a 400.
+
+A classifier answers two outputs: ``label`` (BYTES, shape ``[n]``) and ``probabilities``
+(FP64, shape ``[n, k]``, the rows' probabilities flattened row-major as the protocol's
+``data`` is, the classes in the schema's order). The model metadata lists the classes in
+its ``parameters`` (``classes``, ``task``, and a binary model's ``positive_class`` and
+``threshold``), and each ``probabilities`` output repeats them in its own ``parameters``.
+A binary model takes ``{"threshold": t}`` in the request's ``parameters``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,17 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 import cookbook
+from cookbook.core.classes import (
+    LABEL,
+    NO_OPTIONS,
+    PROBABILITIES,
+    THRESHOLD_FIELD,
+    ClassOptions,
+    read_threshold,
+)
 from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.core.prediction import Predictor
-from cookbook.core.schema import CategoryFeature
+from cookbook.core.schema import BINARY, CategoryFeature, Schema
 from cookbook.core.validation import MAX_BATCH_ROWS
 from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
@@ -77,12 +92,29 @@ def model_metadata(name: str, version: str | None = None) -> Response:
          "shape": [-1]}
         for f in schema.features
     ]  # fmt: skip
-    outputs = [{"name": field, "datatype": _output_type(field), "shape": [-1]}
-               for field in schema.answer_fields()]  # fmt: skip
+    outputs = [
+        {"name": field, "datatype": _output_type(field), "shape": _output_shape(schema, field)}
+        for field in schema.answer_fields()
+    ]
     canary = service_state().canary
     versions = [predictor.version] + ([canary.predictor.version] if canary else [])
-    return json_response({"name": schema.name, "versions": versions,
-                          "platform": PLATFORM, "inputs": inputs, "outputs": outputs})  # fmt: skip
+    body = {"name": schema.name, "versions": versions, "platform": PLATFORM,
+            "inputs": inputs, "outputs": outputs}  # fmt: skip
+    if schema.target.is_classification:
+        body["parameters"] = class_parameters(schema)
+    return json_response(body)
+
+
+def class_parameters(schema: Schema) -> dict[str, Any]:
+    """Return what a client needs to read a classifier's outputs: its task and classes, in
+    the order of the ``probabilities`` columns, and a binary model's positive class and
+    threshold."""
+    target = schema.target
+    parameters: dict[str, Any] = {"task": target.task, "classes": list(target.classes)}
+    if target.task == BINARY:
+        parameters["positive_class"] = target.positive_class
+        parameters["threshold"] = target.threshold
+    return parameters
 
 
 @blueprint.get("/models/<name>/ready")
@@ -116,20 +148,17 @@ def infer(name: str, version: str | None = None) -> Response:
     parameters = document.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidInput('"parameters" must be an object.')
+    options = _class_options(predictor, parameters or {})
     columns = _columns(predictor, document.get("inputs"))
     wanted = _wanted_outputs(predictor, document.get("outputs"))
     rows, values, _ = predictor.predict_request(columns)
-    answers = predictor.response_body(rows, values, True)["predictions"]
+    answers = predictor.response_body(rows, values, True, options)["predictions"]
     state.record(rows, values, {"predictions": answers}, predictor, role)
     body: dict[str, Any] = {"model_name": predictor.schema.name,
                             "model_version": predictor.version}  # fmt: skip
     if request_id is not None:
         body["id"] = request_id
-    body["outputs"] = [
-        {"name": field, "datatype": _output_type(field), "shape": [len(answers)],
-         "data": [answer[field] for answer in answers]}
-        for field in wanted
-    ]  # fmt: skip
+    body["outputs"] = [_output_tensor(predictor.schema, field, answers) for field in wanted]
     warnings = [answer.get("warning") for answer in answers]
     if any(warnings):
         body["parameters"] = {"warnings": warnings}
@@ -153,7 +182,38 @@ def _model(name: str, version: str | None) -> Predictor:
 
 
 def _output_type(field: str) -> str:
-    return "BYTES" if field == "height_human_readable" else "FP64"
+    return "BYTES" if field in ("height_human_readable", LABEL) else "FP64"
+
+
+def _output_shape(schema: Schema, field: str) -> list[int]:
+    """Return an output's shape in the model metadata: ``[-1]``, or ``[-1, k]`` for the
+    probabilities of a classifier of k classes."""
+    return [-1, len(schema.target.classes)] if field == PROBABILITIES else [-1]
+
+
+def _output_tensor(schema: Schema, field: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the output tensor of one answer field over every row's answer."""
+    if field != PROBABILITIES:
+        return {"name": field, "datatype": _output_type(field), "shape": [len(answers)],
+                "data": [answer[field] for answer in answers]}  # fmt: skip
+    classes = schema.target.classes
+    return {
+        "name": field,
+        "datatype": "FP64",
+        "shape": [len(answers), len(classes)],
+        "parameters": {"classes": list(classes)},
+        # Row-major: the protocol's data is the tensor flattened, its last index fastest.
+        "data": [p for answer in answers for p in answer[PROBABILITIES].values()],
+    }
+
+
+def _class_options(predictor: Predictor, parameters: dict[str, Any]) -> ClassOptions:
+    """Return a classifier's answer options from the request's ``parameters``: a binary
+    model's ``threshold``. A regression ignores them, as ``/predict`` ignores the field."""
+    if not predictor.is_classifier or THRESHOLD_FIELD not in parameters:
+        return NO_OPTIONS
+    return ClassOptions(threshold=read_threshold(predictor.schema.target,
+                                                 parameters[THRESHOLD_FIELD]))  # fmt: skip
 
 
 def _columns(predictor: Predictor, inputs: Any) -> dict[str, list]:

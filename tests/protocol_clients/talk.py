@@ -1,6 +1,7 @@
 """Run in the protocol clients' own virtualenv: talk to a server with tritonclient and KServe.
 
-``python talk.py BASE_URL MODEL`` prints one JSON object: what each client call returned.
+``python talk.py BASE_URL MODEL`` prints one JSON object: what each client call returned;
+``python talk.py BASE_URL MODEL ROWS`` asks a classifier for ROWS (JSON columns) with tritonclient.
 The test that starts it (tests/test_protocol_clients.py) asserts on that object.
 """
 
@@ -63,8 +64,33 @@ async def with_kserve(base_url: str, model: str) -> dict:
     return found
 
 
+def classify_with_triton(base_url: str, model: str, rows: dict[str, list[float]]) -> dict:
+    """Ask a classifier for its label and probabilities tensors, as a Triton user would."""
+    client = triton.InferenceServerClient(url=base_url.removeprefix("http://"))
+    inputs = []
+    for name, values in rows.items():
+        tensor = triton.InferInput(name, [len(values)], "FP64")
+        tensor.set_data_from_numpy(np.array(values, dtype=np.float64), binary_data=False)
+        inputs.append(tensor)
+    outputs = [
+        triton.InferRequestedOutput("label", binary_data=False),
+        triton.InferRequestedOutput("probabilities", binary_data=False),
+    ]
+    result = client.infer(model, inputs, outputs=outputs)
+    return {
+        "metadata": client.get_model_metadata(model),
+        "label": [
+            v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label").tolist()
+        ],
+        "probabilities": result.as_numpy("probabilities").tolist(),  # reshaped to [n, k]
+    }
+
+
 def main() -> None:
     base_url, model = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3:  # a classifier, and the rows to classify as JSON columns
+        print(json.dumps(classify_with_triton(base_url, model, json.loads(sys.argv[3]))))
+        return
     print(
         json.dumps(
             {

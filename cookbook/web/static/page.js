@@ -50,6 +50,38 @@
     return `${share} of cases like this are between ${interval.low}${unit} and ${interval.high}${unit}.`;
   }
 
+  // A probability as a percentage to a tenth, halves up, by page.share_text's steps.
+  function share(probability) {
+    return `${(Math.floor(probability * 100 * 10 + 0.5) / 10).toFixed(1)}%`;
+  }
+
+  // The same sentence as page.set_words, from the answer's prediction set.
+  function setWords(prediction) {
+    if (!("set" in prediction)) return "";
+    const coverage = `${Math.round(prediction.set_coverage * 100)}%`;
+    if (!prediction.set.length) {
+      return `The ${coverage} prediction set is empty: no class is likely enough for this row.`;
+    }
+    return `${coverage} prediction set: ${prediction.set.join(", ")}. It holds the true class for about ${coverage} of cases like this.`;
+  }
+
+  // A classifier's answer: its label, a bar and a percentage per class, its prediction set.
+  function showClasses(prediction, classLabel) {
+    classLabel.textContent = prediction.label;
+    const probabilities = prediction.probabilities;
+    answer.querySelectorAll("meter[data-class]").forEach((bar) => {
+      bar.value = probabilities[bar.dataset.class];
+    });
+    answer.querySelectorAll(".class-share[data-class]").forEach((text) => {
+      text.textContent = share(probabilities[text.dataset.class]);
+    });
+    const set = document.getElementById("answer-set");
+    if (set) {
+      set.textContent = setWords(prediction);
+      set.hidden = !set.textContent;
+    }
+  }
+
   function showError(message) {
     error.textContent = message;
     error.hidden = false;
@@ -63,7 +95,10 @@
     error.textContent = "";
     fields.forEach((field) => field.removeAttribute("aria-invalid"));
     const value = document.getElementById("answer-value");
-    if (value) {
+    const classLabel = document.getElementById("answer-label");
+    if (classLabel) {
+      showClasses(prediction, classLabel);
+    } else if (value) {
       value.textContent = prediction[value.dataset.field];
     } else {
       document.getElementById("answer-human").textContent = prediction.height_human_readable;
