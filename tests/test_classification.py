@@ -137,6 +137,10 @@ def test_the_gate_compares_log_loss(data, tmp_path):
     change = held_out["served"]["log_loss"] - held_out["candidate"]["log_loss"]
     assert held_out["change"] == pytest.approx(change)
     assert held_out["r2_change"] is None
+    listed = CliRunner().invoke(cli, ["models", "list"], env={"MODEL_PATH": str(model_file)})
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines()[0].split()[2:4] == ["log", "loss"]
+    assert again["model_version"] in listed.output
 
 
 # ------------------------------------------------------------------ answers

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cookbook.cli.errors import one_line_errors
-from cookbook.cli.gate_report import echo_gated
+from cookbook.cli.gate_report import COLUMNS, echo_gated
 from cookbook.cli.options import (
     GATE_TOLERANCE_HELP,
     coverage_option,
@@ -57,6 +57,10 @@ def models_list(as_json: bool) -> None:
     if not entries:
         click.echo(f"No models registered in {store.root}: run `python utilscli.py retrain`.")
         return
+    # The two first figures the gate shows for this kind of model (R² and RMSE, or log loss
+    # and accuracy).
+    kind = "log_loss" if any("log_loss" in e.held_out for e in entries) else "r2"
+    shown = COLUMNS[kind][:2]
     rows = []
     for entry in entries:
         marker = "*" if entry.version == served else ("earlier" if entry.version in history else "")
@@ -64,13 +68,13 @@ def models_list(as_json: bool) -> None:
             (
                 entry.version,
                 entry.created_at.replace("+00:00", "Z"),
-                fmt(entry.held_out.get("r2"), 4),
-                fmt(entry.held_out.get("rmse"), 3),
+                *(fmt(entry.held_out.get(key), digits) for key, _heading, digits in shown),
                 str(entry.metadata.get("data", {}).get("sha256", ""))[:12],
                 marker,
             )
         )
-    click.echo(render_table(("version", "created", "R²", "RMSE", "data", "promoted"), rows))
+    headings = tuple(heading for _key, heading, _digits in shown)
+    click.echo(render_table(("version", "created", *headings, "data", "promoted"), rows))
 
 
 @models.command("promote")
