@@ -29,9 +29,9 @@ def test_feedback_joins_once_and_names_unknown_ids(store):
     store.write([record("a"), record("b", 0), record("b", 1)])
     outcome = store.add_feedback([Feedback("a", 0, 74.0), Feedback("b", 1, 69.0),
                                   Feedback("nope", 0, 70.0)])  # fmt: skip
-    assert outcome == {"joined": ["a", "b"], "unknown": ["nope"], "already": []}
+    assert outcome == {"joined": ["a", "b"], "unknown": ["nope"], "already": [], "mismatched": []}
     again = store.add_feedback([Feedback("a", 0, 80.0)])
-    assert again == {"joined": [], "unknown": [], "already": ["a"]}
+    assert again == {"joined": [], "unknown": [], "already": ["a"], "mismatched": []}
     actual = {(r["request_id"], r["row_index"]): r["actual"] for r in store.rows()}
     assert actual == {("a", 0): 74.0, ("b", 0): None, ("b", 1): 69.0}  # the first value stands
 

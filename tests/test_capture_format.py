@@ -109,7 +109,7 @@ def test_feedback_finds_service_ids_among_many_batches(store):
         if b % 40 == 7:
             wanted.append(ids[3])
     outcome = store.add_feedback([Feedback(request_id, 0, 70.0) for request_id in wanted])
-    assert outcome == {"joined": wanted, "unknown": [], "already": []}
+    assert outcome == {"joined": wanted, "unknown": [], "already": [], "mismatched": []}
     never = service_id(now - 50.123)  # inside the batches' time, never captured
     assert store.add_feedback([Feedback(never, 0, 70.0)])["unknown"] == [never]
     assert store.quality(3600)["v1"]["labelled"] == len(wanted)

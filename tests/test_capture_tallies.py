@@ -31,7 +31,7 @@ def test_the_percentile_of_binned_differences_is_within_five_percent_of_the_exac
     rng = random.Random(7)
     differences = [abs(rng.gauss(0, 1.5)) for _ in range(5000)]
     tally = RolloutTally()
-    tally.add_scores(time.time(), "v2", [0.0] * len(differences), differences, tolerance=1.0)
+    tally.add_scores(time.time(), "v2", differences, tolerance=1.0)
     bins = {b: n for (_, _, b), n in tally.bins.items()}
     exact = sorted(differences)[math.ceil(0.95 * len(differences)) - 1]
     assert percentile(bins, 0.95) == pytest.approx(exact, rel=0.05)
@@ -55,7 +55,7 @@ def test_the_stores_figures_equal_a_pass_over_the_records(store):
     store.write(records)
     tally = RolloutTally()
     for champion, shadow in zip(records[::2], records[1::2], strict=True):
-        tally.add_scores(champion.ts, "v2", [champion.prediction], [shadow.prediction], 2.0)
+        tally.add_scores(champion.ts, "v2", [abs(shadow.prediction - champion.prediction)], 2.0)
     store.add_rollout(tally)
     store.add_feedback(feedback)
 

@@ -4,7 +4,9 @@ Columns: ``request_id``, ``time`` (ISO 8601, UTC), ``model_version``, ``role``, 
 features (named as in training), the answer's fields (written from the captured prediction
 as the service wrote them), ``interval_low``/``interval_high``,
 and the target (e.g. ``Height``): the true value where feedback arrived, empty otherwise,
-so ``evaluate --data`` scores exactly the labelled rows.
+so ``evaluate --data`` scores exactly the labelled rows. A classifier's answer is its
+``label`` and one probability column per class, ``p_<class>`` as batch scoring writes them
+(``Schema.table_fields``; no interval), and its target column holds the true labels.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import re
 
 from cookbook.core.answers import answer_writer
+from cookbook.core.classes import label_index
 from cookbook.core.schema import Schema
 from cookbook.lifecycle.capture_store import CaptureStore
 
@@ -45,24 +48,53 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
 
 def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tuple[str, int]:
     """Return the CSV text of the captured rows and how many there are."""
-    fields = list(schema.answer_fields())
-    write_answer = answer_writer(schema)
+    target = schema.target
+    fields = list(schema.table_fields())  # a classifier's label and p_<class> columns
+    if not target.is_classification:
+        fields += ["interval_low", "interval_high"]
     header = ["request_id", "time", "model_version", "role", *schema.feature_names, *fields,
-              "interval_low", "interval_high", schema.target.name]  # fmt: skip
+              target.name]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     rows = store.rows(since, roles=ANSWERING_ROLES)
+    answer_cells = _class_cells(schema) if target.is_classification else _value_cells(schema)
     for row in rows:
         moment = _dt.datetime.fromtimestamp(row["ts"], _dt.UTC).isoformat(timespec="milliseconds")
-        answer = write_answer(row["prediction"])
         writer.writerow([
             row["request_id"], moment, row["model_version"], row["role"],
             *(row["inputs"].get(name, "") for name in schema.feature_names),
-            *(answer.get(field, "") for field in fields),
-            _blank(row["interval_low"]), _blank(row["interval_high"]), _blank(row["actual"]),
+            *answer_cells(row), _blank(row["actual"]),
         ])  # fmt: skip
     return buffer.getvalue(), len(rows)
+
+
+def _value_cells(schema: Schema):
+    """Return the writer of a regression's answer cells: its fields and its interval."""
+    fields = schema.answer_fields()
+    write_answer = answer_writer(schema)
+
+    def cells(row: dict) -> list:
+        answer = write_answer(row["prediction"])
+        return [*(answer.get(field, "") for field in fields), _blank(row["interval_low"]),
+                _blank(row["interval_high"])]  # fmt: skip
+
+    return cells
+
+
+def _class_cells(schema: Schema):
+    """Return the writer of a classifier's answer cells: its label and probabilities (a row
+    captured without its label gets the one the model answers at its own threshold)."""
+    target = schema.target
+
+    def cells(row: dict) -> list:
+        probabilities = row["probabilities"]
+        if probabilities is None:  # a number: another task's row, never this model's
+            return [""] * (1 + len(target.classes))
+        label = row["label"] or target.classes[label_index(target, probabilities, None)]
+        return [label, *probabilities]
+
+    return cells
 
 
 def _blank(value: float | None) -> object:

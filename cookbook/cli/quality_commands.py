@@ -30,7 +30,11 @@ LABELLED_CSV = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_file: Path, as_json: bool) -> None:
-    """Print the served model's R², RMSE and MAE on labelled data, overall and by group."""
+    """Print the served model's metrics on labelled data, overall and by group.
+
+    A regression's R², RMSE and MAE; a classifier's log loss, Brier score, accuracy, ROC AUC
+    (binary), ECE and the share of true labels in its prediction sets.
+    """
     with one_line_errors():
         report = evaluation.evaluate(model_path(), data_file)
     if as_json:
@@ -70,8 +74,9 @@ DRIFT_EXIT_CODES = {"ok": 0, "warn": 1, "alert": 2}
 def drift(ctx: click.Context, data_file: Path, column: str | None, as_json: bool) -> None:
     """Compare a file's inputs with the training data, feature by feature: PSI and KS.
 
-    The worst feature's PSI sets the exit code: 0 ok (PSI < 0.1), 1 warn (PSI < 0.25),
-    2 alert, 3 the check could not run.
+    A classifier's answered classes are compared too, with those of its held-out rows. The
+    worst PSI sets the exit code: 0 ok (PSI < 0.1), 1 warn (PSI < 0.25), 2 alert, 3 the
+    check could not run.
     """
     with one_line_errors(DriftCheckFailed):
         served = model_path()
@@ -103,6 +108,15 @@ def drift(ctx: click.Context, data_file: Path, column: str | None, as_json: bool
             click.echo(
                 f"KS:  {feature['ks']:.4f} (5% critical value {feature['ks_critical_5pct']:.4f})"
             )
+    predicted = report.get("predicted_classes")
+    if predicted:
+        rejected = f", {predicted['rows_rejected']} rejected" if predicted["rows_rejected"] else ""
+        click.echo(f"\n{predicted['target']} as the model answers it ({predicted['rows']} "
+                   f"rows{rejected})")  # fmt: skip
+        rows = [(b["class"], f"{b['expected_share']:.1%}", f"{b['actual_share']:.1%}")
+                for b in predicted["bins"]]  # fmt: skip
+        click.echo(render_table(("class", "held-out rows", "this file"), rows))
+        click.echo(f"PSI: {predicted['psi']:.4f} ({predicted['verdict']})")
     click.echo(
         f"\nVerdict: {report['verdict']} (worst feature {report['worst_feature']}, PSI "
         f"{report['psi']:.4f}; warn at {PSI_WARN:g}, alert at {PSI_ALERT:g})"

@@ -67,7 +67,10 @@ def rollout_shadow(version: str) -> None:
     show_default=True,
     help="Labelled rows the candidate needs before it can be promoted.",
 )
-@tolerance_option("Largest allowed MAE increase over the champion's, relative (0.05: 5%).")
+@tolerance_option(
+    "Largest allowed increase of the MAE (a classifier's log loss) over the champion's, "
+    "relative (0.05: 5%)."
+)
 @token_option("The service's API_TOKEN, sent as a Bearer token to read GET /rollout.")
 @click.option(
     "--admin-token",

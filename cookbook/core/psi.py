@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # The industry's usual reading of PSI.
 PSI_WARN = 0.1
@@ -35,6 +36,20 @@ def psi_from_counts(expected: Sequence[float], actual: Sequence[float]) -> float
         q = max(got / actual_total, PSI_FLOOR)
         psi += (q - p) * math.log(q / p)
     return psi
+
+
+def expected_class_counts(metadata: Mapping[str, Any],
+                          classes: Sequence[str]) -> list[float] | None:  # fmt: skip
+    """Return how many of its scored rows (held out at training, or given at import) a
+    classifier answered with each of *classes*: the column sums of ``model.json``'s
+    ``diagnostics.confusion`` (true classes by row, answered ones by column, in the order of
+    *classes*); None for a model without it."""
+    confusion = (metadata.get("diagnostics") or {}).get("confusion")
+    if not isinstance(confusion, list) or not confusion:
+        return None
+    if any(not isinstance(row, list) or len(row) != len(classes) for row in confusion):
+        return None
+    return [float(sum(row[column] for row in confusion)) for column in range(len(classes))]
 
 
 def drift_verdict(psi: float) -> str:

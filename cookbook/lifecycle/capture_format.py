@@ -2,11 +2,15 @@
 
 A batch is what one worker answered in one flush interval, stored as one JSON array of
 records, ``[request_id, row_index, ts, model_version, role, [input values], prediction,
-interval_low, interval_high]``; the feature names are kept once per batch and model
-version. Storing a batch is then one row in the database, whatever the traffic: no insert
-and no index entry per prediction. A record holds facts only: the answer's other fields
-(the rounded height, its words) follow from the prediction and the model's schema, so they
-are written when read (``capture export``), not encoded and stored for every prediction.
+interval_low, interval_high]``; the feature names are kept once per batch and model version.
+A classifier's prediction is its answered label and its probabilities, in the order of its
+classes, ``["malignant", [0.02, 0.98]]`` (the label is null when the request asked for the
+probabilities only), and it has no interval; the facts of its model (classes, threshold,
+prediction set) are kept once per model version, beside the batches. Storing a batch is then
+one row in the database, whatever the traffic: no insert and no index entry per prediction.
+A record holds facts only: the answer's other fields (the rounded height, its words) follow
+from the prediction and the model's schema, so they are written when read (``capture
+export``), not encoded and stored for every prediction.
 
 Finding a record again (feedback may come days later) needs no index entry per record.
 The service's own request ids begin with 14 hex digits of microseconds
@@ -17,14 +21,15 @@ one whose key is far from its batch's time, is listed in the store's key table i
 
 Batches written by the previous build (JSON lines, the whole answer in place of the two
 interval bounds) are still read: ``decode`` and ``find`` return their records in this
-layout.
+layout; so are a classifier's records of the first build that served classifiers (the
+probabilities alone: ``class_prediction`` reads both).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -69,16 +74,19 @@ class Batch:
     key_max: str | None
     unkeyed_ids: list[str]  # request ids the key range does not cover
     feature_names: dict[str, list[str]]  # model version -> its feature names
+    # A classifier's model version -> its facts (``class_tallies.ClassModel.to_json``).
+    models: dict[str, str] = field(default_factory=dict)
 
     def names_json(self) -> str:
         """Return the feature names, by model version, as JSON text."""
         return orjson.dumps(self.feature_names).decode()
 
 
-def make_batch(records: Sequence[Sequence[Any]],
-               feature_names: Mapping[str, Sequence[str]]) -> Batch:  # fmt: skip
+def make_batch(records: Sequence[Sequence[Any]], feature_names: Mapping[str, Sequence[str]],
+               models: Mapping[str, str] | None = None) -> Batch:  # fmt: skip
     """Return *records* (in this module's layout, as the requests queued them) as one Batch;
-    *feature_names* gives each of their model versions' feature names.
+    *feature_names* gives each of their model versions' feature names, *models* the facts
+    of those that are classifiers.
 
     The writer thread does this for every flush, holding the interpreter while it runs:
     one encoding call for the whole batch, and C-level passes over the records.
@@ -90,9 +98,11 @@ def make_batch(records: Sequence[Sequence[Any]],
     lowest, highest = time_key(first_ts - KEY_SLACK_SECONDS), time_key(last_ts + 1)
     key_min, key_max, unkeyed = _key_range(ids, lowest, highest)
     versions = sorted(set(map(itemgetter(MODEL_VERSION), records)))
+    models = models or {}
     return Batch(first_ts=first_ts, last_ts=last_ts, records=len(records), body=body,
                  key_min=key_min, key_max=key_max, unkeyed_ids=unkeyed,
-                 feature_names={v: list(feature_names[v]) for v in versions})  # fmt: skip
+                 feature_names={v: list(feature_names[v]) for v in versions},
+                 models={v: models[v] for v in versions if v in models})  # fmt: skip
 
 
 def _key_range(ids: list[str], lowest: str, highest: str
@@ -111,6 +121,20 @@ def _key_range(ids: list[str], lowest: str, highest: str
     covered = set(inside)
     unkeyed = [i for i in unique if i not in covered]
     return min(keys, default=None), max(keys, default=None), unkeyed
+
+
+def class_prediction(prediction: Any) -> tuple[str | None, list[float] | None]:
+    """Return a captured prediction's answered label and probabilities, or (None, None)
+    for a regression's number.
+
+    A classifier's record of the first build that served classifiers holds the
+    probabilities alone: its label is None (the model's own threshold answers it).
+    """
+    if not isinstance(prediction, list):
+        return None, None
+    if len(prediction) == 2 and isinstance(prediction[1], list):
+        return prediction[0], prediction[1]
+    return None, prediction
 
 
 def decode(body: bytes) -> list[list[Any]]:

@@ -2,12 +2,19 @@
 
 Each answered row is one record: the request id and the row's index in it, the time, the
 model version, which role answered (champion, canary, or a shadow that only scored), the
-inputs, the predicted value and its interval as sent. Records are stored in batches, one
-database row per worker and flush (``cookbook.lifecycle.capture_format`` says how); true
-values from feedback are labels, one row per labelled record, which carry what the
-quality figures need. ``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so
-every worker of a deployment writes to one file) or ``postgresql://...`` for deployments
-with several replicas. The same SQL serves both; only placeholders and a few types differ.
+inputs, the predicted value and its interval as sent (a classifier's: its answered label
+and probabilities). Records are stored in batches, one database row per worker and flush
+(``cookbook.lifecycle.capture_format`` says how); true values from feedback are labels, one
+row per labelled record, which carry what the quality figures need. A classifier's model
+facts (classes, threshold, prediction set) are kept once per version (``capture_models``),
+so feedback days later, after a reload, still scores the rows of the model that answered.
+``CAPTURE_URL`` chooses the store: ``sqlite:///PATH`` (WAL mode, so every worker of a
+deployment writes to one file) or ``postgresql://...`` for deployments with several
+replicas. The same SQL serves both; only placeholders and a few types differ.
+
+A store written by an earlier build is brought up to date in place when the service creates
+its tables: the columns added since (``ADDED_COLUMNS``) are added, the new tables created;
+its rows stay as they are, and a reader reads both shapes.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import orjson
 
 from cookbook.core.errors import MlibError
 from cookbook.lifecycle import capture_format as fmt
-from cookbook.lifecycle.capture_format import Batch, make_batch
+from cookbook.lifecycle.capture_format import Batch, class_prediction, make_batch
 from cookbook.lifecycle.capture_tallies import (
     QUALITY_COLUMNS,
     ROLLOUT_COLUMNS,
@@ -37,10 +44,24 @@ from cookbook.lifecycle.capture_tallies import (
     quality_report,
     rollout_report,
 )
+from cookbook.lifecycle.class_tallies import BIN_COLUMNS, ClassBins, ClassModel, score_row
 
-# The captured records and their labels, then the running sums of the summaries.
+# The captured records and their labels, then the running sums of the summaries (kept with
+# the records they sum), then the classifiers' facts by model version (kept for good).
 RECORD_TABLES = ("capture_batches", "capture_keys", "capture_labels")
-TABLES = (*RECORD_TABLES, "capture_quality", "capture_rollout", "capture_rollout_bins")
+SUM_TABLES = ("capture_quality", "capture_rollout", "capture_rollout_bins", "capture_class_bins")
+TABLES = (*RECORD_TABLES, *SUM_TABLES, "capture_models")
+# Columns added to the first tables since they were made: ``migrate`` adds those a store
+# lacks. ``{real}`` is the database's float type.
+ADDED_COLUMNS = (
+    ("capture_labels", "actual_label", "TEXT"),  # a classifier's true label
+    *(("capture_quality", name, kind) for name, kind in (
+        ("log_loss", "{real}"), ("brier", "{real}"), ("correct", "BIGINT"),
+        ("with_set", "BIGINT"), ("inside_set", "BIGINT"))),
+    *(("capture_rollout", name, kind) for name, kind in (
+        ("agreed", "BIGINT"), ("champion_log_loss", "{real}"), ("shadow_log_loss", "{real}"),
+        ("champion_correct", "BIGINT"), ("shadow_correct", "BIGINT"))),
+)  # fmt: skip
 SHADOW_ROLE = "shadow"
 CHAMPION_ROLE = "champion"
 # Seconds a writer waits for another writer's lock before the batch fails.
@@ -62,18 +83,28 @@ class Record(NamedTuple):
     model_version: str
     role: str
     inputs: dict[str, Any]
-    prediction: float
+    prediction: Any  # a number, or a classifier's [label, [probabilities]]
     interval_low: float | None  # the answer's interval, as sent (None: the model has none)
     interval_high: float | None
 
 
 @dataclass(frozen=True)
 class Feedback:
-    """A true value for one captured row."""
+    """A true value for one captured row: a number, or a classifier's label."""
 
     request_id: str
     row_index: int
-    actual: float
+    actual: float | str
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """What labelling one captured record stores, and a classifier's score of it."""
+
+    prediction: float  # a classifier's: the answered class's probability
+    actual: float  # a classifier's: 1 when the answered label is the true one, else 0
+    actual_label: str | None
+    score: Any = None  # a classifier's ``class_tallies.RowScore``
 
 
 def batch_of(records: Sequence[Record]) -> Batch:
@@ -84,6 +115,24 @@ def batch_of(records: Sequence[Record]) -> Batch:
     )
 
 
+def label_of(record: Sequence[Any], actual: float | str,
+             models: dict[str, ClassModel]) -> Labelled | None:  # fmt: skip
+    """Return what labelling *record* with the true value *actual* stores, or None when the
+    value does not fit the model that answered (or its facts were never kept)."""
+    label, probabilities = class_prediction(record[fmt.PREDICTION])
+    if probabilities is None:
+        if isinstance(actual, str):
+            return None
+        return Labelled(record[fmt.PREDICTION], actual, None)
+    model = models.get(record[fmt.MODEL_VERSION])
+    if model is None or not isinstance(actual, str):
+        return None
+    score = score_row(model, probabilities, label, actual)
+    if score is None:
+        return None
+    return Labelled(score.confidence, float(score.correct), actual, score)
+
+
 class CaptureStore:
     """The capture tables in one database; every method opens and closes its own connection."""
 
@@ -91,6 +140,7 @@ class CaptureStore:
     float_type = "REAL"
     id_type = "INTEGER PRIMARY KEY"  # SQLite's rowid: grows with every batch
     blob_type = "BLOB"
+    add_column = "ADD COLUMN"  # SQLite has no IF NOT EXISTS here: migrate holds the lock
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -104,10 +154,28 @@ class CaptureStore:
         raise NotImplementedError
 
     def create(self) -> None:
-        """Create the tables and their indexes if they do not exist."""
+        """Create the tables and their indexes if they do not exist; add the columns an
+        earlier build's tables lack."""
         with self.connect() as db:
             for statement in self.ddl():
                 db.execute(statement)
+            self.migrate(db)
+
+    def migrate(self, db: Any) -> None:
+        """Add the ``ADDED_COLUMNS`` a store's tables lack (0 in the rows already there)."""
+        present: dict[str, set[str]] = {}
+        for table, column, kind in ADDED_COLUMNS:
+            if table not in present:
+                present[table] = self.columns(db, table)
+            if column not in present[table]:
+                default = "" if kind == "TEXT" else " NOT NULL DEFAULT 0"
+                db.execute(f"ALTER TABLE {table} {self.add_column} {column} "
+                           f"{kind.format(real=self.float_type)}{default}")  # fmt: skip
+
+    @staticmethod
+    def columns(db: Any, table: str) -> set[str]:
+        """Return the names of *table*'s columns."""
+        return {column[0] for column in db.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
     def ddl(self) -> list[str]:
         """Return the statements that create the tables."""
@@ -143,6 +211,14 @@ class CaptureStore:
             """CREATE TABLE IF NOT EXISTS capture_rollout_bins (
                 hour BIGINT NOT NULL, shadow_version TEXT NOT NULL, bin INTEGER NOT NULL,
                 count BIGINT NOT NULL, PRIMARY KEY (hour, shadow_version, bin))""",
+            # A classifier's ECE and AUC bins (cookbook.lifecycle.class_tallies).
+            f"""CREATE TABLE IF NOT EXISTS capture_class_bins (
+                hour BIGINT NOT NULL, model_version TEXT NOT NULL, role TEXT NOT NULL,
+                kind TEXT NOT NULL, bin INTEGER NOT NULL, count BIGINT NOT NULL,
+                hits BIGINT NOT NULL, confidence {real} NOT NULL,
+                PRIMARY KEY (hour, model_version, role, kind, bin))""",
+            """CREATE TABLE IF NOT EXISTS capture_models (
+                model_version TEXT PRIMARY KEY, facts TEXT NOT NULL)""",
         ]
 
     def sql(self, text: str) -> str:
@@ -172,19 +248,42 @@ class CaptureStore:
         for request_id in batch.unkeyed_ids:
             db.execute(self.sql("INSERT INTO capture_keys (request_id, batch_id) VALUES (?, ?)"),
                        (request_id, batch_id))  # fmt: skip
+        self.insert_models(db, batch.models)
+
+    def add_models(self, models: dict[str, str]) -> None:
+        """Keep classifiers' facts (model version -> ``ClassModel.to_json()``)."""
+        if models:
+            with self.connect() as db:
+                self.insert_models(db, models)
+
+    def insert_models(self, db: Any, models: dict[str, str]) -> None:
+        """Keep classifiers' facts on connection *db*; a version's first facts stand."""
+        for version, facts in models.items():
+            db.execute(self.sql("INSERT INTO capture_models (model_version, facts) VALUES (?, ?)"
+                                " ON CONFLICT DO NOTHING"), (version, facts))  # fmt: skip
+
+    def class_models(self, db: Any) -> dict[str, ClassModel]:
+        """Return the facts of every classifier the store has captured, by model version."""
+        return {version: ClassModel.from_json(facts) for version, facts in
+                db.execute("SELECT model_version, facts FROM capture_models")}  # fmt: skip
 
     def add_feedback(self, items: Sequence[Feedback]) -> dict[str, list[str]]:
         """Join true values with captured rows; return request ids by outcome.
 
         ``joined``: the value was stored; ``unknown``: no such captured row (never captured,
-        or trimmed by retention); ``already``: the row had feedback (the first value stands).
+        or trimmed by retention); ``already``: the row had feedback (the first value stands);
+        ``mismatched``: the value does not fit the model that answered (a label for a
+        regression, a number for a classifier, a label that is not one of its classes).
         """
-        outcome: dict[str, list[str]] = {"joined": [], "unknown": [], "already": []}
+        outcome: dict[str, list[str]] = {"joined": [], "unknown": [], "already": [],
+                                         "mismatched": []}  # fmt: skip
         now = time.time()
         quality: dict[tuple[int, str, str], QualitySums] = {}
+        bins = ClassBins()
         rollout = RolloutTally()
         with self.connect() as db:
             bodies: dict[int, bytes] = {}
+            models: dict[str, ClassModel] | None = None  # read when a classifier's row is
             for item in items:
                 labelled = db.execute(
                     self.sql("SELECT 1 FROM capture_labels WHERE request_id = ? AND row_index = ?"),
@@ -198,30 +297,46 @@ class CaptureStore:
                 if not found:
                     outcome["unknown"].append(item.request_id)
                     continue
-                labelled = {}
-                for record in found:  # the first record of each role stands
+                if models is None and any(isinstance(r[fmt.PREDICTION], list) for r in found):
+                    models = self.class_models(db)
+                labels = [label_of(record, item.actual, models or {}) for record in found]
+                if None in labels:
+                    outcome["mismatched"].append(item.request_id)
+                    continue
+                joined = {}
+                for record, label in zip(found, labels, strict=True):
+                    # The first record of each role stands.
                     if db.execute(
                         self.sql("INSERT INTO capture_labels (request_id, row_index, role,"
                                  " model_version, ts, prediction, interval_low, interval_high,"
-                                 " actual, actual_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                                 " ON CONFLICT DO NOTHING"),
+                                 " actual, actual_label, actual_ts) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                                 " ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                         (item.request_id, item.row_index, record[fmt.ROLE],
-                         record[fmt.MODEL_VERSION], record[fmt.TS], record[fmt.PREDICTION],
-                         record[fmt.INTERVAL_LOW], record[fmt.INTERVAL_HIGH], item.actual, now),
+                         record[fmt.MODEL_VERSION], record[fmt.TS], label.prediction,
+                         record[fmt.INTERVAL_LOW], record[fmt.INTERVAL_HIGH], label.actual,
+                         label.actual_label, now),
                     ).rowcount > 0:  # fmt: skip
-                        labelled[record[fmt.ROLE]] = record
-                for role, record in labelled.items():
-                    key = (minute_of(record[fmt.TS]), record[fmt.MODEL_VERSION], role)
-                    quality.setdefault(key, QualitySums()).add(
-                        record[fmt.PREDICTION], item.actual, record[fmt.INTERVAL_LOW],
-                        record[fmt.INTERVAL_HIGH])  # fmt: skip
-                if CHAMPION_ROLE in labelled and SHADOW_ROLE in labelled:
-                    champion, shadow = labelled[CHAMPION_ROLE], labelled[SHADOW_ROLE]
-                    rollout.add_label(champion[fmt.TS], shadow[fmt.MODEL_VERSION],
-                                      champion[fmt.PREDICTION], shadow[fmt.PREDICTION],
-                                      item.actual)  # fmt: skip
-                outcome["joined" if labelled else "already"].append(item.request_id)
+                        joined[record[fmt.ROLE]] = (record, label)
+                for role, (record, label) in joined.items():
+                    ts, version = record[fmt.TS], record[fmt.MODEL_VERSION]
+                    sums = quality.setdefault((minute_of(ts), version, role), QualitySums())
+                    if label.score is None:
+                        sums.add(label.prediction, label.actual, record[fmt.INTERVAL_LOW],
+                                 record[fmt.INTERVAL_HIGH])  # fmt: skip
+                    else:
+                        sums.add_class(label.score)
+                        bins.add(hour_of(ts), version, role, label.score)
+                if CHAMPION_ROLE in joined and SHADOW_ROLE in joined:
+                    (champion, ours), (shadow, theirs) = joined[CHAMPION_ROLE], joined[SHADOW_ROLE]
+                    ts, version = champion[fmt.TS], shadow[fmt.MODEL_VERSION]
+                    if ours.score is None or theirs.score is None:
+                        rollout.add_label(ts, version, ours.prediction, theirs.prediction,
+                                          item.actual)  # fmt: skip
+                    else:
+                        rollout.add_class_label(ts, version, ours.score, theirs.score)
+                outcome["joined" if joined else "already"].append(item.request_id)
             self._add_quality(db, quality)
+            self._add_class_bins(db, bins)
             self._add_rollout(db, rollout)
         return outcome
 
@@ -244,6 +359,13 @@ class CaptureStore:
                                  QUALITY_COLUMNS)  # fmt: skip
         for key, total in sums.items():
             db.execute(statement, (*key, *total.values()))
+
+    def _add_class_bins(self, db: Any, bins: ClassBins) -> None:
+        statement = self._upsert("capture_class_bins",
+                                 ("hour", "model_version", "role", "kind", "bin"),
+                                 BIN_COLUMNS)  # fmt: skip
+        for key, total in bins.sums.items():
+            db.execute(statement, (*key, *total))
 
     def _add_rollout(self, db: Any, tally: RolloutTally) -> None:
         statement = self._upsert("capture_rollout", ("minute", "shadow_version"),
@@ -301,7 +423,7 @@ class CaptureStore:
                     "SELECT min(id), min(first_ts) FROM capture_batches"
                 ).fetchone()
                 if oldest_id is None:
-                    for table in TABLES[1:]:
+                    for table in (*RECORD_TABLES[1:], *SUM_TABLES):
                         db.execute(f"DELETE FROM {table}")
                 else:
                     db.execute(self.sql("DELETE FROM capture_keys WHERE batch_id < ?"),
@@ -312,6 +434,7 @@ class CaptureStore:
                         ("capture_quality", "minute", minute_of),
                         ("capture_rollout", "minute", minute_of),
                         ("capture_rollout_bins", "hour", hour_of),
+                        ("capture_class_bins", "hour", hour_of),
                     ):
                         db.execute(self.sql(f"DELETE FROM {table} WHERE {unit} < ?"),
                                    (start(oldest_ts),))  # fmt: skip
@@ -333,12 +456,7 @@ class CaptureStore:
         """Return the captured rows (oldest first), from *since* (epoch seconds) if given,
         of the given *roles* only if given; a row captured twice is the first capture."""
         with self.connect(write=False) as db:
-            # Labels carry their record's time: only those of the rows asked for are read.
-            query, params = "SELECT request_id, row_index, role, actual FROM capture_labels", ()
-            if since is not None:
-                query, params = query + " WHERE ts >= ?", (since,)
-            labels = {(r, i, role): actual for r, i, role, actual in db.execute(
-                self.sql(query), params)}  # fmt: skip
+            labels = self._labels(db, since)
             found: dict[tuple, dict[str, Any]] = {}
             for names, records in self._batches(db, since):
                 for record in records:
@@ -347,33 +465,64 @@ class CaptureStore:
                     wanted = (since is None or ts >= since) and (roles is None or role in roles)
                     if not wanted or key in found:
                         continue
+                    label, probabilities = class_prediction(predicted)
                     found[key] = {
                         "request_id": request_id, "row_index": index, "ts": ts,
                         "model_version": version, "role": role,
                         "inputs": dict(zip(names[version], inputs, strict=True)),
-                        "prediction": predicted, "interval_low": low, "interval_high": high,
+                        "prediction": None if probabilities is not None else predicted,
+                        "label": label, "probabilities": probabilities,
+                        "interval_low": low, "interval_high": high,
                         "actual": labels.get(key),
                     }  # fmt: skip
         return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))
 
+    def _labels(self, db: Any, since: float | None) -> dict[tuple[str, int, str], Any]:
+        """Return the true values (a classifier's: labels) by (request id, row, role), of the
+        rows captured from *since*; a store of an earlier build has no ``actual_label``."""
+        # Labels carry their record's time: only those of the rows asked for are read.
+        query, params = "SELECT * FROM capture_labels", ()
+        if since is not None:
+            query, params = query + " WHERE ts >= ?", (since,)
+        cursor = db.execute(self.sql(query), params)
+        names = [column[0] for column in cursor.description]
+        at = {name: names.index(name) for name in ("request_id", "row_index", "role", "actual")}
+        text = names.index("actual_label") if "actual_label" in names else None
+        labels = {}
+        for row in cursor:
+            actual = row[at["actual"]] if text is None or row[text] is None else row[text]
+            labels[(row[at["request_id"]], row[at["row_index"]], row[at["role"]])] = actual
+        return labels
+
     def quality(self, window_seconds: float) -> dict[str, dict[str, Any]]:
         """Return, per model version, the labelled rows' count, MAE, RMSE, bias and the
-        share whose true value lay inside the prediction interval, over the window's
-        minutes, for the roles that answer (a shadow's labels are /rollout's)."""
+        share whose true value lay inside the prediction interval (a classifier's log loss,
+        Brier score, accuracy, ROC AUC, ECE and set coverage), over the window's minutes
+        (the bins of AUC and ECE: its hours), for the roles that answer (a shadow's labels
+        are /rollout's)."""
+        since = time.time() - window_seconds
         sums = ", ".join(f"SUM({c})" for c in QUALITY_COLUMNS)
+        bin_sums = ", ".join(f"SUM({c})" for c in BIN_COLUMNS)
         with self.connect(write=False) as db:
             rows = db.execute(
                 self.sql(f"SELECT model_version, role, {sums} FROM capture_quality"
                          " WHERE minute >= ? AND role <> ? GROUP BY model_version, role"),
-                (minute_of(time.time() - window_seconds), SHADOW_ROLE),
+                (minute_of(since), SHADOW_ROLE),
             ).fetchall()  # fmt: skip
-        return quality_report(rows)
+            bins = db.execute(
+                self.sql(f"SELECT model_version, kind, bin, {bin_sums} FROM capture_class_bins"
+                         " WHERE hour >= ? AND role <> ? GROUP BY model_version, kind, bin"),
+                (hour_of(since), SHADOW_ROLE),
+            ).fetchall()  # fmt: skip
+            models = self.class_models(db)
+        return quality_report(rows, bins, models)
 
-    def rollout(self, window_seconds: float, shadow_version: str,
-                tolerance: float) -> dict[str, Any]:  # fmt: skip
+    def rollout(self, window_seconds: float, shadow_version: str, tolerance: float,
+                classifier: bool = False) -> dict[str, Any]:  # fmt: skip
         """Return how the shadow compared with the champion over the window: its rows'
         differences (the percentile from the window's hours) and, where feedback arrived,
-        both models' MAE on the same rows."""
+        both models' MAE on the same rows (a *classifier*'s label agreement, and both
+        models' log loss and accuracy)."""
         since = time.time() - window_seconds
         sums = ", ".join(f"SUM({c})" for c in ROLLOUT_COLUMNS)
         with self.connect(write=False) as db:
@@ -388,7 +537,7 @@ class CaptureStore:
                 (hour_of(since), shadow_version),
             ).fetchall()  # fmt: skip
         return rollout_report(totals if totals and totals[0] is not None else None,
-                              dict(bins), tolerance)  # fmt: skip
+                              dict(bins), tolerance, classifier)  # fmt: skip
 
 
 class SQLiteStore(CaptureStore):
@@ -457,6 +606,7 @@ class PostgresStore(CaptureStore):
     float_type = "DOUBLE PRECISION"
     id_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
     blob_type = "BYTEA"
+    add_column = "ADD COLUMN IF NOT EXISTS"  # replicas starting together may both add it
 
     @contextlib.contextmanager
     def connect(self, write: bool = True) -> Iterator[Any]:

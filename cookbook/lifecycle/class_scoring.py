@@ -32,6 +32,15 @@ def predicted_indices(target: Target, probabilities: Any):
     return np.argmax(probabilities, axis=1)  # ties: the first class, as the API answers
 
 
+def predicted_class_counts(target: Target, probabilities: Any) -> dict[str, int]:
+    """Return how many rows the model answers with each class, under its own threshold."""
+    import numpy as np
+
+    answered = predicted_indices(target, probabilities)
+    counts = np.bincount(answered, minlength=len(target.classes)).tolist()
+    return dict(zip(target.classes, counts, strict=True))
+
+
 def label_indices(target: Target, labels: Sequence[str]):
     """Return the index of each true label among *target*'s classes (-1 for an unknown one)."""
     import numpy as np

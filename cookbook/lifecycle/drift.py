@@ -3,8 +3,10 @@
 Number features: the Population Stability Index over the training histogram's bins
 (the service's own binning, so online and offline PSIs agree) and the two-sample
 Kolmogorov-Smirnov statistic against the stored ECDF. Category features: PSI over the
-training categories' frequencies, with unseen categories in a bin of their own. The
-worst feature's verdict is the file's.
+training categories' frequencies, with unseen categories in a bin of their own. A
+classifier's answers too: the PSI of the classes it answers for the file's rows against
+those it answered on its held-out rows at training (the answered columns of
+``model.json``'s ``diagnostics.confusion``). The worst verdict among them is the file's.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from cookbook.core.psi import (
     PSI_WARN,
     bin_index,
     drift_verdict,
+    expected_class_counts,
     psi_from_counts,
     worst_verdict,
 )
-from cookbook.core.schema import CategoryFeature, NumberFeature
+from cookbook.core.schema import CategoryFeature, NumberFeature, Schema
+from cookbook.lifecycle.class_scoring import predicted_class_counts
 from cookbook.lifecycle.data import read_csv
 from cookbook.lifecycle.vectorized import accepted_numbers
 
@@ -122,13 +126,51 @@ def category_drift(feature: CategoryFeature, cells: Any) -> dict[str, Any]:
     }
 
 
+def predicted_class_drift(served_model: Path, schema: Schema, cells: Any,
+                          expected: list[float]) -> dict[str, Any]:  # fmt: skip
+    """Return the PSI and per-class shares of the classes a classifier answers (at its own
+    threshold) for the rows of *cells* (a frame of its features, as text) whose every
+    feature it accepts, against the *expected* counts of its held-out rows."""
+    import pandas as pd
+
+    from cookbook.lifecycle.artifacts import load_predictor
+    from cookbook.lifecycle.evaluation import valid_rows
+    from cookbook.lifecycle.vectorized import predict_frame
+
+    predictor = load_predictor(served_model)
+    frame = pd.DataFrame({
+        feature.name: pd.to_numeric(cells[feature.name], errors="coerce")
+        if isinstance(feature, NumberFeature) else cells[feature.name]
+        for feature in schema.features
+    })  # fmt: skip
+    rows = frame[valid_rows(predictor, frame)]
+    if rows.empty:
+        raise DataError("No row has every feature valid: no answered class to compare.")
+    target = schema.target
+    counts = predicted_class_counts(target, predict_frame(predictor, rows))
+    actual = [counts[name] for name in target.classes]
+    psi = psi_from_counts(expected, actual)
+    return {
+        "target": target.name,
+        "rows": int(len(rows)),
+        "rows_rejected": int(len(frame) - len(rows)),
+        "psi": psi,
+        "verdict": drift_verdict(psi),
+        "bins": [
+            {"class": name, "expected_share": want / sum(expected), "actual_share": got / len(rows)}
+            for name, want, got in zip(target.classes, expected, actual, strict=True)
+        ],
+    }
+
+
 def drift(
     served_model: Path, data_file: Path, columns: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Return every feature's drift report for *data_file* and the worst verdict among them.
+    """Return every feature's drift report for *data_file* and the worst verdict among them
+    (a classifier's answered classes, ``predicted_classes``, count in the verdict too).
 
     *columns* maps a feature to the file's column that holds it (default: its own name).
-    The top-level ``psi``, ``verdict``, ``ks`` and ``bins`` are the worst feature's.
+    The top-level ``psi``, ``ks`` and ``bins`` are the worst feature's.
     """
     metadata = verified_metadata(served_model)
     schema = schema_of(metadata)
@@ -145,10 +187,17 @@ def drift(
         else:
             reports.append(category_drift(feature, frame[column]))
     worst = max(reports, key=lambda report: report["psi"])
-    return {
+    verdicts = [report["verdict"] for report in reports]
+    predicted = None
+    expected = expected_class_counts(metadata, schema.target.classes)
+    if schema.target.is_classification and expected is not None:
+        cells = frame.rename(columns={column: name for name, column in wanted.items()})
+        predicted = predicted_class_drift(served_model, schema, cells, expected)
+        verdicts.append(predicted["verdict"])
+    report = {
         "model_version": metadata["model_version"],
         "data": {"file": str(data_file), "sha256": sha256_file(data_file)},
-        "verdict": worst_verdict([report["verdict"] for report in reports]),
+        "verdict": worst_verdict(verdicts),
         "worst_feature": worst["feature"],
         "psi": worst["psi"],
         "rows": worst["rows"],
@@ -159,3 +208,6 @@ def drift(
         "thresholds": {"warn": PSI_WARN, "alert": PSI_ALERT},
         "features": reports,
     }
+    if predicted is not None:
+        report["predicted_classes"] = predicted
+    return report

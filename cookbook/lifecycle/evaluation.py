@@ -1,5 +1,9 @@
 """Score the served model on labelled data: overall, and per value of one categorical column.
 
+A regression is scored by R², RMSE and MAE; a classifier by log loss, Brier score, accuracy,
+ROC AUC (binary), expected calibration error and the share of true labels in its
+prediction sets (``set_coverage``), the metrics its training recorded.
+
 The column is the one asked for, else the model's first category feature, else the first
 column ``column_info`` marks for evaluation (the MLB data's Position) that the data has.
 """
@@ -15,7 +19,7 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.schema import NumberFeature
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.column_info import evaluation_groups
-from cookbook.lifecycle.scoring import score_predictor
+from cookbook.lifecycle.scoring import coverage_of, score_predictor
 from cookbook.lifecycle.training import ModelSpec, load_labelled
 from cookbook.lifecycle.vectorized import accepted_numbers
 
@@ -66,11 +70,20 @@ def evaluate(served_model: Path, data_file: Path, group_by: str | None = None) -
         "data": {"file": str(data_file), "sha256": sha256_file(data_file)},
         "rows_missing_values": int(dropped),
         "rows_invalid": rejected,
-        "overall": score_predictor(predictor, frame),
+        "overall": scores(predictor, frame),
         "group_by": column,
         "by_group": None,
     }
     if column is not None:
         groups = frame.groupby(frame[column].astype(str).str.strip(), sort=True)
-        result["by_group"] = {str(key): score_predictor(predictor, rows) for key, rows in groups}
+        result["by_group"] = {str(key): scores(predictor, rows) for key, rows in groups}
     return result
+
+
+def scores(predictor: Predictor, frame: Any) -> dict[str, Any]:
+    """Return the task's metrics of *predictor* on *frame*: a classifier's with its
+    ``set_coverage`` (None for a model without prediction sets)."""
+    metrics = score_predictor(predictor, frame)
+    if predictor.is_classifier:
+        metrics["set_coverage"] = coverage_of(predictor, frame)
+    return metrics

@@ -25,11 +25,10 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.settings import data_path
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.baselines import baseline_specs, score_baselines
-from cookbook.lifecycle.class_scoring import label_indices
-from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, interval_coverage, set_coverage
+from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
 from cookbook.lifecycle.importing import FittedModel, save_imported
 from cookbook.lifecycle.registry import Entry, Registry, code_version
-from cookbook.lifecycle.scoring import score_predictor
+from cookbook.lifecycle.scoring import coverage_of, score_predictor
 from cookbook.lifecycle.training import (
     DEFAULT_SPEC,
     DEFAULT_TEST_SIZE,
@@ -39,7 +38,6 @@ from cookbook.lifecycle.training import (
     split_rows,
     train,
 )
-from cookbook.lifecycle.vectorized import predict_frame
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -435,14 +433,14 @@ def admit(
             if metadata.get("prediction_set"):
                 metadata["prediction_set"] = {
                     **metadata["prediction_set"],
-                    "golden_coverage": golden_coverage(loaded, golden.frame),
+                    "golden_coverage": coverage_of(loaded, golden.frame),
                     "golden_rows": golden.name,
                     "golden_independent": golden.sha256 != rows_sha256(rows, spec.columns),
                 }
             if metadata.get("interval"):
                 metadata["interval"] = {
                     **metadata["interval"],
-                    "golden_coverage": golden_coverage(loaded, golden.frame),
+                    "golden_coverage": coverage_of(loaded, golden.frame),
                     "golden_rows": golden.name,
                     # The pinned golden set is often these very rows: then this check is
                     # no more independent than held_out_coverage.
@@ -464,23 +462,6 @@ def admit(
         registry.promote(entry.version, reason=reason)
         result.promoted = True
     return result
-
-
-def golden_coverage(predictor: Predictor, frame: Any) -> float | None:
-    """Return the share of *frame*'s rows inside *predictor*'s interval, or a classifier's
-    rows whose true class is in its prediction set (None without either)."""
-    if predictor.is_classifier:
-        if predictor.prediction_set is None:
-            return None
-        target = predictor.schema.target
-        truth = label_indices(target, frame[target.name].astype(str).tolist())
-        return set_coverage(
-            predict_frame(predictor, frame), truth, predictor.prediction_set.quantile
-        )
-    if predictor.interval is None:
-        return None
-    actual = frame[predictor.schema.target.name].to_numpy(dtype="float64")
-    return interval_coverage(actual, predict_frame(predictor, frame), predictor.interval.half_width)
 
 
 def _served_predictor(served_model: Path, notes: list[str]) -> Predictor | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor
+from cookbook.core.schema import Target
 from cookbook.web.reload import load_verified
 
 CANARY = "canary"
@@ -34,7 +35,7 @@ class Canary:
         if not 0 <= fraction <= 1:
             raise MlibError(f"CANARY_FRACTION must be between 0 and 1, got {fraction!r}.")
         predictor = load_verified(path)
-        check_same_inputs(predictor, champion, "Canary")
+        check_comparable(predictor, champion, "Canary")
         return cls(path, fraction, predictor)
 
     def answers(self, key: str | None) -> bool:
@@ -48,16 +49,28 @@ class Canary:
         """Load the canary's path again; keep the current one if refused (return why)."""
         try:
             predictor = load_verified(self.path)
-            check_same_inputs(predictor, champion, "Canary")
+            check_comparable(predictor, champion, "Canary")
         except MlibError as exc:
             return str(exc)
         self.predictor = predictor
         return None
 
 
-def check_same_inputs(candidate: Predictor, champion: Predictor, what: str) -> None:
-    """Raise ``MlibError`` unless *candidate* takes the champion's features."""
+def check_comparable(candidate: Predictor, champion: Predictor, what: str) -> None:
+    """Raise ``MlibError`` unless *candidate* takes the champion's features and predicts
+    what it predicts: a number, or the same classes (in the same order), so their answers,
+    their figures and the feedback on them compare."""
     if candidate.schema.feature_names != champion.schema.feature_names:
         theirs = ", ".join(candidate.schema.feature_names)
         ours = ", ".join(champion.schema.feature_names)
         raise MlibError(f"{what} model takes {theirs}; the champion takes {ours}.")
+    theirs, ours = candidate.schema.target, champion.schema.target
+    if (theirs.task, theirs.classes) != (ours.task, ours.classes):
+        raise MlibError(f"{what} model predicts {_predicts(theirs)}; the champion predicts "
+                        f"{_predicts(ours)}.")  # fmt: skip
+
+
+def _predicts(target: Target) -> str:
+    if not target.is_classification:
+        return "a number"
+    return f"the {target.task} classes {', '.join(target.classes)}"

@@ -1,14 +1,15 @@
 """Capture every answered prediction, off the request path.
 
-A request appends one tuple per answered row to a bounded queue: the facts only (the
-inputs, the prediction and its interval), never the answer's text, so neither the request
-nor the writer encodes words that follow from the prediction. Each worker's writer
-thread (started in the worker, after the fork) stores what arrived as one batch of JSON
-records (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
-(0.5 s), so an answer is in the store within a second of being sent. When the queue is
-full, the record is dropped and counted in ``capture_dropped_total``; the request never
-waits. ``CAPTURE_FRACTION`` samples requests; retention (``CAPTURE_MAX_ROWS``,
-``CAPTURE_MAX_AGE_DAYS``) is enforced by the writer now and then, by whole batches.
+A request appends one tuple per answered row to a bounded queue: the facts only (the inputs,
+the prediction and its interval; a classifier's answered label and probabilities), never the
+answer's text, so neither the request nor the writer encodes words that follow from the
+prediction. Each worker's writer thread (started in the worker, after the fork) stores what
+arrived as one batch of JSON records (``cookbook.lifecycle.capture_format``), one database
+row, every ``FLUSH_SECONDS`` (0.5 s), so an answer is in the store within a second of being
+sent. When the queue is full, the record is dropped and counted in
+``capture_dropped_total``; the request never waits. ``CAPTURE_FRACTION`` samples requests;
+retention (``CAPTURE_MAX_ROWS``, ``CAPTURE_MAX_AGE_DAYS``) is enforced by the writer now and
+then, by whole batches.
 
 Where the data goes, ``CAPTURE_URL``: by default an SQLite file that belongs to this
 deployment, ``<tmp>/cookbook-capture/<deployment>/capture.sqlite3``, where ``<deployment>``
@@ -28,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cookbook.core.prediction import Row
+from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import env_number
 from cookbook.lifecycle.capture_format import make_batch
 from cookbook.lifecycle.capture_store import CaptureStore, open_store
+from cookbook.lifecycle.class_tallies import ClassModel
 from cookbook.web.background import BackgroundDrain
 from cookbook.web.request_log import SERVICE_LOGGER
 
@@ -89,21 +91,33 @@ class CaptureWriter:
         self.dropped = dropped  # prometheus counters, shared across workers
         self.errors = errors
         self.writes = 0
-        # Model version -> feature names, filled by the requests before they queue a record
-        # of that version, so every record the writer takes has its names here.
+        # Model version -> feature names (and a classifier's facts), filled by the requests
+        # before they queue a record of that version, so every record the writer takes has
+        # its names here.
         self.feature_names: dict[str, Sequence[str]] = {}
+        self.models: dict[str, str] = {}
         # One batch takes whatever arrived in the interval: a batch costs a row, not a record.
         self.drain = BackgroundDrain("capture-writer", self._write, self._failed,
                                      limit=settings.queue_records, interval=FLUSH_SECONDS,
                                      batch=settings.queue_records)  # fmt: skip
 
-    def prepare(self) -> None:
-        """Create the tables; raise ``CaptureError`` if the store cannot be used at all."""
+    def prepare(self, champion: Predictor) -> None:
+        """Create the tables (bring an earlier build's up to date) and keep the champion's
+        facts if it is a classifier, so rows an earlier build captured for it can be
+        labelled; raise ``CaptureError`` if the store cannot be used at all."""
         self.store.create()
+        self.describe(champion)
+        self.store.add_models(self.models)
 
-    def record(self, request_id: str, version: str, role: str, names: Sequence[str],
-               rows: Sequence[Row], values: Sequence[float],
-               answers: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
+    def describe(self, predictor: Predictor) -> None:
+        """Keep what the writer needs to store *predictor*'s records."""
+        version = predictor.version
+        if predictor.is_classifier:
+            self.models[version] = ClassModel.of(predictor).to_json()
+        self.feature_names[version] = predictor.schema.feature_names
+
+    def record(self, request_id: str, predictor: Predictor, role: str, rows: Sequence[Row],
+               values: Sequence[Any], answers: Sequence[Mapping[str, Any]]) -> None:  # fmt: skip
         """Queue the answered rows of one request (sampled by CAPTURE_FRACTION)."""
         # The request pays for a tuple per row and nothing else, with no call it can spare
         # (each Python call costs more than the append): the serving thread is the one the
@@ -111,8 +125,9 @@ class CaptureWriter:
         fraction = self.settings.fraction
         if fraction < 1.0 and random.random() >= fraction:
             return
+        version = predictor.version
         if version not in self.feature_names:
-            self.feature_names[version] = names
+            self.describe(predictor)
         drain = self.drain
         if not drain.running:
             drain.start()
@@ -125,6 +140,12 @@ class CaptureWriter:
             if room < len(rows):
                 self.dropped.inc(len(rows) - room)
             indexes = range(min(len(rows), room))
+        if predictor.is_classifier:  # the answered label (if asked for) and the probabilities
+            for index in indexes:
+                label = answers[index].get("label")
+                items.append((request_id, index, now, version, role, rows[index],
+                              (label, values[index]), None, None))  # fmt: skip
+            return
         for index in indexes:
             interval = answers[index].get("interval")
             low, high = (interval["low"], interval["high"]) if interval else (None, None)
@@ -132,7 +153,7 @@ class CaptureWriter:
                           low, high))  # fmt: skip
 
     def _write(self, records: list[tuple]) -> None:
-        self.store.write_batch(make_batch(records, self.feature_names))
+        self.store.write_batch(make_batch(records, self.feature_names, self.models))
         self.writes += 1
         if self.writes % TRIM_EVERY_WRITES == 0:
             age = self.settings.max_age_days

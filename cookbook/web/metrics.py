@@ -30,7 +30,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from cookbook.core.classes import label_index
 from cookbook.core.prediction import Row
 from cookbook.core.schema import NumberFeature, Schema, Target
 
@@ -100,6 +99,15 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.class_drift_psi = Gauge(
+            "model_predicted_class_drift_psi",
+            "Population Stability Index of a classifier's recent answered classes against "
+            "those it answered on its held-out rows, by target; the highest among live "
+            "workers.",
+            ["target"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
         self.capture_dropped = Counter(
             "capture_dropped_total",
             "Predictions not captured because the capture queue was full (never the request).",
@@ -119,7 +127,8 @@ class ServiceMetrics:
         self.shadow_differences = Histogram(
             "model_shadow_abs_difference",
             "Absolute difference between the shadow model's prediction and the champion's, "
-            "in the target's unit (one observation per row).",
+            "in the target's unit; a classifier's mean over classes of its probabilities' "
+            "(one observation per row).",
             buckets=SHADOW_DIFFERENCE_BUCKETS,
             registry=registry,
         )
@@ -248,9 +257,12 @@ class ModelMetrics:
             )
             self.observe_values = partial(observe_values, predicted)
         self.drift = {f.name: metrics.drift_psi.labels(f.name) for f in schema.features}
+        self.class_drift = (metrics.class_drift_psi.labels(target.name)
+                            if target.is_classification else None)  # fmt: skip
 
     def observe(self, rows: Sequence[Row], values: Sequence[float]) -> None:
-        """Record answered rows and their predicted values: one write per bucket touched."""
+        """Record answered rows and their predicted values (a classifier's: the index of
+        each row's class at its own threshold): one write per bucket touched."""
         if len(rows) == 1:  # the per-request path: no lists, no sums
             row = rows[0]
             self.predictions.inc()
@@ -282,19 +294,22 @@ class ModelMetrics:
 
     @staticmethod
     def _class_counter(metrics: ServiceMetrics, target: Target) -> Callable[[Sequence], None]:
-        """Return the recorder of a classifier's answered classes (at its own threshold)."""
+        """Return the recorder of a classifier's answered classes (their indexes, at its own
+        threshold)."""
         children = [metrics.predicted_classes.labels(name) for name in target.classes]
 
-        def observe_classes(values: Sequence) -> None:
-            for probabilities in values:
-                children[label_index(target, probabilities, None)].inc()
+        def observe_classes(indexes: Sequence[int]) -> None:
+            for index in indexes:
+                children[index].inc()
 
         return observe_classes
 
-    def set_drift(self, psis: dict[str, float]) -> None:
-        """Export each feature's PSI."""
+    def set_drift(self, psis: dict[str, float], class_psi: float | None = None) -> None:
+        """Export each feature's PSI, and a classifier's answered classes'."""
         for name, psi in psis.items():
             self.drift[name].set(psi)
+        if class_psi is not None and self.class_drift is not None:
+            self.class_drift.set(class_psi)
 
 
 def observe_values(histogram: Histogram, values: Sequence[float]) -> None:

@@ -5,6 +5,12 @@ each sees a random sample of the same traffic). ``GET /drift`` answers for the w
 that serves it; the ``model_input_drift_psi`` gauge exports, per feature, the highest PSI
 among the live workers. Number features are binned on the training histogram stored in
 the schema, category features by category; both are compared with the core's PSI.
+
+A classifier's answered classes (at its own threshold) get a window too, compared with the
+classes it answered on its held-out rows at training (the answered columns of
+``model.json``'s ``diagnostics.confusion``): a change in what the model answers shows there
+even when no single input moved much. ``GET /drift`` reports it as ``predicted_classes``, and its
+verdict counts in the overall one.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cookbook.core.prediction import Predictor
 from cookbook.core.psi import (
     PSI_ALERT,
     PSI_WARN,
     bin_index,
     drift_verdict,
+    expected_class_counts,
     psi_from_counts,
     worst_verdict,
 )
@@ -50,9 +58,14 @@ class DriftWindow:
 
     def add(self, values: Iterable[Any]) -> None:
         """Put *values* in the window, dropping the oldest beyond its capacity."""
-        counts, bins, categories = self.counts, self._bins, self.categories
-        for value in values:
-            index = bin_index(value, self.edges) if categories is None else categories[value]
+        categories, edges = self.categories, self.edges
+        self.add_bins(bin_index(value, edges) if categories is None else categories[value]
+                      for value in values)  # fmt: skip
+
+    def add_bins(self, indexes: Iterable[int]) -> None:
+        """Put values already binned (their bins' *indexes*) in the window."""
+        counts, bins = self.counts, self._bins
+        for index in indexes:
             counts[index] += 1
             bins.append(index)
             if len(bins) > self.capacity:
@@ -89,11 +102,28 @@ class DriftWindow:
 
 
 class DriftMonitor:
-    """One window per feature of a model's schema."""
+    """One window per feature of a model's schema, and one of a classifier's answers."""
 
-    def __init__(self, schema: Schema, capacity: int = WINDOW_ROWS) -> None:
+    def __init__(self, schema: Schema, capacity: int = WINDOW_ROWS,
+                 class_counts: Sequence[float] | None = None) -> None:  # fmt: skip
         self.windows = [DriftWindow(feature, capacity) for feature in schema.features]
         self.capacity = capacity
+        self.classes: DriftWindow | None = None
+        if class_counts is not None:
+            target = schema.target
+            answered = CategoryFeature(
+                target.name, target.classes, dict(zip(target.classes, class_counts, strict=True))
+            )
+            self.classes = DriftWindow(answered, capacity)
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> DriftMonitor:
+        """Return the windows of *predictor*'s inputs (and of its answered classes, when
+        its ``model.json`` has their distribution at training)."""
+        counts = None
+        if predictor.is_classifier:
+            counts = expected_class_counts(predictor.metadata, predictor.schema.target.classes)
+        return cls(predictor.schema, class_counts=counts)
 
     def __len__(self) -> int:
         return len(self.windows[0])
@@ -108,17 +138,32 @@ class DriftMonitor:
         for index, window in enumerate(self.windows):
             window.add(row[index] for row in rows)
 
+    def add_classes(self, indexes: Sequence[int]) -> None:
+        """Put a classifier's answered classes (their indexes) in its window, if it has one."""
+        if self.classes is not None:
+            self.classes.add_bins(indexes)
+
     def psis(self) -> dict[str, float]:
         """Return each feature's PSI."""
         return {window.feature.name: window.psi() for window in self.windows}
+
+    def class_psi(self) -> float | None:
+        """Return the answered classes' PSI (None: not a classifier, or no distribution)."""
+        return None if self.classes is None else self.classes.psi()
 
     def report(self) -> dict[str, Any]:
         """Return the worst feature's PSI and verdict, and every feature's, as ``GET /drift``."""
         features = [window.report() for window in self.windows]
         worst = max(features, key=lambda report: report["psi"])
-        return {
+        verdicts = [report["verdict"] for report in features]
+        predicted = None
+        if self.classes is not None:
+            predicted = self.classes.report()
+            predicted["target"] = predicted.pop("feature")
+            verdicts.append(predicted["verdict"])
+        report = {
             "psi": worst["psi"],
-            "verdict": worst_verdict([report["verdict"] for report in features]),
+            "verdict": worst_verdict(verdicts),
             "worst_feature": worst["feature"],
             "window_size": len(self),
             "window_capacity": self.capacity,
@@ -127,3 +172,6 @@ class DriftMonitor:
             "features": features,
             "scope": "worker",
         }
+        if predicted is not None:
+            report["predicted_classes"] = predicted
+        return report

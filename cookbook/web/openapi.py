@@ -497,7 +497,15 @@ def protocol_paths(schema: Schema) -> dict[str, Any]:
 
 def quality_paths(schema: Schema) -> dict[str, Any]:
     """Return the ground-truth feedback and online quality routes."""
-    low, high = schema.target.plausible_range()
+    target = schema.target
+    if target.is_classification:
+        actual = {"type": "string", "enum": list(target.classes),
+                  "description": f"The true {target.name}, one of its classes."}  # fmt: skip
+    else:
+        low, high = target.plausible_range()
+        actual = {"type": "number", "minimum": low, "maximum": high,
+                  "description": f"The true {target.name}, within its training range "
+                  "widened by its width on each side."}  # fmt: skip
     item = {
         "type": "object",
         "required": ["request_id", "actual"],
@@ -505,9 +513,7 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
             "request_id": {"type": "string", "minLength": 1, "maxLength": 128,
                            "pattern": "^[A-Za-z0-9._:/+=@-]+$",
                            "description": "The X-Request-ID of the answer."},
-            "actual": {"type": "number", "minimum": low, "maximum": high,
-                       "description": f"The true {schema.target.name}, within its training "
-                       "range widened by its width on each side."},  # fmt: skip
+            "actual": actual,
             "index": {"type": "integer", "minimum": 0, "maximum": MAX_BATCH_ROWS - 1,
                       "description": "The row of a batch answer (default 0)."},
         },
@@ -530,12 +536,14 @@ def quality_paths(schema: Schema) -> dict[str, Any]:
         }},
         "/rollout": {"get": {
             "summary": "The champion and the shadow model: how far apart they answer on the "
-                       "same rows, and both models' MAE where feedback arrived",
+                       "same rows, and both models' MAE (a classifier's label agreement, log "
+                       "loss and accuracy) where feedback arrived",
             "responses": {"200": _json_response("Rollout report.", json_object)},
         }},
         "/quality": {"get": {
             "summary": "Online quality per model version from feedback: labelled rows, MAE, "
-                       "RMSE, bias and interval coverage",
+                       "RMSE, bias and interval coverage (a classifier's log loss, Brier "
+                       "score, accuracy, ROC AUC, ECE and set coverage)",
             "parameters": [{"name": "window_seconds", "in": "query", "required": False,
                             "schema": {"type": "number", "exclusiveMinimum": True,
                                        "minimum": 0, "maximum": 1e9},

@@ -1,18 +1,22 @@
 """Ground truth and online quality: ``POST /feedback`` and ``GET /quality``.
 
-Feedback joins a true value with a captured prediction, whichever worker answered it
-(the capture store is shared). ``/quality`` reports, per model version, over the last
-``QUALITY_WINDOW_SECONDS`` (24 hours by default, ``?window_seconds=`` to change it): the
-labelled rows, MAE, RMSE, bias (predicted minus true) and the share of true values
-inside the answer's prediction interval. Prometheus exports the same figures; they are
-read from the shared store at scrape time, so any worker answers for all of them. Every
-summary adds up running sums (``cookbook.lifecycle.capture_tallies``), at most a row per
-minute of the window, so it costs the worker about a millisecond however much traffic the
-window holds; a store that fails answers 503 here and is counted in ``/metrics``.
+Feedback joins a true value with a captured prediction, whichever worker answered it (the
+capture store is shared): a number for a regression, one of its classes for a classifier.
+``/quality`` reports, per model version, over the last ``QUALITY_WINDOW_SECONDS`` (24 hours
+by default, ``?window_seconds=`` to change it): the labelled rows, MAE, RMSE, bias
+(predicted minus true) and the share of true values inside the answer's prediction interval;
+for a classifier, log loss, Brier score, accuracy, ROC AUC (binary), expected calibration
+error and the share of true labels inside the answer's prediction set
+(``cookbook.lifecycle.class_tallies``). Prometheus exports the same figures; they are read
+from the shared store at scrape time, so any worker answers for all of them. Every summary
+adds up running sums (``cookbook.lifecycle.capture_tallies``), at most a row per minute of
+the window, so it costs the worker about a millisecond however much traffic the window
+holds; a store that fails answers 503 here and is counted in ``/metrics``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from typing import Any
@@ -23,7 +27,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from cookbook.core.errors import InvalidInput
 from cookbook.core.schema import Target
 from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
-from cookbook.core.validation import as_float
+from cookbook.core.validation import as_float, json_type
 from cookbook.lifecycle.capture_store import CaptureError, Feedback
 from cookbook.lifecycle.capture_tallies import rollout_report
 from cookbook.web import payload
@@ -46,6 +50,13 @@ MAX_WINDOW_SECONDS = 1e9  # about 31 years: longer is a mistake
 EXAMPLE = 'send {"request_id": "...", "actual": 74.0} (or a list of them; "index" for a batch row)'
 
 
+def feedback_example(target: Target) -> str:
+    """Return how to send feedback to a model of *target*, for error messages."""
+    if not target.is_classification:
+        return EXAMPLE
+    return EXAMPLE.replace("74.0", json.dumps(target.classes[0]))
+
+
 @blueprint.post("/feedback")
 def feedback() -> Response:
     """Join true values with captured predictions; 200, 404 unknown, 409 already labelled."""
@@ -53,8 +64,9 @@ def feedback() -> Response:
     if capture is None:
         return json_response({"error": "Capture is off (CAPTURE_FRACTION=0): nothing to join."},
                              404)  # fmt: skip
-    document = payload.decode(request.get_data(cache=False), EXAMPLE)
-    items = parse_feedback(document, service_state().served.predictor.schema.target)
+    target = service_state().served.predictor.schema.target
+    document = payload.decode(request.get_data(cache=False), feedback_example(target))
+    items = parse_feedback(document, target)
     try:
         outcome = capture.store.add_feedback(items)
     except CaptureError as exc:
@@ -64,6 +76,11 @@ def feedback() -> Response:
         return json_response({"error": "Unknown or expired request id(s): "
                               f"{', '.join(outcome['unknown'][:20])}.", **body,
                               "unknown": outcome["unknown"]}, 404)  # fmt: skip
+    if outcome["mismatched"]:
+        return json_response({"error": "The true value does not fit the model that answered "
+                              f"{', '.join(outcome['mismatched'][:20])} (a regression takes a "
+                              "number, a classifier one of its classes).", **body,
+                              "mismatched": outcome["mismatched"]}, 400)  # fmt: skip
     if outcome["already"]:
         return json_response({"error": "Feedback was already given for: "
                               f"{', '.join(outcome['already'][:20])}; the first value stands.",
@@ -74,11 +91,10 @@ def feedback() -> Response:
 def parse_feedback(document: Any, target: Target) -> list[Feedback]:
     """Return the feedback items of a request body for a model of *target*, or raise
     ``InvalidInput`` (400)."""
-    low, high = target.plausible_range()
-    unit = f" {target.unit}" if target.unit else ""
+    example = feedback_example(target)
     items = document if isinstance(document, list) else [document]
     if not items:
-        raise InvalidInput(f"The feedback list is empty: {EXAMPLE}.")
+        raise InvalidInput(f"The feedback list is empty: {example}.")
     if len(items) > MAX_FEEDBACK_ITEMS:
         raise InvalidInput(
             f"{len(items)} feedback items; the most one request may carry is "
@@ -87,21 +103,14 @@ def parse_feedback(document: Any, target: Target) -> list[Feedback]:
     for position, item in enumerate(items):
         where = f"item {position}: " if isinstance(document, list) else ""
         if not isinstance(item, dict):
-            raise InvalidInput(f"{where}feedback must be a JSON object: {EXAMPLE}.")
+            raise InvalidInput(f"{where}feedback must be a JSON object: {example}.")
         request_id = item.get("request_id")
         if not is_request_id(request_id):
             raise InvalidInput(f'{where}"request_id" must be the X-Request-ID of an answer.')
-        actual = item.get("actual")
-        if isinstance(actual, bool) or not isinstance(actual, numbers.Real):
-            raise InvalidInput(f'{where}"actual" must be a number, got {actual!r}.')
-        value = as_float(actual)
-        if not math.isfinite(value):
-            raise InvalidInput(f'{where}"actual" must be finite, got {payload.shorten(actual)}.')
-        if not low <= value <= high:
-            raise InvalidInput(
-                f'{where}"actual" must be between {low:g} and {high:g}{unit} (the training '
-                f"range, widened by its width on each side), got {payload.shorten(actual)}."
-            )
+        if target.is_classification:
+            value = true_label(item.get("actual"), target, where)
+        else:
+            value = true_value(item.get("actual"), target, where)
         index = item.get("index", 0)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_ROWS:
             raise InvalidInput(
@@ -109,6 +118,37 @@ def parse_feedback(document: Any, target: Target) -> list[Feedback]:
             )
         parsed.append(Feedback(request_id, index, value))
     return parsed
+
+
+def true_value(actual: Any, target: Target, where: str) -> float:
+    """Return a regression's true value, or raise ``InvalidInput`` naming what is wrong."""
+    if isinstance(actual, bool) or not isinstance(actual, numbers.Real):
+        raise InvalidInput(f'{where}"actual" must be a number, got {actual!r}.')
+    value = as_float(actual)
+    if not math.isfinite(value):
+        raise InvalidInput(f'{where}"actual" must be finite, got {payload.shorten(actual)}.')
+    low, high = target.plausible_range()
+    if not low <= value <= high:
+        unit = f" {target.unit}" if target.unit else ""
+        raise InvalidInput(
+            f'{where}"actual" must be between {low:g} and {high:g}{unit} (the training '
+            f"range, widened by its width on each side), got {payload.shorten(actual)}."
+        )
+    return value
+
+
+def true_label(actual: Any, target: Target, where: str) -> str:
+    """Return a classifier's true label, or raise ``InvalidInput`` naming its classes."""
+    classes = ", ".join(json.dumps(name) for name in target.classes)
+    if not isinstance(actual, str):
+        shown = json_type(actual) if isinstance(actual, bool | dict | list) or actual is None \
+            else payload.shorten(actual)  # fmt: skip
+        raise InvalidInput(f'{where}"actual" must be the true label, one of the classes '
+                           f"{classes} (as text), got {shown}.")  # fmt: skip
+    if actual not in target.classes:
+        raise InvalidInput(f'{where}"actual" {payload.shorten(actual)} is not a class of this '
+                           f"model: its classes are {classes}.")  # fmt: skip
+    return actual
 
 
 @blueprint.get("/quality")
@@ -147,8 +187,8 @@ def quality_by_version(window_seconds: float) -> dict[str, dict[str, Any]]:
 
 @blueprint.get("/rollout")
 def rollout() -> Response:
-    """Return the champion and the shadow: how far apart they answer, and their MAE where
-    feedback arrived, over the quality window."""
+    """Return the champion and the shadow: how far apart they answer, and their MAE (a
+    classifier's log loss and accuracy) where feedback arrived, over the quality window."""
     state = service_state()
     body: dict[str, Any] = {
         "window_seconds": QUALITY_WINDOW_SECONDS,
@@ -177,13 +217,36 @@ def shadow_figures(shadow_version: str) -> dict[str, Any]:
     """Return how the shadow compares with the champion over the window, from the store."""
     state = service_state()
     tolerance = current_app.config["ROLLOUT_TOLERANCE"]
+    classifier = state.served.predictor.is_classifier  # the shadow predicts what it predicts
     if state.capture is None:
-        return rollout_report(None, {}, tolerance)
+        return rollout_report(None, {}, tolerance, classifier)
     try:
-        return state.capture.store.rollout(QUALITY_WINDOW_SECONDS, shadow_version, tolerance)
+        return state.capture.store.rollout(QUALITY_WINDOW_SECONDS, shadow_version, tolerance,
+                                           classifier)  # fmt: skip
     except CaptureError:
         state.metrics.capture_read_errors.inc()
         raise
+
+
+# /quality's figures as Prometheus gauges (by version): a regression's, then a classifier's.
+QUALITY_GAUGES = (
+    ("labelled", "model_quality_labelled", "Predictions with feedback in the quality window."),
+    ("mae", "model_quality_mae", "Mean absolute error on the labelled predictions."),
+    ("rmse", "model_quality_rmse", "Root mean squared error on the labelled predictions."),
+    ("bias", "model_quality_bias", "Mean of predicted minus true on the labelled predictions."),
+    ("interval_coverage", "model_interval_coverage",
+     "Share of true values inside the prediction interval, on the labelled predictions."),
+    ("log_loss", "model_quality_log_loss", "A classifier's log loss on the labelled rows."),
+    ("brier", "model_quality_brier", "A classifier's Brier score on the labelled rows."),
+    ("accuracy", "model_quality_accuracy",
+     "Share of a classifier's labelled rows answered with the true label."),
+    ("roc_auc", "model_quality_roc_auc",
+     "A binary classifier's ROC AUC on the labelled rows (from 100 probability bins)."),
+    ("ece", "model_quality_ece",
+     "A classifier's expected calibration error on the labelled rows (10 bins)."),
+    ("set_coverage", "model_set_coverage",
+     "Share of true labels inside the prediction set, on a classifier's labelled rows."),
+)  # fmt: skip
 
 
 def quality_metrics() -> bytes:
@@ -199,25 +262,14 @@ def quality_metrics() -> bytes:
     if not versions:
         return b""
     registry = CollectorRegistry()
+    reported = {stat for stats in versions.values() for stat in stats}  # the tasks' figures
     gauges = {
-        name: Gauge(f"model_quality_{name}", text, ["version"], registry=registry)
-        for name, text in (
-            ("labelled", "Predictions with feedback in the quality window."),
-            ("mae", "Mean absolute error on the labelled predictions."),
-            ("rmse", "Root mean squared error on the labelled predictions."),
-            ("bias", "Mean of predicted minus true on the labelled predictions."),
-        )
+        stat: Gauge(name, text, ["version"], registry=registry)
+        for stat, name, text in QUALITY_GAUGES
+        if stat in reported
     }
-    coverage = Gauge(
-        "model_interval_coverage",
-        "Share of true values inside the prediction interval, on the labelled predictions.",
-        ["version"],
-        registry=registry,
-    )
     for version, stats in versions.items():
-        for name, gauge in gauges.items():
-            if stats[name] is not None:
-                gauge.labels(version).set(stats[name])
-        if stats["interval_coverage"] is not None:
-            coverage.labels(version).set(stats["interval_coverage"])
+        for stat, gauge in gauges.items():
+            if stats.get(stat) is not None:
+                gauge.labels(version).set(stats[stat])
     return generate_latest(registry)

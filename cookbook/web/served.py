@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app, request
 
+from cookbook.core.classes import label_index
 from cookbook.core.errors import MlibError
 from cookbook.core.prediction import Predictor, Row
-from cookbook.web.canary import CANARY, Canary, check_same_inputs
+from cookbook.web.canary import CANARY, Canary, check_comparable
 from cookbook.web.capture import CaptureSettings, CaptureWriter
 from cookbook.web.metrics import ModelMetrics, ServiceMetrics
 from cookbook.web.online_drift import DriftMonitor
@@ -47,22 +49,28 @@ class ServedModel:
     @classmethod
     def of(cls, predictor: Predictor, generation: int, metrics: ServiceMetrics) -> ServedModel:
         """Return the served model for *predictor*, with fresh windows and its recorders."""
-        schema = predictor.schema
-        return cls(predictor, generation, DriftMonitor(schema), metrics.for_model(schema))
+        return cls(predictor, generation, DriftMonitor.of(predictor),
+                   metrics.for_model(predictor.schema))  # fmt: skip
 
     @property
     def version(self) -> str:
         """Return the model version."""
         return self.predictor.version
 
-    def observe(self, rows: Sequence[Row], values: Sequence[float]) -> None:
+    def observe(self, rows: Sequence[Row], values: Sequence[Any]) -> None:
         """Record answered rows in the ML metrics and the drift windows."""
+        if self.predictor.is_classifier:
+            # Each row's class at the model's own threshold, found once for the class
+            # counts and the drift window.
+            target = self.predictor.schema.target
+            values = [label_index(target, probabilities, None) for probabilities in values]
+            self.drift.add_classes(values)
         self.metrics.observe(rows, values)
         self.drift.add_rows(rows)
         self.rows_since_gauge += len(rows)
         if self.rows_since_gauge >= DRIFT_GAUGE_EVERY:
             self.rows_since_gauge = 0
-            self.metrics.set_drift(self.drift.psis())
+            self.metrics.set_drift(self.drift.psis(), self.drift.class_psi())
 
 
 @dataclass
@@ -104,10 +112,9 @@ class ServiceState:
         predictor = predictor or served.predictor
         if self.capture is not None:
             answers = body["predictions"] if "predictions" in body else [body["prediction"]]
-            self.capture.record(request_id, predictor.version, role,
-                                predictor.schema.feature_names, rows, values, answers)  # fmt: skip
+            self.capture.record(request_id, predictor, role, rows, values, answers)
         if self.shadow is not None and role == CHAMPION:
-            self.shadow.submit(request_id, rows, values)
+            self.shadow.submit(request_id, rows, values, predictor.schema.target)
 
 
 def init_app(app: Flask, predictor: Predictor) -> ServiceState:
@@ -120,7 +127,7 @@ def init_app(app: Flask, predictor: Predictor) -> ServiceState:
     capture = None
     if settings.fraction > 0:
         capture = CaptureWriter(settings, metrics.capture_dropped, metrics.capture_errors)
-        capture.prepare()
+        capture.prepare(predictor)
     state = ServiceState(ServedModel.of(predictor, 0, metrics), metrics, ReloadState(), capture)
     canary_path = app.config.get("CANARY_MODEL_PATH")
     if canary_path:  # verified and probed before serving: a bad canary stops the start
@@ -129,7 +136,7 @@ def init_app(app: Flask, predictor: Predictor) -> ServiceState:
     if shadow_path:
         try:
             shadow = load_verified(shadow_path)
-            check_same_inputs(shadow, predictor, "Shadow")
+            check_comparable(shadow, predictor, "Shadow")
         except MlibError as exc:
             # A shadow never affects the answers: a bad one is reported, not fatal.
             state.shadow_refusal = f"Shadow model {shadow_path} refused: {exc}"

@@ -3,11 +3,13 @@
 With ``SHADOW_MODEL_PATH`` set, every answered request's validated rows go (through a
 bounded buffer per worker, drained every half second) to a thread that predicts them with
 the shadow model, records the absolute difference from the champion's answer
-(``model_shadow_abs_difference``) and captures the shadow's answer under the role
-``shadow``, beside the champion's. The shadow
-never answers, and a shadow that fails to load or errors never affects an answer: the
-failure is logged and counted (``model_shadow_errors_total``). ``GET /rollout`` compares
-the two on the same rows, with both models' MAE where feedback arrived.
+(``model_shadow_abs_difference``; for classifiers the mean over classes of the absolute
+differences of their probabilities, and whether both answered the same label, each at its
+own threshold) and captures the shadow's answer under the role ``shadow``, beside the
+champion's. The shadow never answers, and a shadow that fails to load or errors never
+affects an answer: the failure is logged and counted (``model_shadow_errors_total``).
+``GET /rollout`` compares the two on the same rows, with both models' MAE (classifiers: log
+loss and accuracy) where feedback arrived.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cookbook.core.classes import label_index
 from cookbook.core.prediction import Predictor, Row
-from cookbook.lifecycle.capture_tallies import RolloutTally
+from cookbook.core.schema import Target
+from cookbook.lifecycle.capture_tallies import RolloutTally, prediction_difference
 from cookbook.web.background import BackgroundDrain
 from cookbook.web.capture import CaptureWriter
 from cookbook.web.metrics import observe_many
@@ -51,21 +55,23 @@ class ShadowScorer:
         """Return the shadow model's version."""
         return self.predictor.version
 
-    def submit(self, request_id: str, rows: Sequence[Row], values: Sequence[float]) -> None:
-        """Queue a request's rows and the champion's values; drop (and count) when full."""
+    def submit(self, request_id: str, rows: Sequence[Row], values: Sequence[Any],
+               champion: Target) -> None:  # fmt: skip
+        """Queue a request's rows and the champion's values (and target, whose threshold
+        gives its labels); drop (and count) when full."""
         if self.drain.room() < 1:
             self.errors.inc()
             return
-        self.drain.put((request_id, rows, values))
+        self.drain.put((request_id, rows, values, champion))
 
     def _score_all(self, items: list) -> None:
         tally = RolloutTally()
         scored = []
-        for request_id, rows, values in items:
+        for request_id, rows, values, champion in items:
             try:
-                scored.append((request_id, rows, self.score(rows, values, tally)))
+                scored.append((request_id, rows, self.score(rows, values, tally, champion)))
             except Exception as exc:  # the shadow's failure is its own, never the answer's
-                self._failed([(request_id, rows, values)], exc)
+                self._failed([(request_id, rows, values, champion)], exc)
         if self.capture is None:
             return
         # The running sums /rollout reads, one upsert per drain; written before the records,
@@ -74,9 +80,7 @@ class ShadowScorer:
         for request_id, rows, shadow_values in scored:
             answers = [self.predictor.answer_row(row, value)
                        for row, value in zip(rows, shadow_values, strict=True)]  # fmt: skip
-            self.capture.record(request_id, self.version, SHADOW,
-                                self.predictor.schema.feature_names, rows, shadow_values,
-                                answers)  # fmt: skip
+            self.capture.record(request_id, self.predictor, SHADOW, rows, shadow_values, answers)
 
     def _failed(self, items: list, exc: Exception) -> None:
         self.errors.inc(len(items))
@@ -84,14 +88,22 @@ class ShadowScorer:
             "event": "shadow_failed", "model_version": self.version,
             "reason": str(exc)}})  # fmt: skip
 
-    def score(self, rows: Sequence[Row], values: Sequence[float],
-              tally: RolloutTally) -> list[float]:  # fmt: skip
+    def score(self, rows: Sequence[Row], values: Sequence[Any], tally: RolloutTally,
+              champion: Target) -> list[Any]:  # fmt: skip
         """Return the shadow's predictions for *rows*; record their differences from the
-        champion's *values* in the metrics and in *tally*."""
+        champion's *values* (a classifier's: and whether their labels agree) in the metrics
+        and in *tally*."""
         shadow_values = self.predictor.predict_rows(rows)
-        differences = [abs(s - c) for s, c in zip(shadow_values, values, strict=True)]
+        differences = [prediction_difference(c, s)
+                       for c, s in zip(values, shadow_values, strict=True)]  # fmt: skip
         if not all(math.isfinite(d) for d in differences):
             raise ValueError("the shadow predicted a non-finite value")
         observe_many(self.differences, differences)
-        tally.add_scores(time.time(), self.version, values, shadow_values, self.tolerance)
+        agreed = None
+        if self.predictor.is_classifier:
+            own = self.predictor.schema.target
+            agreed = [champion.classes[label_index(champion, c, None)]
+                      == own.classes[label_index(own, s, None)]
+                      for c, s in zip(values, shadow_values, strict=True)]  # fmt: skip
+        tally.add_scores(time.time(), self.version, differences, self.tolerance, agreed)
         return shadow_values

@@ -88,10 +88,11 @@ def openapi_document() -> Response:
 
 
 def drift() -> Response:
-    """Return this worker's input drift: PSI of recent inputs against the training data."""
+    """Return this worker's input drift: PSI of recent inputs (and a classifier's answered
+    classes) against the training data."""
     served = service_state().served
     report = served.drift.report()
-    served.metrics.set_drift(served.drift.psis())
+    served.metrics.set_drift(served.drift.psis(), served.drift.class_psi())
     return json_response({"model_version": served.version, "worker_pid": os.getpid(),
                           **report})  # fmt: skip
 

@@ -45,7 +45,7 @@ def fill(url: str, champion: str, shadow: str) -> list[str]:
                             value - 3, value + 3))  # fmt: skip
             records.append((request_id, 0, ts, shadow, "shadow", [weight], other,
                             other - 3, other + 3))  # fmt: skip
-            tally.add_scores(ts, shadow, [value], [other], 1.0)
+            tally.add_scores(ts, shadow, [abs(other - value)], 1.0)
         store.write_batch(make_batch(records, names))
         store.add_rollout(tally)
         labelled.append(records[0][0])
