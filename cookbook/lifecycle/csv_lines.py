@@ -47,6 +47,10 @@ def answer_text(value: Any) -> str:
 def field_table(column: Any, text_of: Callable[[Any], str], end: bytes) -> tuple[Any, list]:
     """Return each cell's code and, per code, the CSV field (quoted where needed) plus *end*."""
     codes, distinct = pd.factorize(np.asarray(column), use_na_sentinel=False)
+    if getattr(distinct, "dtype", None) is not None and distinct.dtype.kind in "biuf":
+        # A number's text never needs quoting: skip the csv module (a probability column
+        # has as many distinct values as rows).
+        return codes, [text_of(value).encode() + end for value in distinct.tolist()]
     return codes, [csv_line([text_of(value)])[:-1] + end for value in distinct]
 
 
