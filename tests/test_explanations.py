@@ -85,3 +85,92 @@ def test_a_folded_classifier_explains_the_logit_of_the_class_it_answered(data_se
             answered = max(probabilities)
             assert explanation["prediction"] == pytest.approx(
                 np.log(answered / (1 - answered)), abs=1e-6, rel=1e-6)  # fmt: skip
+
+
+# ------------------------------------------------------------------ on the contracts
+
+
+def serve(monkeypatch, model_file: Path):
+    from app import create_app
+
+    monkeypatch.setenv("MODEL_PATH", str(model_file))
+    return create_app().test_client()
+
+
+def additive(explanation: dict) -> float:
+    """Return |base + Σ contributions - prediction|."""
+    total = explanation["base"] + sum(explanation["contributions"].values())
+    return abs(total - explanation["prediction"])
+
+
+def test_predict_explains_when_asked_in_the_body_or_the_query(monkeypatch):
+    from cookbook.core.answers import round_tenth
+
+    client = serve(monkeypatch, ROOT / "model.joblib")
+    plain = client.post("/predict", json={"Weight": 200}).get_json()["prediction"]
+    assert "explanation" not in plain
+    asked = client.post("/predict", json={"Weight": 200, "explain": True}).get_json()
+    explanation = asked["prediction"]["explanation"]
+    assert set(explanation) == {"base", "contributions", "prediction"}
+    assert list(explanation["contributions"]) == ["Weight"]
+    assert additive(explanation) <= 1e-6
+    assert round_tenth(explanation["prediction"]) == plain["height_inches"]
+    batch = client.post("/predict?explain=true", json={"Weight": [180, 200, 250]}).get_json()
+    assert [additive(a["explanation"]) <= 1e-6 for a in batch["predictions"]] == [True] * 3
+    declined = client.post("/predict?explain=0", json={"Weight": 200}).get_json()["prediction"]
+    assert declined == plain
+
+
+def test_the_lambda_handler_explains_with_the_standard_library():
+    from cookbook.web import lambda_handler
+
+    answer = lambda_handler.handler({"Weight": 200, "explain": True}, None)
+    assert additive(answer["prediction"]["explanation"]) <= 1e-6
+
+
+def test_a_classifier_explains_the_class_it_answered_at_the_requests_threshold(
+    monkeypatch, tmp_path
+):
+    model_file = ROOT / "examples" / "pitcher-classifier" / "model.joblib"
+    client = serve(monkeypatch, model_file)
+    row = {"Height": 74, "Weight": 200, "Age": 28.5}
+    for threshold in (0.3, 0.7):
+        answer = client.post(
+            "/predict", json={**row, "explain": True, "threshold": threshold}
+        ).get_json()["prediction"]
+        explanation = answer["explanation"]
+        assert additive(explanation) <= 1e-6
+        p = answer["probabilities"][answer["label"]]
+        assert explanation["prediction"] == pytest.approx(np.log(p / (1 - p)), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "message"),
+    [
+        (
+            {"Weight": 200, "explain": "yes"},
+            "",
+            400,
+            "\"explain\" must be true or false, got 'yes'",
+        ),
+        ({"Weight": 200, "explain": 1}, "", 400, '"explain" must be true or false, got a number'),
+        ({"Weight": 200}, "?explain=maybe", 400, '"explain" must be true or false'),
+        ({"Weight": [180.0] * 1001, "explain": True}, "", 413, "at most 1000 rows per request"),
+    ],
+)
+def test_bad_explain_requests_are_refused_naming_the_problem(monkeypatch, body, query, status,
+                                                             message):  # fmt: skip
+    client = serve(monkeypatch, ROOT / "model.joblib")
+    answer = client.post(f"/predict{query}", json=body)
+    assert answer.status_code == status
+    assert message in answer.get_json()["error"]
+
+
+def test_a_tree_model_says_it_cannot_explain_yet(monkeypatch):
+    client = serve(monkeypatch, ROOT / "examples" / "height-gbm" / "model.joblib")
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
+    assert client.post("/predict", json=row).status_code == 200
+    refused = client.post("/predict", json={**row, "explain": True})
+    assert refused.status_code == 400
+    assert "cannot explain its answers yet" in refused.get_json()["error"]
+    assert "ONNX" in refused.get_json()["error"]

@@ -12,7 +12,8 @@ the order ``model.json`` lists them; everything a client sees is written from th
   the true class for about ``coverage`` of rows. It may hold several classes when the
   model hesitates, or none when no class is likely enough.
 
-A request may ask for only the label or only the probabilities (``"output"``).
+A request may ask for only the label or only the probabilities (``"output"``); its options
+are read in ``cookbook.core.answer_options``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cookbook.core.errors import InvalidInput, ModelError
 from cookbook.core.schema import BINARY, Schema, Target
 from cookbook.core.validation import json_type
+
+if TYPE_CHECKING:  # only a type here; answer_options imports this module
+    from cookbook.core.answer_options import AnswerOptions
 
 LABEL, PROBABILITIES = "label", "probabilities"
 OUTPUTS = (LABEL, PROBABILITIES)
@@ -103,35 +107,13 @@ class PredictionSet:
         return [classes[i] for _p, i in sorted(chosen, key=lambda pair: (-pair[0], pair[1]))]
 
 
-@dataclass(frozen=True)
-class ClassOptions:
-    """What one request asks of a classifier's answer."""
-
-    output: str | None = None  # LABEL or PROBABILITIES; None: everything
-    threshold: float | None = None  # a binary model's threshold for this request
-
-
-NO_OPTIONS = ClassOptions()
-
-
-def read_options(target: Target, document: Any, query: Mapping[str, str]) -> ClassOptions:
-    """Return the answer options of a request (body fields, else query parameters).
-
-    Raise ``InvalidInput`` for an output that is not ``label`` or ``probabilities``, or a
-    threshold that is not a number strictly between 0 and 1, or one sent to a model that
-    is not binary.
-    """
-    body = document if isinstance(document, dict) else {}
-    output = body.get(OUTPUT_FIELD, query.get(OUTPUT_FIELD))
-    threshold = body.get(THRESHOLD_FIELD, query.get(THRESHOLD_FIELD))
-    if output is None and threshold is None:
-        return NO_OPTIONS
-    if output is not None and output not in OUTPUTS:
-        shown = repr(output) if isinstance(output, str) else json_type(output)
+def read_output(value: Any) -> str:
+    """Return a request's ``output`` if it is ``label`` or ``probabilities``, else raise
+    ``InvalidInput``."""
+    if value not in OUTPUTS:
+        shown = repr(value) if isinstance(value, str) else json_type(value)
         raise InvalidInput(f'"{OUTPUT_FIELD}" must be "{LABEL}" or "{PROBABILITIES}", got {shown}.')
-    if threshold is not None:
-        threshold = read_threshold(target, threshold)
-    return ClassOptions(output, threshold)
+    return value
 
 
 def read_threshold(target: Target, value: Any) -> float:
@@ -158,12 +140,12 @@ def read_threshold(target: Target, value: Any) -> float:
 
 def class_answer_writer(
     schema: Schema, prediction_set: PredictionSet | None
-) -> Callable[[Probabilities, ClassOptions], dict[str, Any]]:
+) -> Callable[[Probabilities, AnswerOptions], dict[str, Any]]:
     """Return the function that turns a row's probabilities into its answer."""
     target = schema.target
     classes = target.classes
 
-    def class_answer(probabilities: Probabilities, options: ClassOptions) -> dict[str, Any]:
+    def class_answer(probabilities: Probabilities, options: AnswerOptions) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         if options.output != PROBABILITIES:
             answer[LABEL] = classes[label_index(target, probabilities, options.threshold)]

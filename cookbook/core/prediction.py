@@ -16,15 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.answers import answer_writer
-from cookbook.core.classes import (
+from cookbook.core.answer_options import (
     NO_OPTIONS,
-    ClassOptions,
-    PredictionSet,
-    class_answer_writer,
+    AnswerOptions,
+    check_explained_rows,
     read_options,
 )
+from cookbook.core.answers import answer_writer
+from cookbook.core.classes import PredictionSet, class_answer_writer, label_index
 from cookbook.core.errors import InvalidInput, ModelError
+from cookbook.core.explanations import FoldedExplainer
 from cookbook.core.intervals import Interval, interval_writer
 from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import NumberFeature, Schema
@@ -48,6 +49,8 @@ class Predictor:
         self.schema = schema
         self.linear = linear
         self.is_classifier = schema.target.is_classification
+        # Exact explanations of a folded form; other models have none yet.
+        self.explainer = None if linear is None else FoldedExplainer.of(linear, schema)
         if self.is_classifier:
             self.prediction_set = PredictionSet.of_metadata(metadata)
             self.write_class_answer = class_answer_writer(schema, self.prediction_set)
@@ -98,11 +101,17 @@ class Predictor:
         rows, values, is_batch = self.predict_request(document)
         return self.response_body(rows, values, is_batch, options)
 
-    def read_options(self, document: Any, query: Mapping[str, str]) -> ClassOptions:
-        """Return what a request asks of a classifier's answer (nothing, for a regression)."""
-        if not self.is_classifier:
-            return NO_OPTIONS
-        return read_options(self.schema.target, document, query)
+    def read_options(self, document: Any, query: Mapping[str, str]) -> AnswerOptions:
+        """Return what a request asks of its answer; raise ``InvalidInput`` for a bad option,
+        or an explanation asked of a model that cannot give one."""
+        options = read_options(self.schema, document, query)
+        if options.explain and self.explainer is None:
+            raise InvalidInput(
+                f"Model {self.version} cannot explain its answers yet: explanations are "
+                "computed for folded (linear) models; this one is served from "
+                f"{'its ONNX file' if self.metadata.get('onnx') else 'its joblib file'}."
+            )
+        return options
 
     def predict_request(self, document: Any) -> tuple[list[Row], list[Any], bool]:
         """Validate a request body and predict it: ``(rows, values, is_batch)``."""
@@ -112,9 +121,15 @@ class Predictor:
         return rows, self.predict_rows(rows), True
 
     def response_body(
-        self, rows: list[Row], values: list[Any], is_batch: bool, options: ClassOptions = NO_OPTIONS
+        self,
+        rows: list[Row],
+        values: list[Any],
+        is_batch: bool,
+        options: AnswerOptions = NO_OPTIONS,
     ) -> dict:
-        """Return the response body for predicted rows."""
+        """Return the response body for predicted rows; raise ``InvalidInput`` (413) for more
+        rows than may be explained at once."""
+        check_explained_rows(len(rows), options)
         if not is_batch:
             return {"prediction": self.answer_row(rows[0], values[0], options)}
         return {
@@ -131,7 +146,7 @@ class Predictor:
             raise InvalidInput("Give one value per feature here, not lists.")
         return body["prediction"]
 
-    def answer_row(self, row: Row, value: Any, options: ClassOptions = NO_OPTIONS) -> dict:
+    def answer_row(self, row: Row, value: Any, options: AnswerOptions = NO_OPTIONS) -> dict:
         """Return the answer for a validated *row* predicted as *value*."""
         if self.is_classifier:
             answer = self.write_class_answer(value, options)
@@ -139,6 +154,12 @@ class Predictor:
             answer = self.write_answer(value)
             if self.write_interval is not None:
                 answer["interval"] = self.write_interval(value)
+        if options.explain:
+            answered = (
+                label_index(self.schema.target, value, options.threshold)
+                if self.is_classifier else 0
+            )  # fmt: skip
+            answer["explanation"] = self.explainer.explain(row, answered)
         warning = self.extrapolation_warning(row)
         if warning:
             answer["warning"] = warning

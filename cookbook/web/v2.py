@@ -23,12 +23,11 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 import cookbook
+from cookbook.core.answer_options import NO_OPTIONS, AnswerOptions
 from cookbook.core.classes import (
     LABEL,
-    NO_OPTIONS,
     PROBABILITIES,
     THRESHOLD_FIELD,
-    ClassOptions,
     read_threshold,
 )
 from cookbook.core.errors import InvalidInput, MlibError
@@ -207,12 +206,12 @@ def _output_tensor(schema: Schema, field: str, answers: list[dict[str, Any]]) ->
     }
 
 
-def _class_options(predictor: Predictor, parameters: dict[str, Any]) -> ClassOptions:
+def _class_options(predictor: Predictor, parameters: dict[str, Any]) -> AnswerOptions:
     """Return a classifier's answer options from the request's ``parameters``: a binary
     model's ``threshold``. A regression ignores them, as ``/predict`` ignores the field."""
     if not predictor.is_classifier or THRESHOLD_FIELD not in parameters:
         return NO_OPTIONS
-    return ClassOptions(threshold=read_threshold(predictor.schema.target,
+    return AnswerOptions(threshold=read_threshold(predictor.schema.target,
                                                  parameters[THRESHOLD_FIELD]))  # fmt: skip
 
 

@@ -1,0 +1,82 @@
+"""What one request asks of its answer: options in the JSON body, else the query string.
+
+- ``explain`` (any folded model): ``true`` adds each row's ``explanation``
+  (``cookbook.core.explanations``); at most ``MAX_EXPLAINED_ROWS`` rows, else 413.
+- ``output`` and ``threshold`` (classifiers, ``cookbook.core.classes``).
+
+A regression ignores ``output`` and ``threshold``, as it ignores any field that is not a
+feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cookbook.core.classes import OUTPUT_FIELD, THRESHOLD_FIELD, read_output, read_threshold
+from cookbook.core.errors import InvalidInput
+from cookbook.core.schema import Schema
+from cookbook.core.validation import json_type
+
+EXPLAIN_FIELD = "explain"
+# Explanations are answered for at most this many rows of one request: each one is a
+# mapping per row, and a tree model's costs a thousand times a prediction.
+MAX_EXPLAINED_ROWS = 1000
+# How a query string says yes or no (a body says true or false).
+QUERY_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """What one request asks of its answer."""
+
+    output: str | None = None  # LABEL or PROBABILITIES; None: everything (classifiers)
+    threshold: float | None = None  # a binary model's threshold for this request
+    explain: bool = False  # add each row's explanation
+
+
+NO_OPTIONS = AnswerOptions()
+
+
+def read_options(schema: Schema, document: Any, query: Mapping[str, str]) -> AnswerOptions:
+    """Return a request's answer options (body fields, else query parameters).
+
+    Raise ``InvalidInput`` naming a bad value: an ``explain`` that is not a boolean, an
+    ``output`` that is not ``label`` or ``probabilities``, or a threshold that is not a
+    number strictly between 0 and 1 (or is sent to a model that is not binary).
+    """
+    body = document if isinstance(document, dict) else {}
+    explain = body.get(EXPLAIN_FIELD, query.get(EXPLAIN_FIELD))
+    output = threshold = None
+    if schema.target.is_classification:
+        output = body.get(OUTPUT_FIELD, query.get(OUTPUT_FIELD))
+        threshold = body.get(THRESHOLD_FIELD, query.get(THRESHOLD_FIELD))
+    if explain is None and output is None and threshold is None:
+        return NO_OPTIONS
+    return AnswerOptions(
+        output=None if output is None else read_output(output),
+        threshold=None if threshold is None else read_threshold(schema.target, threshold),
+        explain=False if explain is None else read_explain(explain),
+    )
+
+
+def read_explain(value: Any) -> bool:
+    """Return ``explain`` as a boolean: JSON's true or false, or the query's true, false,
+    1 or 0; raise ``InvalidInput`` for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in QUERY_BOOLEANS:
+        return QUERY_BOOLEANS[value.lower()]
+    shown = repr(value[:40]) if isinstance(value, str) else json_type(value)
+    raise InvalidInput(f'"{EXPLAIN_FIELD}" must be true or false, got {shown}.')
+
+
+def check_explained_rows(rows: int, options: AnswerOptions) -> None:
+    """Raise ``InvalidInput`` (413) when a request asks to explain more rows than allowed."""
+    if options.explain and rows > MAX_EXPLAINED_ROWS:
+        raise InvalidInput(
+            f"Explanations are answered for at most {MAX_EXPLAINED_ROWS} rows per request; "
+            f"this one has {rows}: split the batch, or leave out {EXPLAIN_FIELD}.",
+            status=413,
+        )
