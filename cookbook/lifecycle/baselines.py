@@ -68,7 +68,8 @@ def score_baselines(
     baselines: Sequence[ModelSpec], training: Any, held_out: Any
 ) -> dict[str, dict[str, Any]]:
     """Fit each of *baselines* on the *training* rows and return its scores on the *held_out*
-    rows (the model's own split: ``training.split_rows``), keyed by ``baseline_name``."""
+    rows (the model's own split: ``TrainingReport.training_rows`` and ``held_out``), keyed by
+    ``baseline_name``."""
     scores = {}
     for baseline in baselines:
         columns, target = list(baseline.all_features), baseline.target

@@ -35,7 +35,6 @@ from cookbook.lifecycle.training import (
     ModelSpec,
     held_out_rows,
     load_labelled,
-    split_rows,
     train,
 )
 
@@ -316,10 +315,10 @@ def retrain(
         report = train(
             data_file, staged / "model.joblib", spec=spec, test_size=test_size, coverage=coverage
         )
-        training_rows, held_out = split_rows(data_file, spec, test_size=test_size)
-        scores = score_baselines(baselines, training_rows, held_out)
-        return Candidate(report.model_file, report.metrics, "new data, held out", held_out,
-                         data_file, "held_out", scores)  # fmt: skip
+        # The split train fitted and scored on, not the file read and split once more.
+        scores = score_baselines(baselines, report.training_rows, report.held_out)
+        return Candidate(report.model_file, report.metrics, "new data, held out",
+                         report.held_out, data_file, "held_out", scores)  # fmt: skip
 
     return admit(build, served_model, spec=spec, tolerance=tolerance,
                  golden_file=golden_file, force=force)  # fmt: skip

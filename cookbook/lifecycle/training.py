@@ -144,11 +144,14 @@ DEFAULT_SPEC = ModelSpec()  # the cookbook's model: Height from Weight
 
 @dataclass(frozen=True)
 class TrainingReport:
-    """What ``train`` did: held-out metrics, where the model went, and its metadata."""
+    """What ``train`` did: held-out metrics, where the model went, and its metadata; for a
+    model trained here, the split itself (frames of the spec's columns)."""
 
     metrics: dict[str, Any]
     model_file: Path
     metadata: dict[str, Any]
+    training_rows: Any = None
+    held_out: Any = None
 
     @property
     def version(self) -> str:
@@ -255,8 +258,6 @@ def train(
     Both files are written to temporary names and renamed into place, so a failed
     or interrupted run leaves the previous model untouched.
     """
-    from sklearn.model_selection import train_test_split
-
     if not 0 < test_size < 1:
         raise DataError(f"Test size must be between 0 and 1 (exclusive), got {test_size!r}.")
     if not MIN_COVERAGE <= coverage <= MAX_COVERAGE:
@@ -277,10 +278,10 @@ def train(
             f"Training data {csv_path}: target column {spec.target} has no variance "
             f"(every row is {frame[spec.target].iloc[0]!r}): there is nothing to learn."
         )
-    features = frame[list(spec.all_features)]
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, frame[spec.target], test_size=test_size, random_state=random_state
-    )
+    training_rows, held_out = split_frame(frame, test_size, random_state)
+    features = list(spec.all_features)
+    x_train, x_test = training_rows[features], held_out[features]
+    y_train, y_test = training_rows[spec.target], held_out[spec.target]
     estimator = build_estimator(spec, alpha, random_state).fit(x_train, y_train)
     schema = describe_schema(spec, x_train, y_train, getattr(estimator, "classes_", None))
     if spec.is_classification:
@@ -319,7 +320,7 @@ def train(
         training_rows=x_train,
         target_std=None if spec.is_classification else float(y_train.std(ddof=1)),
     )
-    return TrainingReport(metrics, destination, metadata)
+    return TrainingReport(metrics, destination, metadata, training_rows, held_out)
 
 
 def fit_metadata(
@@ -390,12 +391,17 @@ def split_rows(
     Both are frames of *spec*'s columns, in ``train``'s order. *what* names the file in
     errors ("Training data", "Golden set source").
     """
+    frame, _dropped = load_labelled(data_file, spec, what=what)
+    return split_frame(frame, test_size, random_state)
+
+
+def split_frame(frame: Any, test_size: float, random_state: int) -> tuple[Any, Any]:
+    """Return ``(training rows, held-out rows)`` of a labelled frame: the one split of the
+    rows that ``train`` fits and scores on, and that the gate and the golden set recreate."""
     from sklearn.model_selection import train_test_split
 
-    frame, _dropped = load_labelled(data_file, spec, what=what)
-    # Splitting the whole frame draws the same permutation as train's split of X and y.
-    training, test = train_test_split(frame, test_size=test_size, random_state=random_state)
-    return training, test
+    training, held_out = train_test_split(frame, test_size=test_size, random_state=random_state)
+    return training, held_out
 
 
 def held_out_rows(
