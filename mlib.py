@@ -21,7 +21,8 @@ from cookbook.core.model_cache import forget_loaded_models
 from cookbook.core.settings import data_path, model_path, project_path
 from cookbook.lifecycle import gate
 from cookbook.lifecycle.artifacts import default_predictor, load_estimator, load_predictor
-from cookbook.lifecycle.training import ModelSpec, held_out_rows, load_labelled, train
+from cookbook.lifecycle.model_spec import ModelSpec
+from cookbook.lifecycle.training import held_out_rows, load_labelled, train
 
 FEATURE = "Weight"
 TARGET = "Height"

@@ -357,7 +357,8 @@ def threaded_model(folder: Path) -> Path:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from cookbook.lifecycle.artifacts import save_model
-    from cookbook.lifecycle.training import ModelSpec, estimator_summary, train
+    from cookbook.lifecycle.model_spec import ModelSpec
+    from cookbook.lifecycle.training import estimator_summary, train
 
     frame = load_diabetes(as_frame=True).frame
     data_file = folder / "diabetes.csv"

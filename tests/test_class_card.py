@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from helpers import CANCER_FEATURES, IRIS_FEATURES, cancer_frame, iris_frame
 
 import mlib
-from cookbook.lifecycle import class_scoring, modelcard, training
+from cookbook.lifecycle import class_scoring, model_spec, modelcard, training
 from cookbook.lifecycle.artifacts import load_estimator
 from cookbook.lifecycle.classifying import estimator_outputs
 from utilscli import cli
@@ -109,7 +109,7 @@ def test_the_pictures_are_the_held_out_rows_own(binary):
     model_file, data_file = binary
     assert write_card(model_file).exit_code == 0
     metadata = mlib.verified_metadata(model_file)
-    rows = training.held_out_rows(data_file, training.ModelSpec.of_metadata(metadata))
+    rows = training.held_out_rows(data_file, model_spec.ModelSpec.of_metadata(metadata))
     schema = mlib.load_predictor(model_file).schema
     probabilities = estimator_outputs(load_estimator(model_file), rows[CANCER_FEATURES], schema)
     computed = class_scoring.diagnostics_of(schema.target, rows["diagnosis"].tolist(),

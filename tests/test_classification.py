@@ -21,12 +21,12 @@ from helpers import retrain_classifier as retrain
 from app import create_app
 from cookbook.core.errors import MlibError
 from cookbook.core.schema import Schema, Target
-from cookbook.lifecycle import training
+from cookbook.lifecycle import model_spec
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.classifying import LOGISTIC, estimator_outputs
 from utilscli import cli
 
-FAMILIES = [LOGISTIC, *training.TREE_FAMILIES]
+FAMILIES = [LOGISTIC, *model_spec.TREE_FAMILIES]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,8 @@ from cookbook.lifecycle.class_scoring import label_indices, predicted_class_coun
 from cookbook.lifecycle.class_tallies import auc_bin, binned_roc_auc
 from cookbook.lifecycle.classifying import LOGISTIC, estimator_outputs
 from cookbook.lifecycle.conformal import set_coverage
-from cookbook.lifecycle.training import ModelSpec, held_out_rows
+from cookbook.lifecycle.model_spec import ModelSpec
+from cookbook.lifecycle.training import held_out_rows
 from cookbook.lifecycle.vectorized import predict_frame
 from utilscli import cli
 

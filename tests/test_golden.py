@@ -90,7 +90,7 @@ def test_a_pin_of_other_columns_refuses_a_gated_retrain(served, tmp_path):
 
 
 def _spec():
-    from cookbook.lifecycle.training import ModelSpec
+    from cookbook.lifecycle.model_spec import ModelSpec
 
     return ModelSpec("target", FEATURES)
 

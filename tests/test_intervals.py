@@ -28,14 +28,14 @@ from app import create_app
 from cookbook.core.answers import height_human, round_tenth
 from cookbook.core.errors import DataError
 from cookbook.core.files import sha256_file
-from cookbook.lifecycle import gate, modelcard, registry, training
+from cookbook.lifecycle import gate, model_spec, modelcard, registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.web import page
 from cookbook.web.served import service_state
 from utilscli import cli
 
 
-def held_out_residuals(model_file: Path, data_file: Path, spec=training.DEFAULT_SPEC):
+def held_out_residuals(model_file: Path, data_file: Path, spec=model_spec.DEFAULT_SPEC):
     """Return |y - ŷ| on the rows train held out, computed without the training code's help."""
     rows = training.held_out_rows(data_file, spec)
     predicted = load_estimator(model_file).predict(rows[list(spec.all_features)])
@@ -132,7 +132,7 @@ def test_the_gate_checks_coverage_on_an_independent_golden_set(tmp_path, data_fi
     golden.write_text("\n".join(rows[:301]) + "\n")  # the header and 300 rows
     result = gate.retrain(data_file, tmp_path / "model.joblib", golden_file=golden)
     interval = result.entry.metadata["interval"]
-    frame, _ = training.load_labelled(golden, training.DEFAULT_SPEC)
+    frame, _ = training.load_labelled(golden, model_spec.DEFAULT_SPEC)
     predicted = load_estimator(result.entry.model_file).predict(frame[["Weight"]])
     inside = np.abs(frame["Height"].to_numpy(dtype=float) - predicted) <= interval["half_width"]
     assert interval["golden_coverage"] == pytest.approx(inside.mean())
@@ -180,7 +180,7 @@ def test_every_answer_carries_the_interval_in_the_targets_unit(client, app):
 
 
 def test_a_value_answer_interval_uses_its_digits(tmp_path, data_file):
-    spec = training.ModelSpec(target="Weight", features=("Height",))
+    spec = model_spec.ModelSpec(target="Weight", features=("Height",))
     report = mlib.train(data_file, tmp_path / "model.joblib", spec=spec)
     predictor = load_predictor(report.model_file)
     q, digits = report.metadata["interval"]["half_width"], predictor.schema.answer_digits

@@ -20,8 +20,8 @@ import mlib
 from cookbook.core import psi
 from cookbook.core.files import sha256_file
 from cookbook.core.settings import DEFAULT_MODEL_PATH
+from cookbook.lifecycle import describing, evaluation, gate, modelcard, registry, scoring
 from cookbook.lifecycle import drift as offline_drift
-from cookbook.lifecycle import evaluation, gate, modelcard, registry, scoring, training
 from cookbook.lifecycle.vectorized import predict_frame
 from utilscli import cli
 
@@ -380,8 +380,8 @@ def test_held_out_rows_are_the_rows_train_held_out(trained_model, data_file):
 
 def test_many_distinct_training_weights_are_stored_as_quantiles():
     weights = np.random.default_rng(5).normal(200, 20, 5000)
-    ecdf = training.ecdf(weights)
-    assert not ecdf["exact"] and len(ecdf["values"]) == training.ECDF_MAX_POINTS + 1
+    ecdf = describing.ecdf(weights)
+    assert not ecdf["exact"] and len(ecdf["values"]) == describing.ECDF_MAX_POINTS + 1
     assert offline_drift.ks_statistic(ecdf["values"], ecdf["counts"], weights) < 0.002
 
 

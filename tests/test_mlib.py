@@ -19,7 +19,8 @@ from cookbook.core.psi import PSI_ALERT, bin_index, drift_verdict, psi_from_coun
 from cookbook.core.validation import validate_number
 from cookbook.lifecycle.artifacts import save_model
 from cookbook.lifecycle.folding import fold_linear
-from cookbook.lifecycle.training import ModelSpec, load_labelled
+from cookbook.lifecycle.model_spec import ModelSpec
+from cookbook.lifecycle.training import load_labelled
 from cookbook.lifecycle.vectorized import predict_frame
 
 

@@ -30,7 +30,7 @@ from helpers import COMMITTED_VERSION, run_script, start_server, stop, threaded_
 import mlib
 from app import create_app
 from cookbook.core.errors import MlibError, ModelError
-from cookbook.lifecycle import gate, modelcard, onnx_form, registry, training
+from cookbook.lifecycle import gate, model_spec, modelcard, onnx_form, registry, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.vectorized import predict_frame
 from cookbook.web import lambda_handler
@@ -40,8 +40,8 @@ from utilscli import cli
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "height-gbm" / "model.joblib"
 DEMO = ROOT / "model.joblib"  # the cookbook's committed Ridge on Weight
-TREES = list(training.TREE_FAMILIES)
-MLB_SPEC = training.spec_for("Height", ("Weight", "Age"), ("Position",))
+TREES = list(model_spec.TREE_FAMILIES)
+MLB_SPEC = model_spec.spec_for("Height", ("Weight", "Age"), ("Position",))
 BEARER = {"Authorization": "Bearer s3cret"}
 
 
@@ -54,9 +54,9 @@ def diabetes_csv(tmp_path_factory) -> Path:
     return path
 
 
-def diabetes_spec(csv: Path) -> training.ModelSpec:
+def diabetes_spec(csv: Path) -> model_spec.ModelSpec:
     features = tuple(c for c in pd.read_csv(csv, nrows=1).columns if c != "target")
-    return training.ModelSpec("target", features)
+    return model_spec.ModelSpec("target", features)
 
 
 @pytest.fixture(scope="module", params=["diabetes", "mlb"])
@@ -85,22 +85,22 @@ def sample(model_file: Path, csv: Path, rows: int = 5) -> pd.DataFrame:
 # ------------------------------------------------------------------ training
 
 
-@pytest.mark.parametrize("family", training.REGRESSORS)
+@pytest.mark.parametrize("family", model_spec.REGRESSORS)
 def test_build_estimator_makes_one_pipeline_per_family_on_one_thread(family):
     spec = dataclasses.replace(MLB_SPEC, estimator=family)
-    estimator = training.build_estimator(spec)
+    estimator = model_spec.build_estimator(spec)
     params = estimator.get_params()
     assert all(params[key] in (1, None) for key in params if key.endswith("n_jobs"))
-    if family == training.RIDGE:
+    if family == model_spec.RIDGE:
         assert type(estimator).__name__ == "TransformedTargetRegressor"
 
 
 def test_an_unknown_family_is_one_line():
     with pytest.raises(MlibError, match="Unknown estimator 'svm'"):
-        training.build_estimator(dataclasses.replace(MLB_SPEC, estimator="svm"))
+        model_spec.build_estimator(dataclasses.replace(MLB_SPEC, estimator="svm"))
 
 
-@pytest.mark.parametrize("family", training.REGRESSORS)
+@pytest.mark.parametrize("family", model_spec.REGRESSORS)
 def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path, data_file):
     model_file = tmp_path / "model.joblib"
     result = CliRunner().invoke(cli, [
@@ -113,7 +113,7 @@ def test_retrain_trains_each_family_and_serves_trees_from_onnx(family, tmp_path,
     meta = mlib.read_metadata(model_file)
     assert meta["data"]["rows_test"] == 104 and meta["hyperparameters"]["random_state"] == 3
     predictor = load_predictor(model_file)
-    if family == training.RIDGE:
+    if family == model_spec.RIDGE:
         assert predictor.is_folded and "serving" not in meta and "onnx" not in meta
         return
     assert meta["hyperparameters"]["estimator"] == family
@@ -256,11 +256,11 @@ def test_the_same_estimator_converts_to_the_same_onnx_bytes(boosted):
 
 def test_of_metadata_keeps_the_family_and_ridge_records_none(boosted, tmp_path, data_file):
     model_file, _ = boosted
-    spec = training.ModelSpec.of_metadata(mlib.read_metadata(model_file))
+    spec = model_spec.ModelSpec.of_metadata(mlib.read_metadata(model_file))
     assert spec.estimator == "hist-gradient-boosting"
-    assert spec.columns == training.ModelSpec.of_schema(load_predictor(model_file).schema).columns
+    assert spec.columns == model_spec.ModelSpec.of_schema(load_predictor(model_file).schema).columns
     ridge = training.train(data_file, tmp_path / "ridge.joblib")
-    assert training.ModelSpec.of_metadata(ridge.metadata).estimator == training.RIDGE
+    assert model_spec.ModelSpec.of_metadata(ridge.metadata).estimator == model_spec.RIDGE
 
 
 # ------------------------------------------------------------------ serving
@@ -390,7 +390,7 @@ def test_batch_scoring_evaluate_and_drift(boosted, tmp_path):
 def test_hot_reload_swaps_a_folded_model_for_an_onnx_one(boosted, tmp_path):
     model_file, csv = boosted
     served = tmp_path / "served.joblib"
-    ridge = training.train(csv, served, spec=load_spec(model_file, training.RIDGE))
+    ridge = training.train(csv, served, spec=load_spec(model_file, model_spec.RIDGE))
     app = create_app({"MODEL_PATH": str(served), "TESTING": True, "ADMIN_TOKEN": "s3cret"})
     client = app.test_client()
     assert client.get("/model").get_json()["model_version"] == ridge.version
@@ -405,8 +405,8 @@ def test_hot_reload_swaps_a_folded_model_for_an_onnx_one(boosted, tmp_path):
     assert type(service_state(app).served.predictor).__name__ == "OnnxPredictor"
 
 
-def load_spec(model_file: Path, family: str) -> training.ModelSpec:
-    spec = training.ModelSpec.of_schema(load_predictor(model_file).schema)
+def load_spec(model_file: Path, family: str) -> model_spec.ModelSpec:
+    spec = model_spec.ModelSpec.of_schema(load_predictor(model_file).schema)
     return dataclasses.replace(spec, estimator=family, name=None)
 
 

@@ -15,7 +15,8 @@ from cli import predictcli
 from cookbook.core.settings import PROJECT_ROOT
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.folding import FOLD_TOLERANCE
-from cookbook.lifecycle.training import spec_for, train
+from cookbook.lifecycle.model_spec import spec_for
+from cookbook.lifecycle.training import train
 
 EXAMPLE = PROJECT_ROOT / "examples" / "height-by-position" / "model.joblib"
 SPEC = spec_for("Height", ["Weight"], ["Position"])

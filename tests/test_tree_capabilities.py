@@ -19,7 +19,7 @@ from helpers import wait_for_rows
 
 import mlib
 from app import create_app
-from cookbook.lifecycle import training
+from cookbook.lifecycle import model_spec, training
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
 from cookbook.lifecycle.capture_store import open_store
 
@@ -46,7 +46,7 @@ def champion(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def second_tree(tmp_path_factory, data_file) -> Path:
     """Another hist-gradient-boosting model of the example's columns (a 20% split)."""
-    spec = training.spec_for("Height", ("Weight", "Age"), ("Position",))
+    spec = model_spec.spec_for("Height", ("Weight", "Age"), ("Position",))
     spec = dataclasses.replace(spec, estimator="hist-gradient-boosting")
     model_file = tmp_path_factory.mktemp("second") / "model.joblib"
     training.train(data_file, model_file, spec=spec, test_size=0.2)

@@ -163,7 +163,7 @@ def models_import(
     Loading a joblib file runs the code it holds: import only files you made or trust.
     """
     from cookbook.lifecycle import gate, importing
-    from cookbook.lifecycle.training import parse_columns
+    from cookbook.lifecycle.model_spec import parse_columns
 
     with one_line_errors():
         fitted = importing.check_fitted(

@@ -21,7 +21,7 @@ from cookbook.core.settings import PROJECT_ROOT, data_path, model_path
 from cookbook.lifecycle import continuous, gate
 from cookbook.lifecycle.classifying import LOGISTIC, TASK_CHOICES
 from cookbook.lifecycle.column_info import DEFAULT_MODEL
-from cookbook.lifecycle.training import ESTIMATORS, RIDGE, parse_columns, spec_for
+from cookbook.lifecycle.model_spec import ESTIMATORS, RIDGE, parse_columns, spec_for
 
 GOLDEN_HELP = (
     "Labelled CSV whose every row is the golden set for this run [default: the golden set "

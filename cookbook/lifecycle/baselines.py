@@ -22,8 +22,8 @@ from cookbook.core.errors import DataError
 from cookbook.core.schema import Target
 from cookbook.lifecycle.class_scoring import score_classes
 from cookbook.lifecycle.classifying import LOGISTIC, class_target
+from cookbook.lifecycle.model_spec import RIDGE, ModelSpec, build_estimator
 from cookbook.lifecycle.scoring import score
-from cookbook.lifecycle.training import RIDGE, ModelSpec, build_estimator
 
 
 def linear_family(spec: ModelSpec) -> str:

@@ -37,8 +37,8 @@ from cookbook.lifecycle.baselines import recorded_feature_sets
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
 from cookbook.lifecycle.drift import drift
 from cookbook.lifecycle.fetching import fetch
+from cookbook.lifecycle.model_spec import DEFAULT_SPEC, ModelSpec
 from cookbook.lifecycle.registry import Registry
-from cookbook.lifecycle.training import DEFAULT_SPEC, ModelSpec
 
 
 class Outcome(enum.Enum):

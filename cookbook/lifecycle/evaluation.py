@@ -19,8 +19,9 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.schema import NumberFeature
 from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.column_info import evaluation_groups
+from cookbook.lifecycle.model_spec import ModelSpec
 from cookbook.lifecycle.scoring import coverage_of, score_predictor
-from cookbook.lifecycle.training import ModelSpec, load_labelled
+from cookbook.lifecycle.training import load_labelled
 from cookbook.lifecycle.vectorized import accepted_numbers
 
 

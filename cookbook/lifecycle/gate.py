@@ -27,16 +27,10 @@ from cookbook.lifecycle.artifacts import load_predictor
 from cookbook.lifecycle.baselines import baseline_specs, score_baselines
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE
 from cookbook.lifecycle.importing import FittedModel, save_imported
+from cookbook.lifecycle.model_spec import DEFAULT_SPEC, ModelSpec
 from cookbook.lifecycle.registry import Entry, Registry, code_version
 from cookbook.lifecycle.scoring import coverage_of, score_predictor
-from cookbook.lifecycle.training import (
-    DEFAULT_SPEC,
-    DEFAULT_TEST_SIZE,
-    ModelSpec,
-    held_out_rows,
-    load_labelled,
-    train,
-)
+from cookbook.lifecycle.training import DEFAULT_TEST_SIZE, held_out_rows, load_labelled, train
 
 DEFAULT_TOLERANCE = 0.05
 

@@ -30,16 +30,10 @@ from cookbook.lifecycle.class_scoring import diagnostics_of, label_indices, scor
 from cookbook.lifecycle.classifying import CLASSIFICATION, class_target
 from cookbook.lifecycle.conformal import DEFAULT_COVERAGE, calibrate, calibrate_sets
 from cookbook.lifecycle.data import read_csv, require_columns
+from cookbook.lifecycle.describing import describe_schema
+from cookbook.lifecycle.model_spec import ModelSpec, spec_for
 from cookbook.lifecycle.scoring import score
-from cookbook.lifecycle.training import (
-    MIN_ROWS,
-    ModelSpec,
-    TrainingReport,
-    describe_schema,
-    fit_metadata,
-    load_labelled,
-    spec_for,
-)
+from cookbook.lifecycle.training import MIN_ROWS, TrainingReport, fit_metadata, load_labelled
 
 CALIBRATION_ROWS = "rows given at import"
 

@@ -13,7 +13,7 @@ Inputs are float64 where the runtime computes the whole graph in float64. Tree e
 ``ai.onnx.ml`` opset 3 keep float32 thresholds, so a graph holding one is fed float32 (the
 value and the threshold rounded alike); each input type is tried, float64 first, and the
 first that passes parity is kept. Trees are therefore fitted on unscaled numbers
-(``training.build_estimator``): a scaled float32 value lands on the other side of a split far
+(``model_spec.build_estimator``): a scaled float32 value lands on the other side of a split far
 more often than a raw one.
 """
 

@@ -1,48 +1,24 @@
-"""Train a pipeline of any of ``ESTIMATORS`` on a CSV; write a verified model pair.
+"""Train a pipeline of any of ``model_spec.ESTIMATORS`` on a CSV; write a verified model pair.
 
-One estimator holds every step. Ridge (the cookbook's model): number features scaled,
-category features one-hot encoded, the regression, and the target scaled
-(``TransformedTargetRegressor``). Tree ensembles: numbers as they are (a tree does not need
-scaling, and a scaled number in float32 falls on the other side of a split far more often
-in the ONNX form), categories one-hot encoded. Rows are split before fitting, with an
-explicit ``random_state``.
+Rows are split before fitting, with an explicit ``random_state``; the held-out rows score the
+model and calibrate its interval or prediction sets.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import platform
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cookbook.core.errors import DataError, ModelError
+from cookbook.core.errors import DataError
 from cookbook.core.files import sha256_file
-from cookbook.core.loading import is_imported, schema_of
-from cookbook.core.schema import (
-    CLASS_ANSWER,
-    HEIGHT_ANSWER,
-    REGRESSION,
-    VALUE_ANSWER,
-    Bounds,
-    CategoryFeature,
-    NumberFeature,
-    Schema,
-    Target,
-)
+from cookbook.core.schema import Schema
 from cookbook.core.settings import data_path, model_path
 from cookbook.lifecycle.artifacts import save_model
 from cookbook.lifecycle.class_scoring import diagnostics_of, label_indices, score_classes
-from cookbook.lifecycle.classifying import (
-    CLASSIFICATION,
-    LOGISTIC,
-    build_classifier,
-    class_target,
-    estimator_outputs,
-)
-from cookbook.lifecycle.column_info import DEFAULT_MODEL, column_info
+from cookbook.lifecycle.classifying import LOGISTIC, estimator_outputs
 from cookbook.lifecycle.conformal import (
     DEFAULT_COVERAGE,
     MAX_COVERAGE,
@@ -51,95 +27,21 @@ from cookbook.lifecycle.conformal import (
     calibrate_sets,
 )
 from cookbook.lifecycle.data import load_table
+from cookbook.lifecycle.describing import chart_bins, describe_schema
 from cookbook.lifecycle.folding import fold_classifier, fold_linear
+from cookbook.lifecycle.model_spec import (
+    DEFAULT_SPEC,
+    RANDOM_STATE,
+    RIDGE,
+    TREES,
+    ModelSpec,
+    build_estimator,
+)
 from cookbook.lifecycle.scoring import score
 
-RANDOM_STATE = 3  # the cookbook's split, so held-out scores stay comparable
 DEFAULT_TEST_SIZE = 0.1
 METADATA_FORMAT = 2
-HISTOGRAM_BINS = 10
-QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# A feature's empirical CDF is stored exactly up to this many distinct values (MLB
-# weights are whole pounds: about 100), else as this many quantiles.
-ECDF_MAX_POINTS = 1000
 MIN_ROWS = 10
-# The estimator families ``retrain --estimator`` offers. The linear ones are the defaults:
-# Ridge for a regression, a logistic regression for a classifier; the trees serve both.
-RIDGE = "ridge"
-TREE_FAMILIES = ("hist-gradient-boosting", "random-forest", "lightgbm")
-REGRESSORS = (RIDGE, *TREE_FAMILIES)
-CLASSIFIERS = (LOGISTIC, *TREE_FAMILIES)
-ESTIMATORS = (*REGRESSORS, LOGISTIC)
-TREES = 100  # boosting iterations or forest size
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which columns a model learns from and predicts, as ``retrain`` names them."""
-
-    target: str = DEFAULT_MODEL["target"]
-    features: tuple[str, ...] = DEFAULT_MODEL["features"]
-    categorical: tuple[str, ...] = ()
-    name: str | None = None
-    estimator: str = RIDGE  # one of ESTIMATORS
-    task: str = REGRESSION  # or CLASSIFICATION
-    positive_class: str | None = None  # a binary classifier's, when not the second class
-
-    @property
-    def is_classification(self) -> bool:
-        """Return whether the spec trains a classifier."""
-        return self.task == CLASSIFICATION
-
-    @property
-    def all_features(self) -> tuple[str, ...]:
-        """Return every feature: the number features, then the categorical ones."""
-        return (*self.numeric, *self.categorical)
-
-    @property
-    def numeric(self) -> tuple[str, ...]:
-        """Return the number features."""
-        return tuple(f for f in self.features if f not in self.categorical)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Return every column the model reads from a labelled file: features, then target."""
-        return (*self.all_features, self.target)
-
-    @classmethod
-    def of_schema(cls, schema: Schema) -> ModelSpec:
-        """Return the spec a served model was trained with."""
-        categorical = tuple(f.name for f in schema.categorical)
-        target = schema.target
-        if target.is_classification:
-            return cls(target.name, schema.feature_names, categorical, schema.name, LOGISTIC,
-                       CLASSIFICATION, target.positive_class)  # fmt: skip
-        return cls(target.name, schema.feature_names, categorical, schema.name)
-
-    @classmethod
-    def of_metadata(cls, metadata: Mapping[str, Any]) -> ModelSpec:
-        """Return the spec a served model was trained with: its columns and its family.
-
-        Ridge models record no family (``hyperparameters``); the others record theirs.
-        Raise ``ModelError`` for a model this project cannot retrain as it is: one fitted
-        elsewhere and imported, or of a family it does not offer.
-        """
-        if is_imported(metadata):
-            raise ModelError(
-                f"Model {metadata.get('model_version', 'unknown')} was imported (fitted "
-                "elsewhere): this project has no family to retrain it with; retrain "
-                "--estimator trains one of its own to replace it."
-            )
-        spec = cls.of_schema(schema_of(metadata))
-        family = (metadata.get("hyperparameters") or {}).get("estimator", spec.estimator)
-        if family not in ESTIMATORS:
-            raise ModelError(
-                f"Model {metadata.get('model_version', 'unknown')} is a {family!r} model: "
-                f"this project retrains only {', '.join(ESTIMATORS)}."
-            )
-        return replace(spec, estimator=family)
-
-
-DEFAULT_SPEC = ModelSpec()  # the cookbook's model: Height from Weight
 
 
 @dataclass(frozen=True)
@@ -157,72 +59,6 @@ class TrainingReport:
     def version(self) -> str:
         """Return the new model's version."""
         return self.metadata["model_version"]
-
-
-def build_estimator(
-    spec: ModelSpec = ModelSpec(), alpha: float = 1.0, random_state: int = RANDOM_STATE
-):
-    """Return the unfitted estimator of *spec*'s family, every step in one pipeline.
-
-    Ridge: feature scaling and encoding, Ridge, target scaling. The tree ensembles: numbers
-    unscaled, categories one-hot encoded, the regressor on one thread (forked serving
-    workers must not inherit native thread pools), seeded with *random_state*.
-    """
-    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    if spec.estimator not in ESTIMATORS:
-        raise DataError(
-            f"Unknown estimator {spec.estimator!r}: choose one of {', '.join(ESTIMATORS)}."
-        )
-    if spec.is_classification:
-        if spec.estimator == RIDGE:
-            raise DataError(
-                f"{RIDGE} is a regressor: a classifier is a {LOGISTIC} (the default) or one of "
-                f"{', '.join(TREE_FAMILIES)}."
-            )
-        return build_classifier(
-            spec.estimator, spec.numeric, spec.categorical, random_state, TREES
-        )  # fmt: skip
-    if spec.estimator == LOGISTIC:
-        raise DataError(f"{LOGISTIC} is a classifier: add --task {CLASSIFICATION}.")
-    if spec.estimator != RIDGE:
-        parts: list[tuple[str, Any, list[str]]] = []
-        if spec.numeric:
-            parts.append(("numbers", "passthrough", list(spec.numeric)))
-        if spec.categorical:
-            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-            parts.append(("categories", encoder, list(spec.categorical)))
-        return make_pipeline(ColumnTransformer(parts), tree_regressor(spec.estimator, random_state))
-    if not spec.categorical:
-        # Number features only: the cookbook's own pipeline, unchanged, so its models stay
-        # byte for byte what they were.
-        regressor = make_pipeline(StandardScaler(), Ridge(alpha=alpha))
-    else:
-        parts = [("categories", OneHotEncoder(handle_unknown="ignore"), list(spec.categorical))]
-        if spec.numeric:
-            parts.insert(0, ("numbers", StandardScaler(), list(spec.numeric)))
-        regressor = make_pipeline(ColumnTransformer(parts), Ridge(alpha=alpha))
-    return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
-
-
-def tree_regressor(family: str, random_state: int) -> Any:
-    """Return the unfitted tree ensemble of *family*, on one thread, seeded."""
-    if family == "hist-gradient-boosting":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(max_iter=TREES, random_state=random_state)
-    if family == "random-forest":
-        from sklearn.ensemble import RandomForestRegressor
-
-        return RandomForestRegressor(n_estimators=TREES, n_jobs=1, random_state=random_state)
-    from lightgbm import LGBMRegressor
-
-    return LGBMRegressor(
-        n_estimators=TREES, n_jobs=1, random_state=random_state, verbose=-1
-    )  # fmt: skip
 
 
 def load_labelled(data_file: Path | str, spec: ModelSpec, what: str = "Training data"):
@@ -244,7 +80,7 @@ def train(
     data_file: Path | str | None = None,
     model_file: Path | str | None = None,
     *,
-    spec: ModelSpec = ModelSpec(),
+    spec: ModelSpec = DEFAULT_SPEC,
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
     alpha: float = 1.0,
@@ -380,7 +216,7 @@ def hyperparameters(
 
 def split_rows(
     data_file: Path | str,
-    spec: ModelSpec = ModelSpec(),
+    spec: ModelSpec = DEFAULT_SPEC,
     *,
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
@@ -406,7 +242,7 @@ def split_frame(frame: Any, test_size: float, random_state: int) -> tuple[Any, A
 
 def held_out_rows(
     data_file: Path | str,
-    spec: ModelSpec = ModelSpec(),
+    spec: ModelSpec = DEFAULT_SPEC,
     *,
     test_size: float = DEFAULT_TEST_SIZE,
     random_state: int = RANDOM_STATE,
@@ -414,154 +250,6 @@ def held_out_rows(
 ):
     """Return the rows ``train`` holds out of *data_file* with the same split parameters."""
     return split_rows(data_file, spec, test_size=test_size, random_state=random_state, what=what)[1]
-
-
-# ------------------------------------------------------------------ the schema
-
-
-def describe_schema(spec: ModelSpec, features: Any, target: Any, classes: Any = None) -> Schema:
-    """Return the schema of a model trained on *features* and *target* (the training rows);
-    a classifier's *classes* are its estimator's ``classes_``."""
-    described = [describe_number(name, features[name]) for name in spec.numeric]
-    described += [describe_category(name, features[name]) for name in spec.categorical]
-    target_info = column_info(spec.target)
-    is_default = spec.all_features == DEFAULT_MODEL["features"] and (
-        spec.target == DEFAULT_MODEL["target"]
-    )
-    title = (
-        DEFAULT_MODEL["title"] if is_default else f"{spec.target} from {', '.join(spec.features)}"
-    )
-    name = spec.name or (
-        DEFAULT_MODEL["name"]
-        if is_default
-        else slug(f"{spec.target}-from-{'-'.join(spec.features)}")
-    )
-    if spec.is_classification:
-        described_target = class_target(
-            Target(name=spec.target, description=target_info.get("description", "")),
-            classes,
-            spec.positive_class,
-        )
-        answer_format = CLASS_ANSWER
-    else:
-        described_target = Target(
-            name=spec.target,
-            unit=target_info.get("unit"),
-            unit_name=target_info.get("unit_name"),
-            description=target_info.get("description", ""),
-            metric_buckets=tuple(target_info.get("metric_buckets") or quantile_buckets(target)),
-            training_range=(float(target.min()), float(target.max())),
-        )
-        answer_format = (
-            HEIGHT_ANSWER if target_info.get("answer") == HEIGHT_ANSWER else VALUE_ANSWER
-        )
-    return Schema(
-        name=name,
-        features=tuple(described),
-        target=described_target,
-        answer_format=answer_format,
-        title=title,
-        description=DEFAULT_MODEL["description"] if is_default else f"Predicts {title}.",
-    )
-
-
-def describe_number(name: str, values: Any) -> NumberFeature:
-    """Return a number feature's schema from its training values."""
-    import numpy as np
-
-    array = values.to_numpy(dtype=np.float64)
-    info = column_info(name)
-    counts, edges = np.histogram(array, bins=HISTOGRAM_BINS)
-    median = nice(float(np.median(array)))
-    return NumberFeature(
-        name=name,
-        training_range=(float(array.min()), float(array.max())),
-        histogram={"edges": edges.tolist(), "counts": counts.astype(int).tolist()},
-        stats={
-            "mean": float(array.mean()),
-            "std": float(array.std(ddof=1)),
-            "min": float(array.min()),
-            "max": float(array.max()),
-            "quantiles": {
-                f"p{round(q * 100):02d}": float(np.quantile(array, q)) for q in QUANTILES
-            },
-        },
-        ecdf=ecdf(array),
-        bounds=Bounds.from_dict(info.get("bounds", {})),
-        unit=info.get("unit"),
-        unit_name=info.get("unit_name"),
-        description=info.get("description", ""),
-        example=float(info.get("example", median)),
-        batch_example=tuple(
-            info.get("batch_example", (nice(float(np.quantile(array, 0.25))), median))
-        ),
-        metric_buckets=tuple(info.get("metric_buckets") or quantile_buckets(values)),
-    )
-
-
-def describe_category(name: str, values: Any) -> CategoryFeature:
-    """Return a category feature's schema from its training values."""
-    counts = values.astype(str).value_counts()
-    categories = tuple(sorted(counts.index.tolist()))
-    info = column_info(name)
-    frequent = counts.index.tolist()
-    return CategoryFeature(
-        name=name,
-        categories=categories,
-        frequencies={category: int(counts[category]) for category in categories},
-        description=info.get("description", ""),
-        example=str(info.get("example", frequent[0])),
-        batch_example=tuple(info.get("batch_example", frequent[:2])),
-    )
-
-
-def ecdf(values: Any) -> dict[str, Any]:
-    """Return the empirical CDF the offline drift check's Kolmogorov-Smirnov test compares to."""
-    import numpy as np
-
-    unique, counts = np.unique(values, return_counts=True)
-    if len(unique) <= ECDF_MAX_POINTS:
-        return {"values": unique.tolist(), "counts": counts.astype(int).tolist(), "exact": True}
-    quantiles = np.quantile(values, np.linspace(0, 1, ECDF_MAX_POINTS + 1))
-    share = len(values) / len(quantiles)
-    return {"values": quantiles.tolist(), "counts": [share] * len(quantiles), "exact": False}
-
-
-def quantile_buckets(values: Any) -> list[float]:
-    """Return Prometheus bucket bounds at a column's quantiles, three significant digits."""
-    import numpy as np
-
-    array = np.asarray(values, dtype=np.float64)
-    points = np.quantile(array, (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99))
-    return sorted({nice(float(p)) for p in points})
-
-
-def nice(value: float) -> float:
-    """Return *value* to three significant digits (examples and buckets people read)."""
-    return float(f"{value:.3g}")
-
-
-def chart_bins(schema: Schema, frame: Any) -> dict[str, Any] | None:
-    """Return the page chart's binned target means, for a model of one number feature."""
-    feature = schema.single_number
-    if feature is None or schema.target.is_classification:
-        return None
-    info, target_info = column_info(feature.name), column_info(schema.target.name)
-    low, high = feature.training_range
-    width = float(info.get("chart_bin_width") or nice((high - low) / 14 or 1.0))
-    bins = (frame[feature.name] // width) * width
-    grouped = frame.groupby(bins)[schema.target.name].agg(["mean", "count"])
-    return {
-        "feature": feature.name,
-        "bin_width": width,
-        "x_step": float(info.get("chart_step") or nice((high - low) / 5 or 1.0)),
-        "y_step": target_info.get("chart_step"),
-        "bins": [
-            {"x": float(start + width / 2), "mean": round(float(row["mean"]), 3),
-             "count": int(row["count"])}
-            for start, row in grouped.iterrows()
-        ],
-    }  # fmt: skip
 
 
 def estimator_summary(estimator: Any) -> str:
@@ -590,30 +278,3 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "joblib": joblib.__version__,
     }
-
-
-def slug(text: str) -> str:
-    """Return *text* as a lower-case name of letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
-
-
-def parse_columns(text: str | None) -> tuple[str, ...]:
-    """Return the column names in a comma-separated option value."""
-    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
-
-
-def spec_for(
-    target: str,
-    features: Sequence[str],
-    categorical: Sequence[str],
-    name: str | None = None,
-    estimator: str | None = None,
-    task: str = REGRESSION,
-    positive_class: str | None = None,
-) -> ModelSpec:
-    """Return the spec ``retrain --features A,B --categorical C`` asks for (C is a feature too);
-    without *estimator*, the task's linear default."""
-    everything = tuple(dict.fromkeys((*features, *categorical)))
-    if estimator is None:
-        estimator = LOGISTIC if task == CLASSIFICATION else RIDGE
-    return ModelSpec(target, everything, tuple(categorical), name, estimator, task, positive_class)
