@@ -39,6 +39,8 @@ CAPTURE_SECONDS = int(os.environ.get("BENCH_CAPTURE_SECONDS", "5"))
 CAPTURE_STARTS = int(os.environ.get("BENCH_CAPTURE_STARTS", "6"))
 # Up to this many bytes of environment added to each server (see _load_once_started).
 LAYOUT_PADDING = 4096
+# The baseline app's own virtualenv (bench/hot_path.py makes it).
+BASELINE_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 POST_LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
@@ -117,6 +119,12 @@ SERVERS = {
     # The baseline: gunicorn's sync workers, as before the production server.
     "gunicorn sync": lambda port: [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
                                    "-b", f"127.0.0.1:{port}", "app:app"],
+    # The hot path's baseline (bench/hot_path.py): a minimal FastAPI app of the folded model
+    # on uvicorn, uvloop and httptools, from its own virtualenv.
+    "folded FastAPI": lambda port: [str(BASELINE_PYTHON), "-m", "uvicorn", "fastapi_baseline:app",
+                                    "--app-dir", "bench", "--workers", "2", "--loop", "uvloop",
+                                    "--http", "httptools", "--no-access-log", "--log-level",
+                                    "warning", "--host", "127.0.0.1", "--port", str(port)],
 }  # fmt: skip
 
 
@@ -205,7 +213,8 @@ def _load_once_started(variants: dict[str, tuple[str, dict[str, str]]],
 
 def http_single(extra_env: dict[str, str], headers: dict[str, str]) -> dict[str, dict]:
     """The production server against gunicorn sync, both with *extra_env*."""
-    return http_rounds({kind: (kind, extra_env) for kind in SERVERS}, headers)
+    return http_rounds({kind: (kind, extra_env) for kind in ("production", "gunicorn sync")},
+                       headers)  # fmt: skip
 
 
 def capture_overhead() -> dict[str, dict]:
