@@ -130,6 +130,20 @@ def test_a_malformed_importance_refuses_the_model(models, tmp_path, stored, word
         load_predictor(broken)
 
 
+def test_a_reload_refuses_a_malformed_importance_and_keeps_serving(models):
+    model_file = models["height"]
+    app = create_app({"MODEL_PATH": str(model_file), "TESTING": True, "ADMIN_TOKEN": "s3cret",
+                      "CAPTURE_ENV": {"CAPTURE_FRACTION": "0"}})  # fmt: skip
+    client, bearer = app.test_client(), {"Authorization": "Bearer s3cret"}
+    metadata = json.loads(metadata_path(model_file).read_text())
+    metadata["importance"] = {"Weight": 1.5}
+    metadata_path(model_file).write_text(json.dumps(metadata))
+    response = client.post("/admin/reload", headers=bearer)
+    assert response.status_code == 409, response.get_json()
+    assert "importance has no number for Age" in response.get_json()["error"]
+    assert client.get("/drift").get_json()["features_by_concern"] == ["Weight", "Position", "Age"]
+
+
 def entry(name: str, psi: float, verdict: str) -> dict:
     return {"feature": name, "psi": psi, "verdict": verdict}
 

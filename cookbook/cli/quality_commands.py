@@ -10,6 +10,7 @@ import click
 from cookbook.cli.errors import one_line_errors
 from cookbook.cli.evaluation_report import metric_tables
 from cookbook.cli.tables import fmt, render_table
+from cookbook.core.importance import entries_by_concern
 from cookbook.core.loading import verified_metadata
 from cookbook.core.psi import PSI_ALERT, PSI_WARN
 from cookbook.core.settings import model_path
@@ -50,10 +51,8 @@ def evaluate(data_file: Path, as_json: bool) -> None:
 def concern_table(report: dict) -> str:
     """Return the features by concern (drifting first, the most important first) as a table
     of their importance, rank, PSI and verdict, and what the importance is measured in."""
-    entries = {entry["feature"]: entry for entry in report["features"]}
-    ordered = [entries[name] for name in report["features_by_concern"]]
     rows = [(e["feature"], fmt(e["importance"], 4), str(e["importance_rank"] or "-"),
-             f"{e['psi']:.4f}", e["verdict"]) for e in ordered]  # fmt: skip
+             f"{e['psi']:.4f}", e["verdict"]) for e in entries_by_concern(report)]  # fmt: skip
     unit = report["importance_unit"]
     note = (f"importance: mean |contribution| to a prediction, in {unit}" if unit
             else "importance: n/a, the model records none")  # fmt: skip

@@ -97,3 +97,9 @@ def rank_drift(
         "features_by_concern": [entry["feature"] for entry in sorted(features, key=concern)],
         "importance_unit": importance_unit(schema) if importance else None,
     }
+
+
+def entries_by_concern(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return a drift report's feature entries in its ``features_by_concern`` order."""
+    entries = {entry["feature"]: entry for entry in report["features"]}
+    return [entries[name] for name in report["features_by_concern"]]
