@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cookbook.cli.gate_report import comparison_cells
 from cookbook.cli.tables import fmt, render_markdown_table
+from cookbook.core.importance import entries_by_concern
 from cookbook.core.loading import schema_of
 from cookbook.lifecycle.continuous import Outcome, TrainingRun
 
@@ -69,12 +70,17 @@ def _drift_lines(run: TrainingRun) -> list[str]:
     report = run.drift
     if report is None:
         return []
+    # By concern: the drifting features that the served model relies on most come first.
     rows = [(f["feature"], f"{f['rows']:,}", f"{f['psi']:.4f}", f["verdict"], fmt(f["ks"], 4),
-             fmt(f["ks_critical_5pct"], 4)) for f in report["features"]]  # fmt: skip
+             fmt(f["ks_critical_5pct"], 4), fmt(f["importance"], 4))
+            for f in entries_by_concern(report)]  # fmt: skip
+    unit = report["importance_unit"]
+    header = ("feature", "rows", "PSI", "verdict", "KS", "KS 5% critical",
+              f"importance ({unit})" if unit else "importance")  # fmt: skip
     return [
         f"## Drift against the served model {report['model_version']}",
         "",
-        render_markdown_table(("feature", "rows", "PSI", "verdict", "KS", "KS 5% critical"), rows),
+        render_markdown_table(header, rows),
         "",
         f"Verdict: **{report['verdict']}** (PSI warns at {report['thresholds']['warn']:g}, "
         f"alerts at {report['thresholds']['alert']:g}).",

@@ -9,7 +9,8 @@ import click
 
 from cookbook.cli.errors import one_line_errors
 from cookbook.cli.evaluation_report import metric_tables
-from cookbook.cli.tables import render_table
+from cookbook.cli.tables import fmt, render_table
+from cookbook.core.importance import entries_by_concern
 from cookbook.core.loading import verified_metadata
 from cookbook.core.psi import PSI_ALERT, PSI_WARN
 from cookbook.core.settings import model_path
@@ -45,6 +46,18 @@ def evaluate(data_file: Path, as_json: bool) -> None:
     if skipped:
         click.echo(f"Skipped {skipped} row(s): missing values or values the model refuses.")
     click.echo("\n\n".join(metric_tables(report)))
+
+
+def concern_table(report: dict) -> str:
+    """Return the features by concern (drifting first, the most important first) as a table
+    of their importance, rank, PSI and verdict, and what the importance is measured in."""
+    rows = [(e["feature"], fmt(e["importance"], 4), str(e["importance_rank"] or "-"),
+             f"{e['psi']:.4f}", e["verdict"]) for e in entries_by_concern(report)]  # fmt: skip
+    unit = report["importance_unit"]
+    note = (f"importance: mean |contribution| to a prediction, in {unit}" if unit
+            else "importance: n/a, the model records none")  # fmt: skip
+    table = render_table(("feature", "importance", "rank", "PSI", "verdict"), rows)
+    return f"By concern (drifting first, the most important first; {note})\n{table}"
 
 
 class DriftCheckFailed(click.ClickException):
@@ -117,6 +130,7 @@ def drift(ctx: click.Context, data_file: Path, column: str | None, as_json: bool
                 for b in predicted["bins"]]  # fmt: skip
         click.echo(render_table(("class", "held-out rows", "this file"), rows))
         click.echo(f"PSI: {predicted['psi']:.4f} ({predicted['verdict']})")
+    click.echo("\n" + concern_table(report))
     click.echo(
         f"\nVerdict: {report['verdict']} (worst feature {report['worst_feature']}, PSI "
         f"{report['psi']:.4f}; warn at {PSI_WARN:g}, alert at {PSI_ALERT:g})"

@@ -26,6 +26,7 @@ from cookbook.core.answers import answer_writer
 from cookbook.core.classes import PredictionSet, class_answer_writer, label_index
 from cookbook.core.errors import InvalidInput, ModelError
 from cookbook.core.explanations import FoldedExplainer
+from cookbook.core.importance import importance_of
 from cookbook.core.intervals import Interval, interval_writer
 from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import NumberFeature, Schema
@@ -51,6 +52,9 @@ class Predictor:
         self.is_classifier = schema.target.is_classification
         # Exact explanations of a folded form; other models have none yet.
         self.explainer = None if linear is None else FoldedExplainer.of(linear, schema)
+        # What each feature weighs on held-out rows, when model.json records it (a malformed
+        # record refuses the model, as a malformed interval does).
+        self.importance = importance_of(metadata, schema)
         if self.is_classifier:
             self.prediction_set = PredictionSet.of_metadata(metadata)
             self.write_class_answer = class_answer_writer(schema, self.prediction_set)

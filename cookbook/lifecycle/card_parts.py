@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cookbook.core.importance import by_importance, importance_of, importance_unit
 from cookbook.core.linear import LinearForm
 from cookbook.core.loading import is_imported
+from cookbook.core.schema import Schema
+
+IMPORTANCE_HEADING = "## What the model relies on"
 
 Column = tuple[str, str, int]  # a metrics table column: heading, score key, decimals
 
@@ -29,6 +33,16 @@ def share(value: Any) -> str:
 def unit(text: str | None) -> str:
     """Return " <unit>" to write after a number, or nothing without a unit."""
     return f" {text}" if text else ""
+
+
+def rows_words(metadata: Mapping[str, Any]) -> str:
+    """Return the rows a model was scored on, as the card and its pictures name them."""
+    return "rows given at import" if is_imported(metadata) else "held-out rows"
+
+
+def importance_rows_words(metadata: Mapping[str, Any]) -> str:
+    """Return the rows the model's importance was measured on: "104 held-out rows"."""
+    return f"{metadata.get('importance_rows', 'n/a')} {rows_words(metadata)}"
 
 
 def names(features: Any) -> str:
@@ -95,3 +109,37 @@ def linear_terms(form: LinearForm) -> str:
     terms = [f"{c:.6f} × {name}" for name, c in form.coefficients.items()]
     terms += [f"an offset per {name}" for name in form.offsets]
     return f"{form.intercept:.4f} + {' + '.join(terms)}"
+
+
+def importance_lines(metadata: Mapping[str, Any], schema: Schema, picture: str) -> list[str]:
+    """Return the section on what the model relies on: each feature's importance as a bar chart
+    (*picture*: its file name beside the card) and a table, the largest first; or why the
+    model has none."""
+    importance = importance_of(metadata, schema)
+    lines = ["", IMPORTANCE_HEADING, ""]
+    if not importance:
+        return [
+            *lines,
+            "- No importance recorded: this model's `model.json` has no `importance`: it was "
+            "saved before importance\n  was recorded, imported without held-out rows to measure "
+            "it on, or cannot explain its answers.",
+        ]
+    measured = importance_unit(schema)
+    rows = importance_rows_words(metadata)
+    total = sum(importance.values())
+    lines += [
+        f"Each feature's importance is its mean absolute contribution to the model's predictions "
+        f"on the {rows},\nin {measured}. The answers move most with the features at the top: a "
+        "drifting feature near the top is\nthe first to check (`utilscli.py drift` and "
+        "`GET /drift` list the features by concern).",
+        "",
+        f"![Importance of each feature on the {rows}, in {measured}]({picture})",
+        "",
+        f"| Rank | Feature | Importance ({measured}) | Share of the total |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {rank} | {names((name,))} | {value:.4g} | {share(value / total if total else None)} |"
+        for rank, (name, value) in enumerate(by_importance(importance), start=1)
+    ]
+    return lines

@@ -1,10 +1,13 @@
-"""Draw a classifier's card pictures as SVG: its reliability diagram and its confusion matrix.
+"""Draw the card's pictures as SVG: a classifier's reliability diagram and confusion matrix, and
+any model's importance chart.
 
-Both are drawn from ``model.json``'s ``diagnostics`` (``class_scoring.diagnostics_of``: the
-rows themselves are not kept), by hand: a few rectangles, lines and texts, with every number
-written at a fixed precision, so the same model.json gives the same bytes and a diff of
-two cards' pictures shows only what changed. Each picture stands alone (its title names the
-rows and the figure it shows) and every mark has a ``<title>`` with its exact figures.
+A classifier's two are drawn from ``model.json``'s ``diagnostics``
+(``class_scoring.diagnostics_of``: the rows themselves are not kept), the importance chart from
+its ``importance`` (``cookbook.core.importance``); all by hand: a few rectangles, lines and
+texts, with every number written at a fixed precision, so the same model.json gives the same
+bytes and a diff of two cards' pictures shows only what changed. Each picture stands alone (its
+title names the rows and the figure it shows) and every mark has a ``<title>`` with its exact
+figures.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-RELIABILITY, CONFUSION = "reliability", "confusion"
-PICTURES = (RELIABILITY, CONFUSION)
+RELIABILITY, CONFUSION, IMPORTANCE = "reliability", "confusion", "importance"
+PICTURES = (RELIABILITY, CONFUSION, IMPORTANCE)
 FONT = 'font-family="sans-serif"'
 LIGHT, DARK, GRID, INK = "#c6dbef", "#08519c", "#d9d9d9", "#252525"
 CHAR_WIDTH = 7.0  # about one character of 12px sans-serif, to lay labels out
@@ -204,4 +207,33 @@ def confusion_svg(classes: Sequence[str], matrix: Sequence[Sequence[int]], rows_
                 _text(x0 + cell / 2, y0 + cell / 2, str(value), 14, fill=colour),
                 _text(x0 + cell / 2, y0 + cell / 2 + 16, f"{share:.0%}", 10, fill=colour),
             ]
+    return _svg(width, height, title, body)
+
+
+def importance_svg(ranked: Sequence[tuple[str, float]], unit: str, rows_text: str) -> str:
+    """Return the importance chart: one horizontal bar per feature of *ranked* (name and
+    importance, the largest first), its length the importance in *unit*, its value at its end."""
+    longest = max(len(_short(name)) for name, _value in ranked) * CHAR_WIDTH
+    left, top, bar, gap, span, right = 20 + longest + 8, 48.0, 20.0, 8.0, 300.0, 70.0
+    width = max(left + span + right, 360)
+    height = top + len(ranked) * (bar + gap) + 36
+    largest = max((value for _name, value in ranked), default=0.0) or 1.0
+    title = f"Importance on {rows_text}: mean |contribution| in {unit}"
+    body = [_text(width / 2, 20, title, 13)]
+    for index, (name, value) in enumerate(ranked):
+        y0 = top + index * (bar + gap)
+        length = value / largest * span
+        words = f"{name}: importance {value:.6g} {unit}, rank {index + 1}"
+        body += [
+            _text(left - 8, y0 + bar / 2 + 4, _short(name), anchor="end"),
+            f'<rect x="{left:.1f}" y="{y0:.1f}" width="{length:.1f}" height="{bar:.1f}" '
+            f'fill="{DARK}"><title>{escape(words)}</title></rect>',
+            _text(left + length + 6, y0 + bar / 2 + 4, f"{value:.4g}", 11, "start"),
+        ]
+    axis = top + len(ranked) * (bar + gap)
+    body += [
+        f'<line x1="{left:.1f}" y1="{top - 4:.1f}" x2="{left:.1f}" y2="{axis:.1f}" '
+        f'stroke="{INK}" stroke-width="1"/>',
+        _text(left + span / 2, axis + 22, f"mean |contribution| ({unit})"),
+    ]
     return _svg(width, height, title, body)

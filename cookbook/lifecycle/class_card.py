@@ -12,9 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from cookbook.core.linear import ClassifierForm
-from cookbook.core.loading import is_imported
 from cookbook.core.schema import BINARY, Target
-from cookbook.lifecycle.card_parts import coverage_lines, linear_terms, number, share
+from cookbook.lifecycle.card_parts import (
+    coverage_lines,
+    linear_terms,
+    number,
+    rows_words,
+    share,
+)
 from cookbook.lifecycle.card_pictures import CONFUSION, RELIABILITY
 
 COLUMNS = (
@@ -88,11 +93,6 @@ def metric_notes(target: Target) -> list[str]:
             f"probability of `{target.positive_class}` than a `{other}` row (0.5 is chance)"
         )
     return lines
-
-
-def rows_words(metadata: Mapping[str, Any]) -> str:
-    """Return the rows a classifier was scored on, as the pictures' titles name them."""
-    return "rows given at import" if is_imported(metadata) else "held-out rows"
 
 
 def diagnostics_lines(

@@ -17,6 +17,7 @@ from typing import Any
 
 from cookbook.core.errors import DataError
 from cookbook.core.files import sha256_file
+from cookbook.core.importance import importance_of, rank_drift
 from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.core.psi import (
     PSI_ALERT,
@@ -166,8 +167,9 @@ def predicted_class_drift(served_model: Path, schema: Schema, cells: Any,
 def drift(
     served_model: Path, data_file: Path, columns: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Return every feature's drift report for *data_file* and the worst verdict among them
-    (a classifier's answered classes, ``predicted_classes``, count in the verdict too).
+    """Return every feature's drift report for *data_file* (with its importance and rank),
+    the worst verdict among them (a classifier's answered classes, ``predicted_classes``,
+    count in the verdict too) and the features by concern.
 
     *columns* maps a feature to the file's column that holds it (default: its own name).
     The top-level ``psi``, ``ks`` and ``bins`` are the worst feature's.
@@ -188,6 +190,7 @@ def drift(
             reports.append(category_drift(feature, frame[column]))
     worst = max(reports, key=lambda report: report["psi"])
     verdicts = [report["verdict"] for report in reports]
+    concern = rank_drift(reports, importance_of(metadata, schema), schema)
     predicted = None
     expected = expected_class_counts(metadata, schema.target.classes)
     if schema.target.is_classification and expected is not None:
@@ -207,6 +210,7 @@ def drift(
         "bins": worst["bins"],
         "thresholds": {"warn": PSI_WARN, "alert": PSI_ALERT},
         "features": reports,
+        **concern,
     }
     if predicted is not None:
         report["predicted_classes"] = predicted

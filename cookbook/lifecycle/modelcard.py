@@ -1,7 +1,8 @@
 """Render a Markdown model card from a served model's verified ``model.json``, and write it.
 
-A classifier's card also links two pictures written beside it as SVG (``card_pictures``):
-its reliability diagram and confusion matrix, drawn from ``model.json`` alone.
+The card links pictures written beside it as SVG (``card_pictures``), drawn from
+``model.json`` alone: a classifier's reliability diagram and confusion matrix, and any
+model's importance chart when it records its features' importance.
 """
 
 from __future__ import annotations
@@ -12,20 +13,29 @@ from typing import Any
 
 from cookbook.core.errors import MlibError
 from cookbook.core.files import write_bytes_atomic
+from cookbook.core.importance import by_importance, importance_of, importance_unit
 from cookbook.core.linear import ClassifierForm
 from cookbook.core.loading import is_imported, linear_form_of, schema_of, verified_metadata
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.lifecycle import class_card
 from cookbook.lifecycle.card_parts import (
     coverage_lines,
+    importance_lines,
+    importance_rows_words,
     linear_terms,
     metrics_table,
     names,
     number,
+    rows_words,
     share,
     unit,
 )
-from cookbook.lifecycle.card_pictures import draw_pictures, picture_paths
+from cookbook.lifecycle.card_pictures import (
+    IMPORTANCE,
+    draw_pictures,
+    importance_svg,
+    picture_paths,
+)
 
 CARD_FILE = "MODEL_CARD.md"  # beside the served model
 
@@ -72,13 +82,20 @@ def _write(path: Path, text: str) -> None:
 
 
 def pictures_of(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Return the SVG text of each picture the card of *metadata* shows: a classifier's that
-    kept its ``diagnostics``; none for any other."""
-    target = schema_of(metadata).target
+    """Return the SVG text of each picture the card of *metadata* shows: a classifier's two
+    when it kept its ``diagnostics``, and the importance chart of a model that records it."""
+    schema = schema_of(metadata)
+    target = schema.target
     stored = metadata.get("diagnostics")
-    if not target.is_classification or not stored:
-        return {}
-    return draw_pictures(stored, target.classes, class_card.rows_words(metadata))
+    drawn = {}
+    if target.is_classification and stored:
+        drawn.update(draw_pictures(stored, target.classes, rows_words(metadata)))
+    importance = importance_of(metadata, schema)
+    if importance:
+        drawn[IMPORTANCE] = importance_svg(
+            by_importance(importance), importance_unit(schema), importance_rows_words(metadata)
+        )
+    return drawn
 
 
 def _baseline_lines(metadata: Mapping[str, Any], family: str) -> list[str]:
@@ -277,7 +294,8 @@ def render_card(metadata: Mapping[str, Any], pictures: Mapping[str, str] | None 
     schema = schema_of(metadata)
     target = schema.target
     numbers = [f for f in schema.features if isinstance(f, NumberFeature)]
-    quality, limitation = _quality_lines(metadata, schema, pictures or DEFAULT_PICTURES)
+    pictures = {**DEFAULT_PICTURES, **(pictures or {})}
+    quality, limitation = _quality_lines(metadata, schema, pictures)
     lines = [
         f"# Model card: {schema.title or schema.name}, version {metadata['model_version']}",
         "",
@@ -294,6 +312,7 @@ def render_card(metadata: Mapping[str, Any], pictures: Mapping[str, str] | None 
         "## Features",
         "",
         *_feature_lines(schema),
+        *importance_lines(metadata, schema, pictures[IMPORTANCE]),
         "",
         "## Training data",
         "",

@@ -11,14 +11,19 @@ classes it answered on its held-out rows at training (the answered columns of
 ``model.json``'s ``diagnostics.confusion``): a change in what the model answers shows there
 even when no single input moved much. ``GET /drift`` reports it as ``predicted_classes``, and its
 verdict counts in the overall one.
+
+A model that records its features' importance (``cookbook.core.importance``) gets it beside
+each feature's PSI, with its rank, and ``features_by_concern`` lists the drifting features that
+matter first.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cookbook.core.importance import rank_drift
 from cookbook.core.prediction import Predictor
 from cookbook.core.psi import (
     PSI_ALERT,
@@ -105,9 +110,12 @@ class DriftMonitor:
     """One window per feature of a model's schema, and one of a classifier's answers."""
 
     def __init__(self, schema: Schema, capacity: int = WINDOW_ROWS,
-                 class_counts: Sequence[float] | None = None) -> None:  # fmt: skip
+                 class_counts: Sequence[float] | None = None,
+                 importance: Mapping[str, float] | None = None) -> None:  # fmt: skip
         self.windows = [DriftWindow(feature, capacity) for feature in schema.features]
         self.capacity = capacity
+        self.schema = schema
+        self.importance = importance
         self.classes: DriftWindow | None = None
         if class_counts is not None:
             target = schema.target
@@ -119,11 +127,12 @@ class DriftMonitor:
     @classmethod
     def of(cls, predictor: Predictor) -> DriftMonitor:
         """Return the windows of *predictor*'s inputs (and of its answered classes, when
-        its ``model.json`` has their distribution at training)."""
+        its ``model.json`` has their distribution at training), with its features' importance
+        when it records it."""
         counts = None
         if predictor.is_classifier:
             counts = expected_class_counts(predictor.metadata, predictor.schema.target.classes)
-        return cls(predictor.schema, class_counts=counts)
+        return cls(predictor.schema, class_counts=counts, importance=predictor.importance)
 
     def __len__(self) -> int:
         return len(self.windows[0])
@@ -152,8 +161,10 @@ class DriftMonitor:
         return None if self.classes is None else self.classes.psi()
 
     def report(self) -> dict[str, Any]:
-        """Return the worst feature's PSI and verdict, and every feature's, as ``GET /drift``."""
+        """Return the worst feature's PSI and verdict, and every feature's (with its
+        importance and rank), and the features by concern, as ``GET /drift``."""
         features = [window.report() for window in self.windows]
+        concern = rank_drift(features, self.importance, self.schema)
         worst = max(features, key=lambda report: report["psi"])
         verdicts = [report["verdict"] for report in features]
         predicted = None
@@ -170,6 +181,7 @@ class DriftMonitor:
             "enough_data": len(self) >= MIN_ROWS_FOR_VERDICT,
             "thresholds": {"warn": PSI_WARN, "alert": PSI_ALERT},
             "features": features,
+            **concern,
             "scope": "worker",
         }
         if predicted is not None:
