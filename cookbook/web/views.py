@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from cookbook.core.errors import InvalidInput, MlibError
 from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
+from cookbook.web.openapi_security import secure
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
 from cookbook.web.responses import json_response
 from cookbook.web.served import ServedModel, service_state
@@ -83,7 +84,7 @@ def openapi_document() -> Response:
     app = current_app
     document = openapi.document(predictor.schema, predictor.version,
                                 admin=bool(app.config["ADMIN_TOKEN"]))  # fmt: skip
-    openapi.secure(document, access.openapi_requirements(app))
+    secure(document, access.openapi_requirements(app))
     return json_response(document)
 
 
