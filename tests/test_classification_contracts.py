@@ -91,9 +91,14 @@ def test_v2_metadata_lists_the_label_the_probabilities_and_the_classes(model, ap
     schema = schema_of(model)
     target = schema.target
     metadata = api.get(f"/v2/models/{schema.name}").get_json()
+    explained = [  # a folded model explains the answered class's logit
+        {"name": "contributions", "datatype": "FP64", "shape": [-1, len(schema.features)]},
+        {"name": "base", "datatype": "FP64", "shape": [-1]},
+    ] if load_predictor(model).is_folded else []  # fmt: skip
     assert metadata["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(target.classes)]},
+        *explained,
     ]
     expected = {"task": target.task, "classes": list(target.classes)}
     if target.task == "binary":
@@ -166,9 +171,9 @@ def test_v2_threshold_parameter_moves_the_binary_label_as_predict_does(binary, c
          "\"threshold\" must be a number between 0 and 1, got 'abc'"),
         ("binary", {"parameters": {"threshold": True}}, "got a boolean"),
         ("binary", {"outputs": [{"name": "set"}]},
-         "Unknown output 'set': the outputs are label, probabilities."),
+         "Unknown output 'set': the outputs are label, probabilities, contributions, base."),
         ("multiclass", {"outputs": [{"name": "species"}]},
-         "Unknown output 'species': the outputs are label, probabilities."),
+         "Unknown output 'species': the outputs are label, probabilities, contributions, base."),
     ],
 )  # fmt: skip
 def test_v2_errors_are_400s_that_name_the_problem(classifier, classification_data, task, extra,
