@@ -4,13 +4,19 @@ what ``POST /predict`` answers with ``"explain": true`` for the same rows."""
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, wait_for_rows
 
 from app import create_app
+from cookbook.cli.capture_export import captured_csv
 from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.lifecycle.capture_feedback import Feedback
+from cookbook.lifecycle.capture_writing import Record
 from cookbook.lifecycle.classifying import LOGISTIC
 
 DEMO = ROOT / "model.joblib"
@@ -38,9 +44,10 @@ def v2_inputs(columns: dict[str, list]) -> list[dict]:
     ]  # fmt: skip
 
 
-def infer(client, model_file: Path, columns: dict[str, list], **extra):
+def infer(client, model_file: Path, columns: dict[str, list], headers=None, **extra):
     name = load_predictor(model_file).schema.name
-    return client.post(f"/v2/models/{name}/infer", json={"inputs": v2_inputs(columns), **extra})
+    return client.post(f"/v2/models/{name}/infer", json={"inputs": v2_inputs(columns), **extra},
+                       headers=headers or {})  # fmt: skip
 
 
 def explained(client, columns: dict[str, list], **options) -> list[dict]:
@@ -157,3 +164,74 @@ def test_v2_metadata_lists_the_explanation_only_for_a_model_that_explains():
     ]
     trees = client_of(TREES).get("/v2/models/height-from-weight-age-position").get_json()
     assert {o["name"] for o in trees["outputs"]}.isdisjoint({"contributions", "base"})
+
+
+# ------------------------------------------------------------------ capture and export
+
+
+def capturing(model_file: Path, store):
+    """Return a client of *model_file* whose answers are captured into *store*."""
+    return client_of(model_file, CAPTURE_ENV={"CAPTURE_URL": store.url})
+
+
+def exported(store, model_file: Path) -> list[dict[str, str]]:
+    text, _ = captured_csv(store, load_predictor(model_file).schema, None)
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("model_file", [POSITION, PITCHER], ids=["regression", "classifier"])
+def test_an_explained_answer_is_captured_and_exported_with_its_explanation(store, model_file):
+    client = capturing(model_file, store)
+    columns = ROWS[model_file]
+    names = load_predictor(model_file).schema.feature_names
+    explained_batch = client.post("/predict", json={**columns, "explain": True},
+                                  headers={"X-Request-ID": "batch"}).get_json()  # fmt: skip
+    one = {name: values[0] for name, values in columns.items()}
+    client.post("/predict", json=one, headers={"X-Request-ID": "plain"})
+    v2 = infer(client, model_file, columns, parameters={"explain": True},
+               headers={"X-Request-ID": "v2"})  # fmt: skip
+    assert v2.status_code == 200, v2.get_json()
+    rows = wait_for_rows(store, 7)
+    captured = {(r["request_id"], r["row_index"]): r for r in rows}
+    for index, answer in enumerate(explained_batch["predictions"]):
+        assert captured[("batch", index)]["explanation"] == answer["explanation"]
+        assert captured[("v2", index)]["explanation"] == answer["explanation"]
+    assert captured[("plain", 0)]["explanation"] is None
+    by_request: dict[str, list[dict]] = {}  # the export's lines, in row order per request
+    for line in exported(store, model_file):
+        by_request.setdefault(line["request_id"], []).append(line)
+    for index, answer in enumerate(explained_batch["predictions"]):
+        line = by_request["batch"][index]
+        explanation = answer["explanation"]
+        assert float(line["explanation_base"]) == explanation["base"]
+        assert float(line["explanation_prediction"]) == explanation["prediction"]
+        contributions = [float(line[f"contribution_{name}"]) for name in names]
+        assert contributions == [explanation["contributions"][name] for name in names]
+        total = float(line["explanation_base"]) + sum(contributions)
+        assert abs(total - float(line["explanation_prediction"])) <= 1e-6
+    (plain,) = by_request["plain"]
+    assert plain["explanation_base"] == "" and plain[f"contribution_{names[0]}"] == ""
+
+
+def test_explained_records_take_feedback_and_read_beside_records_of_before(store):
+    # A record as every build before explanations wrote it (nine fields), and one explained.
+    explanation = {"base": 73.4, "contributions": {"Weight": 0.2}, "prediction": 73.6}
+    store.write([Record("old", 0, time.time(), "v1", "champion", {"Weight": 200.0}, 73.6,
+                        70.2, 77.0)])  # fmt: skip
+    store.write([Record("new", 0, time.time(), "v1", "champion", {"Weight": 200.0}, 73.6,
+                        70.2, 77.0, explanation)])  # fmt: skip
+    outcome = store.add_feedback([Feedback("old", 0, 74.0), Feedback("new", 0, 72.0)])
+    assert outcome["joined"] == ["old", "new"]
+    rows = {r["request_id"]: r for r in store.rows()}
+    assert rows["old"]["explanation"] is None and rows["new"]["explanation"] == explanation
+    assert rows["new"]["actual"] == 72.0
+    assert store.quality(3600)["v1"]["labelled"] == 2
+
+
+def test_an_export_without_explained_rows_keeps_its_columns(store):
+    store.write([Record("old", 0, time.time(), "v1", "champion", {"Weight": 200.0}, 73.6,
+                        70.2, 77.0)])  # fmt: skip
+    (line,) = exported(store, DEMO)
+    assert list(line) == ["request_id", "time", "model_version", "role", "Weight",
+                          "height_inches", "height_human_readable", "interval_low",
+                          "interval_high", "Height"]  # fmt: skip

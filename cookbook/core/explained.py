@@ -14,6 +14,7 @@ from typing import Any
 
 from cookbook.core.prediction import Predictor
 
+EXPLANATION_FIELD = "explanation"  # the field each answered row gains
 BASE = "base"
 CONTRIBUTIONS = "contributions"
 EXPLAINED_VALUE = "prediction"  # the unrounded value (a classifier: the answered logit)

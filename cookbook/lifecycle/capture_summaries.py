@@ -44,7 +44,8 @@ class CaptureSummaries(CaptureDatabase):
             found: dict[tuple, dict[str, Any]] = {}
             for names, records in self._batches(db, since):
                 for record in records:
-                    request_id, index, ts, version, role, inputs, predicted, low, high = record
+                    request_id, index, ts, version, role, inputs, predicted, low, high = (
+                        record[: fmt.FIELDS])  # fmt: skip
                     key = (request_id, index, role)
                     wanted = (since is None or ts >= since) and (roles is None or role in roles)
                     if not wanted or key in found:
@@ -57,6 +58,7 @@ class CaptureSummaries(CaptureDatabase):
                         "prediction": None if probabilities is not None else predicted,
                         "label": label, "probabilities": probabilities,
                         "interval_low": low, "interval_high": high,
+                        "explanation": fmt.explanation_of(record, names[version]),
                         "actual": labels.get(key),
                     }  # fmt: skip
         return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))

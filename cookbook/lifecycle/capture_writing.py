@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from cookbook.lifecycle import capture_format as fmt
 from cookbook.lifecycle.capture_database import RECORD_TABLES, SUM_TABLES, CaptureDatabase
-from cookbook.lifecycle.capture_format import Batch, make_batch
+from cookbook.lifecycle.capture_format import Batch, compact_explanation, make_batch
 from cookbook.lifecycle.capture_tallies import hour_of, minute_of
 
 
@@ -24,14 +24,18 @@ class Record(NamedTuple):
     prediction: Any  # a number, or a classifier's [label, [probabilities]]
     interval_low: float | None  # the answer's interval, as sent (None: the model has none)
     interval_high: float | None
+    # The answer's explanation, when the request asked for one (contributions by name).
+    explanation: dict[str, Any] | None = None
 
 
 def batch_of(records: Sequence[Record]) -> Batch:
     """Return *records* as one Batch (each keeps its own time)."""
     return make_batch(
-        [(*r[: fmt.INPUTS], list(r.inputs.values()), *r[fmt.PREDICTION :]) for r in records],
+        [(*r[: fmt.INPUTS], list(r.inputs.values()), *r[fmt.PREDICTION : fmt.EXPLANATION],
+          *(() if r.explanation is None else (compact_explanation(r.explanation, r.inputs),)))
+         for r in records],
         {r.model_version: list(r.inputs) for r in records},
-    )
+    )  # fmt: skip
 
 
 class CaptureWriting(CaptureDatabase):

@@ -35,7 +35,13 @@ import cookbook
 from cookbook.core.answer_options import EXPLAIN_FIELD, AnswerOptions
 from cookbook.core.classes import LABEL, PROBABILITIES, THRESHOLD_FIELD
 from cookbook.core.errors import InvalidInput, MlibError
-from cookbook.core.explained import BASE, CONTRIBUTIONS, can_explain, contributions_in_order
+from cookbook.core.explained import (
+    BASE,
+    CONTRIBUTIONS,
+    EXPLANATION_FIELD,
+    can_explain,
+    contributions_in_order,
+)
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import BINARY, CategoryFeature, Schema
 from cookbook.core.validation import MAX_BATCH_ROWS, json_type
@@ -236,7 +242,7 @@ def _explanation_tensor(schema: Schema, field: str, answers: list[dict[str, Any]
                         ) -> dict[str, Any]:  # fmt: skip
     """Return the ``base`` ([n]) or ``contributions`` ([n, f], row-major, features in the
     schema's order) tensor of every row's explanation."""
-    explanations = [answer["explanation"] for answer in answers]
+    explanations = [answer[EXPLANATION_FIELD] for answer in answers]
     if field == BASE:
         return {"name": BASE, "datatype": "FP64", "shape": [len(answers)],
                 "data": [explanation[BASE] for explanation in explanations]}  # fmt: skip
