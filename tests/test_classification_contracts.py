@@ -533,6 +533,8 @@ def test_openapi_documents_the_class_answer_and_its_options(model, api, classifi
     assert properties["set"]["items"]["enum"] == list(target.classes)
     assert "set_coverage" in properties
     options = {"output", "threshold"} if target.task == "binary" else {"output"}
+    if load_predictor(model).is_folded:  # a folded model explains its answers
+        options.add("explain")
     assert options <= set(schemas["PredictRequest"]["properties"])
     for path in ("/predict", "/invocations"):
         parameters = document["paths"][path]["post"]["parameters"]
@@ -555,6 +557,8 @@ def test_openapi_documents_the_class_answer_and_its_options(model, api, classifi
 
 def test_a_regressions_openapi_has_no_class_options(client):
     document = client.get("/openapi.json").get_json()
-    assert "parameters" not in document["paths"]["/predict"]["post"]
-    assert set(document["components"]["schemas"]["PredictRequest"]["properties"]) == {"Weight"}
+    parameters = document["paths"]["/predict"]["post"]["parameters"]
+    assert [p["name"] for p in parameters] == ["explain"]  # the only option of a regression
+    properties = document["components"]["schemas"]["PredictRequest"]["properties"]
+    assert set(properties) == {"Weight", "explain"}
     assert "label" not in document["components"]["schemas"]["Prediction"]["properties"]

@@ -235,3 +235,42 @@ def test_an_export_without_explained_rows_keeps_its_columns(store):
     assert list(line) == ["request_id", "time", "model_version", "role", "Weight",
                           "height_inches", "height_human_readable", "interval_low",
                           "interval_high", "Height"]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- OpenAPI
+
+
+@pytest.mark.parametrize("model_file", [POSITION, PITCHER], ids=["regression", "classifier"])
+def test_openapi_documents_explain_and_the_explanation(model_file):
+    import jsonschema
+
+    client = client_of(model_file)
+    names = list(load_predictor(model_file).schema.feature_names)
+    document = client.get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    assert schemas["PredictRequest"]["properties"]["explain"]["type"] == "boolean"
+    for path in ("/predict", "/invocations"):
+        operation = document["paths"][path]["post"]
+        (query,) = [p for p in operation["parameters"] if p["name"] == "explain"]
+        assert query["in"] == "query" and "true" in query["schema"]["enum"]
+        assert "1,000 explained rows" in operation["responses"]["413"]["description"]
+    explanation = schemas["Prediction"]["properties"]["explanation"]
+    assert explanation["properties"]["contributions"]["required"] == names
+    # Real explained answers fit the documented schema.
+    validator = jsonschema.Draft4Validator(schemas["Prediction"])
+    for answer in client.post("/predict", json={**ROWS[model_file], "explain": True}
+                              ).get_json()["predictions"]:  # fmt: skip
+        validator.validate(answer)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**answer, "explanation": {"base": 1.0}})
+    infer = schemas["InferRequest"]["properties"]
+    assert infer["parameters"]["properties"]["explain"]["type"] == "boolean"
+    assert {"contributions", "base"} <= set(infer["outputs"]["items"]["properties"]["name"]["enum"])
+
+
+def test_a_model_that_cannot_explain_does_not_offer_it():
+    document = client_of(TREES).get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    assert "explain" not in schemas["PredictRequest"]["properties"]
+    assert "explanation" not in schemas["Prediction"]["properties"]
+    assert "parameters" not in document["paths"]["/predict"]["post"]

@@ -2,7 +2,8 @@
 
 Assembled here from its parts: the schemas of what the model reads and answers
 (``openapi_schemas``), the service's operations (``openapi_paths``), the Open Inference
-Protocol's and SageMaker's (``openapi_protocols``); ``openapi_security`` applies the tokens.
+Protocol's and SageMaker's (``openapi_protocols``), the explanations' (``openapi_explanations``);
+``openapi_security`` applies the tokens.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from typing import Any
 
 from cookbook.core.classes import THRESHOLD_FIELD
 from cookbook.core.schema import BINARY, Schema
+from cookbook.web.openapi_explanations import add_explain_option
 from cookbook.web.openapi_fragments import error_response
 from cookbook.web.openapi_paths import ADMIN_RELOAD, quality_paths, service_paths
 from cookbook.web.openapi_protocols import protocol_paths, protocol_schemas
 from cookbook.web.openapi_schemas import class_options, class_query_parameters, component_schemas
 
 
-def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict[str, Any]:
-    """Return the OpenAPI document for the model; *admin* adds the admin routes."""
+def document(schema: Schema, model_version: str, *, admin: bool = False,
+             explains: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Return the OpenAPI document for the model; *admin* adds the admin routes, *explains*
+    (a model that can explain its answers) the ``explain`` option."""
     document = {
         "openapi": "3.0.3",
         "info": {
@@ -34,6 +38,8 @@ def document(schema: Schema, model_version: str, *, admin: bool = False) -> dict
     document["components"]["schemas"].update(protocol_schemas(schema))
     if schema.target.is_classification:
         add_class_options(document, schema)
+    if explains:
+        add_explain_option(document, schema)
     if admin:
         document["paths"]["/admin/reload"] = ADMIN_RELOAD
     return document
