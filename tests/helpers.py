@@ -387,7 +387,7 @@ def wait_for_rows(store, count: int, seconds: float = 1.0) -> list[dict]:
 
 def empty_store(store) -> None:
     """Delete what an earlier test left in a capture store (the shared PostgreSQL database)."""
-    from cookbook.lifecycle.capture_store import TABLES
+    from cookbook.lifecycle.capture_database import TABLES
 
     with store.connect() as db:
         for table in TABLES:

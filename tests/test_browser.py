@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import ANSWER_200_LBS, start_server, stop
+from helpers import ANSWER_200_LBS, ROOT, start_server, stop
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cookbook.lifecycle.artifacts import load_predictor
@@ -87,6 +87,17 @@ def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def without_javascript(browser: Browser, url: str, view) -> dict:
+    """Return what *view* reads of the page the server renders at *url*, no script run."""
+    rendered = browser.new_context(java_script_enabled=False)
+    try:
+        static = rendered.new_page()
+        static.goto(url)
+        return view(static)
+    finally:
+        rendered.close()
+
+
 def point_position(page: Page) -> tuple[float, float]:
     point = page.locator("#prediction-point")
     return float(point.get_attribute("cx")), float(point.get_attribute("cy"))
@@ -122,10 +133,17 @@ def test_a_prediction_from_the_api_is_shown_and_plotted(browser, live_server, tm
     expect(page.locator("#chart")).to_contain_text("Height (in)")
 
     answer = submit(page, "200", key=True)
+    # The page asks for the explanation too (the demo is folded): the answer is /predict's.
+    explanation = answer["prediction"].pop("explanation")
     assert answer == {
         "status": 200,
         "prediction": ANSWER_200_LBS,
     }
+    (weight,) = explanation["contributions"].values()  # below the training mean: negative
+    expect(page.locator("#why-bars li[data-feature=Weight]")).to_have_attribute(
+        "data-sign", "negative" if weight < 0 else "positive"
+    )
+    expect(page.locator("#why-bars .why-value")).to_have_text(f"{weight:+.2f}")
     expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
     expect(page.locator("#answer-inches")).to_have_text("73.6")
     expect(page.locator("#answer-interval")).to_have_text(
@@ -237,6 +255,7 @@ def test_the_page_asks_for_the_token_and_keeps_it_for_the_tab(browser, guarded_s
 
     page.fill("#token", TOKEN)
     answer = submit(page, "200", key=False)
+    answer["prediction"].pop("explanation")
     assert answer["status"] == 200 and answer["prediction"] == ANSWER_200_LBS
     expect(page.locator("#answer-human")).to_have_text("6 foot, 2 inches")
     # The address now carries the weight; reloading it asks again with the tab's token.
@@ -321,14 +340,75 @@ def test_a_classifiers_label_bars_and_set_come_from_the_api(browser, classifier_
 
         # The server renders the same answer for the same address (a reload, no JavaScript).
         assert all(name in page.url for name in map(field_id, features))
-        rendered = browser.new_context(java_script_enabled=False)
-        static = rendered.new_page()
-        static.goto(page.url)
-        assert class_view(static) == shown
-        rendered.close()
+        assert without_javascript(browser, page.url, class_view) == shown
+        # Why: a bar per feature, in the answered class's log-odds (a multiclass: its logit).
+        why = why_view(page)
+        assert sorted(bar["feature"] for bar in why["bars"]) == sorted(features)
+        kind = "log-odds" if schema.target.task == "binary" else "logit"
+        assert f"in the {kind} of {prediction['label']}." in why["base"]
+        assert without_javascript(browser, page.url, why_view) == why
         screenshot(page, tmp_path, f"classifier-{schema.target.task}-{scale:g}")
 
     box = page.locator("meter[data-class]").first.bounding_box()
+    assert box is not None and box["width"] > 100  # a visible bar, not a bare number
+    assert console.unexpected() == []
+    context.close()
+
+
+# -------------------------------------------------------------------------- why this answer
+
+
+@pytest.fixture(scope="module")
+def position_server(tmp_path_factory):
+    """The production server serving the committed Ridge on Weight and Position."""
+    model_file = ROOT / "examples" / "height-by-position" / "model.joblib"
+    process, base_url = start_server(model_file, tmp_path_factory.mktemp("position"))
+    yield base_url
+    stop(process)
+
+
+def why_view(page: Page) -> dict:
+    """Return the page's "why this answer": each bar's feature, sign, size and value."""
+    return page.evaluate("""() => ({
+        hidden: document.getElementById("why").hidden,
+        bars: Array.from(document.querySelectorAll("#why-bars li"), (row) => ({
+            feature: row.dataset.feature, sign: row.dataset.sign,
+            size: row.querySelector("meter").value,
+            text: row.querySelector(".why-value").textContent})),
+        base: document.getElementById("why-base").textContent,
+    })""")
+
+
+def test_why_this_answer_shows_a_signed_bar_per_feature(browser, position_server, tmp_path):
+    context, page, console = open_page(browser, tmp_path, viewport={"width": 900, "height": 1000})
+    page.goto(position_server + "/")
+    expect(page.locator("#why")).to_be_hidden()
+    for weight, position in (("250", "Catcher"), ("160", "Shortstop")):
+        page.fill("#weight", weight)
+        page.select_option("#position", position)
+        with page.expect_response(lambda r: r.url.endswith("/predict")) as response:
+            page.click("button[type=submit]")
+        assert '"explain": true' in response.value.request.post_data
+        explanation = response.value.json()["prediction"]["explanation"]
+        contributions = explanation["contributions"]
+        expect(page.locator("#why")).to_be_visible()
+        shown = why_view(page)
+        # Largest contribution first, each signed as the API's, in inches.
+        expected = sorted(contributions, key=lambda name: -abs(contributions[name]))
+        assert [bar["feature"] for bar in shown["bars"]] == expected
+        for bar in shown["bars"]:
+            value = contributions[bar["feature"]]
+            assert bar["sign"] == ("negative" if value < 0 else "positive")
+            assert bar["text"] == f"{value:+.2f}"
+        assert shown["bars"][0]["size"] == 1.0
+        assert (
+            shown["base"].startswith(f"Base {explanation['base']:.2f}")
+            and "inches" in shown["base"]
+        )
+        # The server draws the same bars for the same address, without JavaScript.
+        assert without_javascript(browser, page.url, why_view) == shown
+        screenshot(page, tmp_path, f"why-{weight}-{position}")
+    box = page.locator("#why-bars meter").first.bounding_box()
     assert box is not None and box["width"] > 100  # a visible bar, not a bare number
     assert console.unexpected() == []
     context.close()

@@ -15,7 +15,9 @@ from helpers import ROOT, empty_store, metric, run_script, start_server, stop, w
 import mlib
 from app import create_app
 from cookbook.cli.capture_export import captured_csv, parse_since
-from cookbook.lifecycle.capture_store import Feedback, Record, open_store
+from cookbook.lifecycle.capture_feedback import Feedback
+from cookbook.lifecycle.capture_store import open_store
+from cookbook.lifecycle.capture_writing import Record
 from cookbook.web.served import service_state
 
 

@@ -8,8 +8,9 @@ import orjson
 import pytest
 
 from cookbook.lifecycle import capture_format as fmt
+from cookbook.lifecycle.capture_feedback import Feedback
 from cookbook.lifecycle.capture_format import Batch, make_batch
-from cookbook.lifecycle.capture_store import Feedback, Record
+from cookbook.lifecycle.capture_writing import Record
 
 
 def service_id(ts: float) -> str:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cookbook.lifecycle.capture_store import Feedback, Record
+from cookbook.lifecycle.capture_feedback import Feedback
 from cookbook.lifecycle.capture_tallies import (
     BIN_RATIO,
     RolloutTally,
@@ -16,6 +16,7 @@ from cookbook.lifecycle.capture_tallies import (
     bin_value,
     percentile,
 )
+from cookbook.lifecycle.capture_writing import Record
 
 
 @pytest.mark.parametrize("difference", [0.0, 1e-12, 1e-6, 0.0123, 0.5, 1.0, 3.7, 250.0, 1e9])

@@ -91,9 +91,14 @@ def test_v2_metadata_lists_the_label_the_probabilities_and_the_classes(model, ap
     schema = schema_of(model)
     target = schema.target
     metadata = api.get(f"/v2/models/{schema.name}").get_json()
+    explained = [  # a folded model explains the answered class's logit
+        {"name": "contributions", "datatype": "FP64", "shape": [-1, len(schema.features)]},
+        {"name": "base", "datatype": "FP64", "shape": [-1]},
+    ] if load_predictor(model).is_folded else []  # fmt: skip
     assert metadata["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(target.classes)]},
+        *explained,
     ]
     expected = {"task": target.task, "classes": list(target.classes)}
     if target.task == "binary":
@@ -166,9 +171,9 @@ def test_v2_threshold_parameter_moves_the_binary_label_as_predict_does(binary, c
          "\"threshold\" must be a number between 0 and 1, got 'abc'"),
         ("binary", {"parameters": {"threshold": True}}, "got a boolean"),
         ("binary", {"outputs": [{"name": "set"}]},
-         "Unknown output 'set': the outputs are label, probabilities."),
+         "Unknown output 'set': the outputs are label, probabilities, contributions, base."),
         ("multiclass", {"outputs": [{"name": "species"}]},
-         "Unknown output 'species': the outputs are label, probabilities."),
+         "Unknown output 'species': the outputs are label, probabilities, contributions, base."),
     ],
 )  # fmt: skip
 def test_v2_errors_are_400s_that_name_the_problem(classifier, classification_data, task, extra,
@@ -528,6 +533,8 @@ def test_openapi_documents_the_class_answer_and_its_options(model, api, classifi
     assert properties["set"]["items"]["enum"] == list(target.classes)
     assert "set_coverage" in properties
     options = {"output", "threshold"} if target.task == "binary" else {"output"}
+    if load_predictor(model).is_folded:  # a folded model explains its answers
+        options.add("explain")
     assert options <= set(schemas["PredictRequest"]["properties"])
     for path in ("/predict", "/invocations"):
         parameters = document["paths"][path]["post"]["parameters"]
@@ -550,6 +557,8 @@ def test_openapi_documents_the_class_answer_and_its_options(model, api, classifi
 
 def test_a_regressions_openapi_has_no_class_options(client):
     document = client.get("/openapi.json").get_json()
-    assert "parameters" not in document["paths"]["/predict"]["post"]
-    assert set(document["components"]["schemas"]["PredictRequest"]["properties"]) == {"Weight"}
+    parameters = document["paths"]["/predict"]["post"]["parameters"]
+    assert [p["name"] for p in parameters] == ["explain"]  # the only option of a regression
+    properties = document["components"]["schemas"]["PredictRequest"]["properties"]
+    assert set(properties) == {"Weight", "explain"}
     assert "label" not in document["components"]["schemas"]["Prediction"]["properties"]

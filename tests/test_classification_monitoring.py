@@ -35,8 +35,10 @@ from cookbook.core.classes import label_index
 from cookbook.core.psi import expected_class_counts, psi_from_counts
 from cookbook.lifecycle import evaluation
 from cookbook.lifecycle.artifacts import load_estimator, load_predictor
+from cookbook.lifecycle.capture_database import TABLES
+from cookbook.lifecycle.capture_feedback import Feedback
 from cookbook.lifecycle.capture_reader import open_reader
-from cookbook.lifecycle.capture_store import TABLES, Feedback, Record
+from cookbook.lifecycle.capture_writing import Record
 from cookbook.lifecycle.class_scoring import label_indices, predicted_class_counts, score_classes
 from cookbook.lifecycle.class_tallies import auc_bin, binned_roc_auc
 from cookbook.lifecycle.classifying import LOGISTIC, estimator_outputs

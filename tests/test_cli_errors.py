@@ -25,7 +25,9 @@ from cookbook.cli.http_client import (
     call_json,
     retry_after,
 )
-from cookbook.lifecycle.capture_store import Feedback, Record, open_store
+from cookbook.lifecycle.capture_feedback import Feedback
+from cookbook.lifecycle.capture_store import open_store
+from cookbook.lifecycle.capture_writing import Record
 from cookbook.lifecycle.registry import Registry
 from cookbook.lifecycle.training import train
 

@@ -6,6 +6,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+from helpers import ROOT
 from markupsafe import escape
 
 import mlib
@@ -210,3 +211,42 @@ def test_a_page_prediction_counts_in_the_ml_metrics_and_drift(client):
                  "model_predicted_height_inches_count"):  # fmt: skip
         assert sample(after, name) == sample(before, name) + 1, name
     assert client.get("/drift").get_json()["window_size"] == drift_before + 1
+
+
+def why_rows(html: str) -> list[tuple[str, str, str]]:
+    """Return the "why this answer" rows the page drew: (feature, sign, value text)."""
+    import re
+
+    return re.findall(r'<li data-feature="([^"]+)" data-sign="(\w+)">.*?'
+                      r'<span class="why-value \w+">([^<]*)</span>', html, re.S)  # fmt: skip
+
+
+def test_without_javascript_the_form_post_shows_why_this_answer():
+    from app import create_app
+
+    pitcher = ROOT / "examples" / "pitcher-classifier" / "model.joblib"
+    client = create_app({"MODEL_PATH": str(pitcher), "TESTING": True}).test_client()
+    row = {"height": "79", "weight": "250", "age": "35"}
+    html = client.post("/", data=row).get_data(as_text=True)
+    answer = client.post("/predict", json={"Height": 79, "Weight": 250, "Age": 35,
+                                           "explain": True}).get_json()["prediction"]  # fmt: skip
+    contributions = answer["explanation"]["contributions"]
+    ordered = sorted(contributions, key=lambda name: -abs(contributions[name]))
+    assert why_rows(html) == [
+        (name, "negative" if contributions[name] < 0 else "positive", f"{contributions[name]:+.2f}")
+        for name in ordered
+    ]
+    assert f"in the log-odds of {answer['label']}." in html
+    assert "data-explain" in html  # page.js asks /predict for the explanation too
+
+
+def test_a_model_that_cannot_explain_shows_no_bars_and_no_error():
+    from app import create_app
+
+    trees = ROOT / "examples" / "height-gbm" / "model.joblib"
+    client = create_app({"MODEL_PATH": str(trees), "TESTING": True}).test_client()
+    response = client.get("/?weight=200&age=28.5&position=Catcher")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Predicted height" in html
+    assert 'id="why"' not in html and "data-explain" not in html
+    assert 'class="error" role="alert" hidden' in html

@@ -34,8 +34,9 @@ def test_model_metadata_comes_from_the_schema(client, version):
         metadata = client.get(path).get_json()
         assert metadata["name"] == "mlb-height" and metadata["versions"] == [version]
         assert metadata["inputs"] == [{"name": "Weight", "datatype": "FP64", "shape": [-1]}]
-        assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [
-            ("height_inches", "FP64"), ("height_human_readable", "BYTES")]  # fmt: skip
+        assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == [
+            ("height_inches", "FP64", [-1]), ("height_human_readable", "BYTES", [-1]),
+            ("contributions", "FP64", [-1, 1]), ("base", "FP64", [-1])]  # fmt: skip
     assert client.get("/v2/models/mlb-height/ready").get_json()["ready"] is True
 
 

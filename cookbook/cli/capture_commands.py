@@ -73,8 +73,8 @@ def capture_export(
     The store is only read: a SQLite file is opened read-only and never created.
     """
     from cookbook.cli.capture_export import captured_csv
+    from cookbook.lifecycle.capture_database import CaptureError
     from cookbook.lifecycle.capture_reader import open_reader
-    from cookbook.lifecycle.capture_store import CaptureError
 
     to_stdout = str(output) == "-"
     if not to_stdout and not output.resolve().parent.is_dir():

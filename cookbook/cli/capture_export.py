@@ -7,6 +7,14 @@ and the target (e.g. ``Height``): the true value where feedback arrived, empty o
 so ``evaluate --data`` scores exactly the labelled rows. A classifier's answer is its
 ``label`` and one probability column per class, ``p_<class>`` as batch scoring writes them
 (``Schema.table_fields``; no interval), and its target column holds the true labels.
+
+When any exported row was answered with its explanation (``"explain": true``), three more
+kinds of column follow the target: ``explanation_base``, ``explanation_prediction`` (the
+unrounded value explained; a classifier's: the logit of the class it answered) and one
+``contribution_<feature>`` per feature, plain numbers a data frame reads as floats
+(``frame.filter(like="contribution_")``), so ``base + Σ contributions = prediction`` per
+row; they are empty on the rows answered without one. An export with no explained row has
+exactly the columns it had before explanations.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import re
 
 from cookbook.core.answers import answer_writer
 from cookbook.core.classes import label_index
+from cookbook.core.explained import BASE, CONTRIBUTIONS, EXPLAINED_VALUE
 from cookbook.core.schema import Schema
 from cookbook.lifecycle.capture_store import CaptureStore
 
@@ -52,12 +61,13 @@ def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tu
     fields = list(schema.table_fields())  # a classifier's label and p_<class> columns
     if not target.is_classification:
         fields += ["interval_low", "interval_high"]
+    rows = store.rows(since, roles=ANSWERING_ROLES)
+    explained = any(row["explanation"] is not None for row in rows)
     header = ["request_id", "time", "model_version", "role", *schema.feature_names, *fields,
-              target.name]  # fmt: skip
+              target.name, *(explanation_header(schema) if explained else ())]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    rows = store.rows(since, roles=ANSWERING_ROLES)
     answer_cells = _class_cells(schema) if target.is_classification else _value_cells(schema)
     for row in rows:
         moment = _dt.datetime.fromtimestamp(row["ts"], _dt.UTC).isoformat(timespec="milliseconds")
@@ -65,8 +75,25 @@ def captured_csv(store: CaptureStore, schema: Schema, since: float | None) -> tu
             row["request_id"], moment, row["model_version"], row["role"],
             *(row["inputs"].get(name, "") for name in schema.feature_names),
             *answer_cells(row), _blank(row["actual"]),
+            *(_explanation_cells(schema, row["explanation"]) if explained else ()),
         ])  # fmt: skip
     return buffer.getvalue(), len(rows)
+
+
+def explanation_header(schema: Schema) -> list[str]:
+    """Return the explanation's columns: its base, the value explained, and one
+    ``contribution_<feature>`` per feature in the schema's order."""
+    return ["explanation_base", "explanation_prediction",
+            *(f"contribution_{name}" for name in schema.feature_names)]  # fmt: skip
+
+
+def _explanation_cells(schema: Schema, explanation: dict | None) -> list:
+    """Return a row's explanation cells (empty for a row answered without one)."""
+    if explanation is None:
+        return [""] * (2 + len(schema.feature_names))
+    contributions = explanation[CONTRIBUTIONS]
+    return [explanation[BASE], explanation[EXPLAINED_VALUE],
+            *(_blank(contributions.get(name)) for name in schema.feature_names)]  # fmt: skip
 
 
 def _value_cells(schema: Schema):

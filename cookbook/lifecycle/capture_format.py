@@ -12,6 +12,13 @@ A record holds facts only: the answer's other fields (the rounded height, its wo
 from the prediction and the model's schema, so they are written when read (``capture
 export``), not encoded and stored for every prediction.
 
+A row answered with its explanation (the request asked ``"explain": true``) has one more
+field, ``[base, prediction, [contributions]]``, the contributions in the order of the batch's
+feature names for its model version; every other record keeps nine fields, so explaining
+costs nothing to the requests that do not ask for it. A reader takes both lengths; a build
+from before explanations could not read a ten-field record, so a rollback past this one
+reads the batches that hold explained rows as damaged (``capture export`` says so).
+
 Finding a record again (feedback may come days later) needs no index entry per record.
 The service's own request ids begin with 14 hex digits of microseconds
 (``cookbook.web.request_log.request_id``): a batch keeps the range of those time keys, so
@@ -35,16 +42,18 @@ from typing import Any
 
 import orjson
 
+from cookbook.core.explained import BASE, CONTRIBUTIONS, EXPLAINED_VALUE, contributions_in_order
+
 TIME_KEY_DIGITS = 14
 REQUEST_ID_DIGITS = 32
 # A time key more than this far before its batch began is not trusted to bound the batch
 # (a client may send an id of the service's form): such an id goes in the key table.
 KEY_SLACK_SECONDS = 60.0
 
-# Positions in a record.
+# Positions in a record; EXPLANATION is there only for a row answered with its explanation.
 FIELDS = 9
 (REQUEST_ID, ROW_INDEX, TS, MODEL_VERSION, ROLE, INPUTS, PREDICTION, INTERVAL_LOW,
- INTERVAL_HIGH) = range(FIELDS)  # fmt: skip
+ INTERVAL_HIGH, EXPLANATION) = range(FIELDS + 1)  # fmt: skip
 
 
 def time_key(ts: float) -> str:
@@ -137,6 +146,24 @@ def class_prediction(prediction: Any) -> tuple[str | None, list[float] | None]:
     return None, prediction
 
 
+def compact_explanation(explanation: Mapping[str, Any],
+                        feature_names: Sequence[str]) -> list[Any]:  # fmt: skip
+    """Return an answer's explanation as a record stores it: ``[base, prediction,
+    [contributions in feature_names' order]]``."""
+    return [explanation[BASE], explanation[EXPLAINED_VALUE],
+            contributions_in_order(explanation, feature_names)]  # fmt: skip
+
+
+def explanation_of(record: Sequence[Any], feature_names: Sequence[str]) -> dict[str, Any] | None:
+    """Return a record's explanation as the answer had it (contributions by feature name), or
+    None when the row was answered without one."""
+    if len(record) <= EXPLANATION:
+        return None
+    base, value, contributions = record[EXPLANATION]
+    return {BASE: base, CONTRIBUTIONS: dict(zip(feature_names, contributions, strict=True)),
+            EXPLAINED_VALUE: value}  # fmt: skip
+
+
 def decode(body: bytes) -> list[list[Any]]:
     """Return every record of a batch's body, in the order they were answered."""
     if body.startswith(b"[["):
@@ -150,7 +177,7 @@ def decode(body: bytes) -> list[list[Any]]:
 
 def _in_layout(record: list[Any]) -> list[Any]:
     """Return *record* in this layout (a record of the previous build ends with its answer)."""
-    if len(record) == FIELDS:
+    if len(record) >= FIELDS:  # with its explanation, or without
         return record
     interval = record[PREDICTION + 1].get("interval") or {}
     return [*record[: PREDICTION + 1], interval.get("low"), interval.get("high")]

@@ -19,15 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cookbook.core.errors import first_line_of
-from cookbook.lifecycle.capture_store import (
-    BUSY_TIMEOUT_SECONDS,
-    RECORD_TABLES,
-    CaptureError,
-    CaptureStore,
-    PostgresStore,
-    SQLiteStore,
-    open_store,
-)
+from cookbook.lifecycle.capture_database import BUSY_TIMEOUT_SECONDS, RECORD_TABLES, CaptureError
+from cookbook.lifecycle.capture_store import CaptureStore, PostgresStore, SQLiteStore, open_store
 
 # A record a reader cannot take apart (a damaged body, another layout): reading fails with
 # one of these, in the store's code, and is reported as one line.

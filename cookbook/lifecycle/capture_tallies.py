@@ -14,7 +14,7 @@ differences of their probabilities (for a binary model, the positive class's dif
 and the shadow's rows also count whether both models answered the same label (each at
 its own threshold).
 
-The store (``cookbook.lifecycle.capture_store``) keeps the tallies in tables of their own
+The store (``cookbook.lifecycle.capture_feedback``) keeps the tallies in tables of their own
 and adds to them with upserts; this module says what is added and how sums become figures.
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, current_app, request
 
 from cookbook.web import auth
-from cookbook.web.openapi import ADMIN_TOKEN_SCHEME, API_TOKEN_SCHEME
+from cookbook.web.openapi_security import ADMIN_TOKEN_SCHEME, API_TOKEN_SCHEME
 from cookbook.web.responses import unauthorized
 
 OPEN = "open"
@@ -129,7 +129,7 @@ def operations(app: Flask) -> dict[tuple[str, str], Access]:
 
 
 def openapi_requirements(app: Flask) -> dict[tuple[str, str], str | None]:
-    """Return the bearer scheme each operation of *app* needs, as ``openapi.secure`` takes.
+    """Return the bearer scheme each operation of *app* needs, as ``openapi_security.secure`` takes.
 
     Without ``API_TOKEN`` the protected routes are open, and the document says so.
     """

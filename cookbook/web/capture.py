@@ -1,13 +1,14 @@
 """Capture every answered prediction, off the request path.
 
 A request appends one tuple per answered row to a bounded queue: the facts only (the inputs,
-the prediction and its interval; a classifier's answered label and probabilities), never the
-answer's text, so neither the request nor the writer encodes words that follow from the
-prediction. Each worker's writer thread (started in the worker, after the fork) stores what
-arrived as one batch of JSON records (``cookbook.lifecycle.capture_format``), one database
-row, every ``FLUSH_SECONDS`` (0.5 s), so an answer is in the store within a second of being
-sent. When the queue is full, the record is dropped and counted in
-``capture_dropped_total``; the request never waits. ``CAPTURE_FRACTION`` samples requests;
+the prediction and its interval; a classifier's answered label and probabilities; the
+explanation when the request asked for one), never the answer's text, so neither the
+request nor the writer encodes words that follow from the prediction. Each worker's writer
+thread (started in the worker, after the fork) stores what arrived as one batch of JSON
+records (``cookbook.lifecycle.capture_format``), one database row, every ``FLUSH_SECONDS``
+(0.5 s), so an answer is in the store within a second of being sent. When the queue is
+full, the record is dropped and counted in ``capture_dropped_total``; the request never
+waits. ``CAPTURE_FRACTION`` samples requests;
 retention (``CAPTURE_MAX_ROWS``, ``CAPTURE_MAX_AGE_DAYS``) is enforced by the writer now and
 then, by whole batches.
 
@@ -29,9 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cookbook.core.explained import EXPLANATION_FIELD
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import env_number
-from cookbook.lifecycle.capture_format import make_batch
+from cookbook.lifecycle.capture_format import compact_explanation, make_batch
 from cookbook.lifecycle.capture_store import CaptureStore, open_store
 from cookbook.lifecycle.class_tallies import ClassModel
 from cookbook.web.background import BackgroundDrain
@@ -140,17 +142,27 @@ class CaptureWriter:
             if room < len(rows):
                 self.dropped.inc(len(rows) - room)
             indexes = range(min(len(rows), room))
+        # A request explains all of its rows or none; a row's explanation is a tenth field.
+        explained = EXPLANATION_FIELD in answers[0]
         if predictor.is_classifier:  # the answered label (if asked for) and the probabilities
             for index in indexes:
                 label = answers[index].get("label")
-                items.append((request_id, index, now, version, role, rows[index],
-                              (label, values[index]), None, None))  # fmt: skip
+                record = (request_id, index, now, version, role, rows[index],
+                          (label, values[index]), None, None)  # fmt: skip
+                items.append(record + self.explanation(answers[index], version) if explained
+                             else record)  # fmt: skip
             return
         for index in indexes:
             interval = answers[index].get("interval")
             low, high = (interval["low"], interval["high"]) if interval else (None, None)
-            items.append((request_id, index, now, version, role, rows[index], values[index],
-                          low, high))  # fmt: skip
+            record = (request_id, index, now, version, role, rows[index], values[index],
+                      low, high)  # fmt: skip
+            items.append(record + self.explanation(answers[index], version) if explained
+                         else record)  # fmt: skip
+
+    def explanation(self, answer: Mapping[str, Any], version: str) -> tuple[list[Any]]:
+        """Return the record's tenth field: *answer*'s explanation, as the store keeps it."""
+        return (compact_explanation(answer[EXPLANATION_FIELD], self.feature_names[version]),)
 
     def _write(self, records: list[tuple]) -> None:
         self.store.write_batch(make_batch(records, self.feature_names, self.models))

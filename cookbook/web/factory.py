@@ -16,7 +16,7 @@ from flask import Flask
 from cookbook.core.errors import MlibError
 from cookbook.core.settings import env_number, model_path
 from cookbook.lifecycle.artifacts import load_predictor
-from cookbook.lifecycle.capture_store import CaptureError
+from cookbook.lifecycle.capture_database import CaptureError
 from cookbook.web import access, page, quality, readiness, sagemaker, served, v2, views
 from cookbook.web.capture import CaptureSettings
 from cookbook.web.payload import MAX_BODY_BYTES

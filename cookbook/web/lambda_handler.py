@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from cookbook.core.errors import InvalidInput, MlibError
+from cookbook.core.explained import can_explain
 from cookbook.core.loading import folded_predictor, verified_metadata
 from cookbook.core.model_cache import cached_predictor
 from cookbook.core.prediction import Predictor
 from cookbook.core.settings import model_path
 from cookbook.web import auth, openapi, payload
+from cookbook.web.openapi_security import API_TOKEN_SCHEME, secure
 
 LOGGER = logging.getLogger(__name__)
 
@@ -189,11 +191,13 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 
 
 def _lambda_openapi(predictor: Predictor) -> dict[str, Any]:
-    document = openapi.document(predictor.schema, predictor.version)
+    document = openapi.document(
+        predictor.schema, predictor.version, explains=can_explain(predictor)
+    )
     document["paths"] = {p: ops for p, ops in document["paths"].items() if p in ROUTES}
     if os.environ.get("API_TOKEN"):
-        openapi.secure(document, {(path, ROUTES[path].lower()): openapi.API_TOKEN_SCHEME
-                                  for path in PROTECTED})  # fmt: skip
+        secure(document, {(path, ROUTES[path].lower()): API_TOKEN_SCHEME
+                          for path in PROTECTED})  # fmt: skip
     return document
 
 

@@ -6,6 +6,8 @@ moves the chart's point without reloading. Neither side implements the model: th
 server calls the same ``payload`` functions as ``POST /predict``, the browser calls
 ``POST /predict`` itself. The chart is drawn for regressions of one number feature; a
 classifier's answer is its label, a bar per class (its probability) and its prediction set.
+A model that can explain its answers is asked for the explanation, shown as "why this
+answer" (``page_explanation``); one that cannot is asked without, and shows no bars.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
+from cookbook.core.answer_options import EXPLAIN_FIELD
 from cookbook.core.answers import round_half_up
 from cookbook.core.errors import InvalidInput
+from cookbook.core.explained import can_explain
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import CategoryFeature, Schema
 from cookbook.web import payload
 from cookbook.web.access import open_unless
+from cookbook.web.page_explanation import explained_as, unit_words, why_this_answer
 from cookbook.web.served import service_state
 
 blueprint = Blueprint("page", __name__)
@@ -53,12 +58,12 @@ def field_id(feature_name: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", feature_name.lower())
 
 
-def request_body(schema: Schema, texts: Mapping[str, str | None]) -> str:
+def request_body(schema: Schema, texts: Mapping[str, str | None], explain: bool = False) -> str:
     """Return the ``POST /predict`` body for what was typed in each feature's field.
 
     A JSON number goes as typed and anything else as a string, so the API, not the
-    page, decides what is wrong with it; a field left out stays out. ``static/page.js``
-    builds the same body.
+    page, decides what is wrong with it; a field left out stays out. With *explain*, the
+    body asks for the answer's explanation too. ``static/page.js`` builds the same body.
     """
     parts = []
     for feature in schema.features:
@@ -68,6 +73,8 @@ def request_body(schema: Schema, texts: Mapping[str, str | None]) -> str:
         value = text.strip()
         number = not isinstance(feature, CategoryFeature) and _JSON_NUMBER.fullmatch(value)
         parts.append(f"{json.dumps(feature.name)}: {value if number else json.dumps(value)}")
+    if explain:
+        parts.append(f'"{EXPLAIN_FIELD}": true')
     return "{" + ", ".join(parts) + "}"
 
 
@@ -97,7 +104,8 @@ def home() -> tuple[str, int]:
     if not any(text is not None for text in texts.values()):
         return render_page()
     try:
-        body, rows, values = payload.answer_body(predictor, request_body(predictor.schema, texts))
+        text = request_body(predictor.schema, texts, explain=can_explain(predictor))
+        body, rows, values = payload.answer_body(predictor, text)
         if "prediction" not in body:
             raise InvalidInput("Type one value per field, not a list.")
     except InvalidInput as exc:
@@ -132,6 +140,10 @@ def render_page(answer: tuple[Row, float, dict[str, Any]] | None = None,
         prediction=prediction,
         interval_text=interval_words(prediction, schema.target.unit or ""),
         has_interval=predictor.interval is not None,
+        can_explain=can_explain(predictor),
+        why=why_this_answer(schema, prediction),
+        explained_as=explained_as(schema),
+        unit_words=unit_words(schema),
         error=error,
         needs_token=bool(current_app.config["API_TOKEN"]),
         token_refused=status == 401,

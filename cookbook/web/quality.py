@@ -28,7 +28,8 @@ from cookbook.core.errors import InvalidInput
 from cookbook.core.schema import Target
 from cookbook.core.validation import MAX_BATCH_ROWS as MAX_ROWS
 from cookbook.core.validation import as_float, json_type
-from cookbook.lifecycle.capture_store import CaptureError, Feedback
+from cookbook.lifecycle.capture_database import CaptureError
+from cookbook.lifecycle.capture_feedback import Feedback
 from cookbook.lifecycle.capture_tallies import rollout_report
 from cookbook.web import payload
 from cookbook.web.payload import MAX_FEEDBACK_ITEMS

@@ -14,6 +14,15 @@ A classifier answers two outputs: ``label`` (BYTES, shape ``[n]``) and ``probabi
 its ``parameters`` (``classes``, ``task``, and a binary model's ``positive_class`` and
 ``threshold``), and each ``probabilities`` output repeats them in its own ``parameters``.
 A binary model takes ``{"threshold": t}`` in the request's ``parameters``.
+
+Explanations: ``{"explain": true}`` in the request's ``parameters`` adds two outputs,
+``contributions`` (FP64, shape ``[n, f]``, each row's contribution of every feature in the
+schema's order, flattened row-major; the feature names in the output's ``parameters``) and
+``base`` (FP64, ``[n]``), read from the same per-row explanations ``/predict`` answers:
+``base + Σ contributions`` is the unrounded prediction (a classifier: the logit of the class
+it answered). Asking for either by name in ``outputs`` implies ``explain``. The model
+metadata lists both outputs when the model can explain; one that cannot answers 400, as
+``/predict`` does, and more than ``MAX_EXPLAINED_ROWS`` rows are a 413.
 """
 
 from __future__ import annotations
@@ -23,17 +32,19 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 import cookbook
-from cookbook.core.answer_options import NO_OPTIONS, AnswerOptions
-from cookbook.core.classes import (
-    LABEL,
-    PROBABILITIES,
-    THRESHOLD_FIELD,
-    read_threshold,
-)
+from cookbook.core.answer_options import EXPLAIN_FIELD, AnswerOptions
+from cookbook.core.classes import LABEL, PROBABILITIES, THRESHOLD_FIELD
 from cookbook.core.errors import InvalidInput, MlibError
+from cookbook.core.explained import (
+    BASE,
+    CONTRIBUTIONS,
+    EXPLANATION_FIELD,
+    can_explain,
+    contributions_in_order,
+)
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import BINARY, CategoryFeature, Schema
-from cookbook.core.validation import MAX_BATCH_ROWS
+from cookbook.core.validation import MAX_BATCH_ROWS, json_type
 from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.canary import CANARY
@@ -45,6 +56,8 @@ blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 NUMBER_TYPES = frozenset({"FP32", "FP64", "INT32", "INT64"})
 # A request's "id" is echoed in the answer: a string, and not a long one.
 MAX_ID_CHARACTERS = 256
+# The outputs an explanation adds, after the answer's fields.
+EXPLANATION_OUTPUTS = (CONTRIBUTIONS, BASE)
 SERVER_NAME = "mlops-cookbook"
 PLATFORM = "scikit-learn"
 
@@ -93,7 +106,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
     ]  # fmt: skip
     outputs = [
         {"name": field, "datatype": _output_type(field), "shape": _output_shape(schema, field)}
-        for field in schema.answer_fields()
+        for field in output_names(predictor)
     ]
     canary = service_state().canary
     versions = [predictor.version] + ([canary.predictor.version] if canary else [])
@@ -147,9 +160,10 @@ def infer(name: str, version: str | None = None) -> Response:
     parameters = document.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidInput('"parameters" must be an object.')
-    options = _class_options(predictor, parameters or {})
+    requested = _requested_outputs(predictor, document.get("outputs"))
+    options = _answer_options(predictor, parameters or {}, requested or [])
     columns = _columns(predictor, document.get("inputs"))
-    wanted = _wanted_outputs(predictor, document.get("outputs"))
+    wanted = _default_outputs(predictor, options) if requested is None else requested
     rows, values, _ = predictor.predict_request(columns)
     answers = predictor.response_body(rows, values, True, options)["predictions"]
     state.record(rows, values, {"predictions": answers}, predictor, role)
@@ -180,18 +194,36 @@ def _model(name: str, version: str | None) -> Predictor:
     )
 
 
+def output_names(predictor: Predictor) -> list[str]:
+    """Return every output the model can answer: its answer's fields, then the explanation's
+    when it can explain."""
+    explained = EXPLANATION_OUTPUTS if can_explain(predictor) else ()
+    return [*predictor.schema.answer_fields(), *explained]
+
+
+def _default_outputs(predictor: Predictor, options: AnswerOptions) -> list[str]:
+    """Return the outputs of a request that names none: the answer's fields, and the
+    explanation's when it asked for one."""
+    return [*predictor.schema.answer_fields(), *(EXPLANATION_OUTPUTS if options.explain else ())]
+
+
 def _output_type(field: str) -> str:
     return "BYTES" if field in ("height_human_readable", LABEL) else "FP64"
 
 
 def _output_shape(schema: Schema, field: str) -> list[int]:
-    """Return an output's shape in the model metadata: ``[-1]``, or ``[-1, k]`` for the
-    probabilities of a classifier of k classes."""
-    return [-1, len(schema.target.classes)] if field == PROBABILITIES else [-1]
+    """Return an output's shape in the model metadata: ``[-1]``, ``[-1, k]`` for the
+    probabilities of a classifier of k classes, ``[-1, f]`` for the contributions of f
+    features."""
+    if field == PROBABILITIES:
+        return [-1, len(schema.target.classes)]
+    return [-1, len(schema.features)] if field == CONTRIBUTIONS else [-1]
 
 
 def _output_tensor(schema: Schema, field: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
     """Return the output tensor of one answer field over every row's answer."""
+    if field in EXPLANATION_OUTPUTS:
+        return _explanation_tensor(schema, field, answers)
     if field != PROBABILITIES:
         return {"name": field, "datatype": _output_type(field), "shape": [len(answers)],
                 "data": [answer[field] for answer in answers]}  # fmt: skip
@@ -206,13 +238,44 @@ def _output_tensor(schema: Schema, field: str, answers: list[dict[str, Any]]) ->
     }
 
 
-def _class_options(predictor: Predictor, parameters: dict[str, Any]) -> AnswerOptions:
-    """Return a classifier's answer options from the request's ``parameters``: a binary
-    model's ``threshold``. A regression ignores them, as ``/predict`` ignores the field."""
-    if not predictor.is_classifier or THRESHOLD_FIELD not in parameters:
-        return NO_OPTIONS
-    return AnswerOptions(threshold=read_threshold(predictor.schema.target,
-                                                 parameters[THRESHOLD_FIELD]))  # fmt: skip
+def _explanation_tensor(schema: Schema, field: str, answers: list[dict[str, Any]]
+                        ) -> dict[str, Any]:  # fmt: skip
+    """Return the ``base`` ([n]) or ``contributions`` ([n, f], row-major, features in the
+    schema's order) tensor of every row's explanation."""
+    explanations = [answer[EXPLANATION_FIELD] for answer in answers]
+    if field == BASE:
+        return {"name": BASE, "datatype": "FP64", "shape": [len(answers)],
+                "data": [explanation[BASE] for explanation in explanations]}  # fmt: skip
+    names = schema.feature_names
+    return {
+        "name": CONTRIBUTIONS,
+        "datatype": "FP64",
+        "shape": [len(answers), len(names)],
+        "parameters": {"features": list(names)},
+        "data": [c for explanation in explanations
+                 for c in contributions_in_order(explanation, names)],
+    }  # fmt: skip
+
+
+def _answer_options(predictor: Predictor, parameters: dict[str, Any],
+                    requested: list[str]) -> AnswerOptions:  # fmt: skip
+    """Return the answer options of the request's ``parameters`` and ``outputs``: a binary
+    model's ``threshold`` (a regression ignores it, as ``/predict`` ignores the field), and
+    ``explain``, a boolean, implied by asking for an explanation's output.
+
+    They are read as ``/predict`` reads its body's fields, so the same values are refused
+    with the same messages, a model that cannot explain included.
+    """
+    explain = parameters.get(EXPLAIN_FIELD, False)
+    if not isinstance(explain, bool):
+        raise InvalidInput(f'The parameter "{EXPLAIN_FIELD}" must be true or false, got '
+                           f"{json_type(explain)}.")  # fmt: skip
+    fields: dict[str, Any] = {}
+    if THRESHOLD_FIELD in parameters:
+        fields[THRESHOLD_FIELD] = parameters[THRESHOLD_FIELD]
+    if explain or any(name in EXPLANATION_OUTPUTS for name in requested):
+        fields[EXPLAIN_FIELD] = True
+    return predictor.read_options(fields, {})
 
 
 def _columns(predictor: Predictor, inputs: Any) -> dict[str, list]:
@@ -272,17 +335,19 @@ def _tensor_data(tensor: dict, is_category: bool) -> list:
     return data
 
 
-def _wanted_outputs(predictor: Predictor, outputs: Any) -> list[str]:
-    fields = list(predictor.schema.answer_fields())
+def _requested_outputs(predictor: Predictor, outputs: Any) -> list[str] | None:
+    """Return the outputs a request names, or None when it names none (then it gets every
+    output it asked for)."""
+    known = [*predictor.schema.answer_fields(), *EXPLANATION_OUTPUTS]
     if outputs is None:
-        return fields
+        return None
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
         raise InvalidInput('"outputs" must be a list of objects with a "name".')
     wanted = []
     for output in outputs:
-        if output.get("name") not in fields:
+        if output.get("name") not in known:
             raise InvalidInput(f"Unknown output {payload.shorten(output.get('name'))}: the "
-                                f"outputs are {', '.join(fields)}.")  # fmt: skip
+                               f"outputs are {', '.join(output_names(predictor))}.")  # fmt: skip
         parameters = output.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise InvalidInput(f"The parameters of output {output['name']!r} must be an object.")

@@ -12,8 +12,10 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from cookbook.core.errors import InvalidInput, MlibError
+from cookbook.core.explained import can_explain
 from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
+from cookbook.web.openapi_security import secure
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
 from cookbook.web.responses import json_response
 from cookbook.web.served import ServedModel, service_state
@@ -82,8 +84,9 @@ def openapi_document() -> Response:
     predictor = service_state().served.predictor
     app = current_app
     document = openapi.document(predictor.schema, predictor.version,
-                                admin=bool(app.config["ADMIN_TOKEN"]))  # fmt: skip
-    openapi.secure(document, access.openapi_requirements(app))
+                                admin=bool(app.config["ADMIN_TOKEN"]),
+                                explains=can_explain(predictor))  # fmt: skip
+    secure(document, access.openapi_requirements(app))
     return json_response(document)
 
 

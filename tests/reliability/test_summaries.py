@@ -14,8 +14,9 @@ import requests
 from harness import served_requests, server
 
 import mlib
+from cookbook.lifecycle.capture_feedback import Feedback
 from cookbook.lifecycle.capture_format import make_batch, time_key
-from cookbook.lifecycle.capture_store import Feedback, open_store
+from cookbook.lifecycle.capture_store import open_store
 from cookbook.lifecycle.capture_tallies import RolloutTally
 
 pytestmark = pytest.mark.reliability

@@ -32,6 +32,8 @@
       const asNumber = field.dataset.kind === "number" && JSON_NUMBER.test(text);
       return `${JSON.stringify(field.dataset.feature)}: ${asNumber ? text : JSON.stringify(text)}`;
     });
+    // A model that can explain is asked why, as page.request_body asks it.
+    if (form.hasAttribute("data-explain")) parts.push('"explain": true');
     return `{${parts.join(", ")}}`;
   }
 
@@ -82,11 +84,59 @@
     }
   }
 
+  // A contribution to two decimals with its sign, as page_explanation.signed writes it.
+  function signed(value) {
+    return `${value < 0 ? "-" : "+"}${Math.abs(value).toFixed(2)}`;
+  }
+
+  // Why this answer, by page_explanation.why_this_answer's rules: a bar per feature, the
+  // largest contribution first (the schema's order on a tie), coloured by its sign.
+  function showWhy(prediction) {
+    const why = document.getElementById("why");
+    if (!why) return;
+    const explanation = prediction.explanation;
+    why.hidden = !explanation;
+    if (!explanation) return;
+    const contributions = explanation.contributions;
+    const names = fields.map((field) => field.dataset.feature);
+    const ordered = [...names].sort((a, b) => Math.abs(contributions[b]) - Math.abs(contributions[a]));
+    const largest = Math.max(...ordered.map((name) => Math.abs(contributions[name]))) || 1;
+    const bars = ordered.map((name) => {
+      const value = contributions[name];
+      const sign = value < 0 ? "negative" : "positive";
+      const row = document.createElement("li");
+      row.dataset.feature = name;
+      row.dataset.sign = sign;
+      const label = document.createElement("span");
+      label.className = "why-name";
+      label.textContent = name;
+      const bar = document.createElement("meter");
+      bar.className = `why-bar ${sign}`;
+      bar.min = 0;
+      bar.max = 1;
+      bar.value = Math.abs(value) / largest;
+      bar.setAttribute("aria-label", `Contribution of ${name}`);
+      const text = document.createElement("span");
+      text.className = `why-value ${sign}`;
+      text.textContent = signed(value);
+      row.append(label, bar, text);
+      return row;
+    });
+    document.getElementById("why-bars").replaceChildren(...bars);
+    const kind = why.dataset.explainedAs;
+    const scale = kind ? `the ${kind} of ${prediction.label}` : why.dataset.unit;
+    document.getElementById("why-base").textContent =
+      `Base ${explanation.base.toFixed(2)}: the model's answer at the training means. ` +
+      `Each bar is what a feature adds to it or takes from it, in ${scale}.`;
+  }
+
   function showError(message) {
     error.textContent = message;
     error.hidden = false;
     fields.forEach((field) => field.setAttribute("aria-invalid", "true"));
     answer.hidden = true;
+    const why = document.getElementById("why");
+    if (why) why.hidden = true;
     if (marker) marker.classList.add("is-empty");
   }
 
@@ -115,6 +165,7 @@
     warning.textContent = prediction.warning || "";
     warning.hidden = !prediction.warning;
     answer.hidden = false;
+    showWhy(prediction);
   }
 
   function movePoint(x, shown) {
