@@ -364,3 +364,34 @@ def test_a_card_without_importance_says_so_and_removes_an_old_chart(models):
     card, output = card_of(plain)
     assert "No importance recorded" in section(card) and ".svg)" not in section(card)
     assert not old_chart.exists() and "pictures" not in output
+
+
+@pytest.mark.parametrize("name", ["height", "plain"])
+def test_drift_and_model_answers_fit_their_documented_schemas(models, data_file, name):
+    import jsonschema
+
+    client = client_of(models[name])
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    rows = drifted_heights(data_file)
+    client.post("/predict", json={feature: rows[feature].tolist() for feature in HEIGHT_IMPORTANCE})
+    drift = jsonschema.Draft4Validator(as_json_schema(schemas["Drift"]))
+    report = client.get("/drift").get_json()
+    drift.validate(report)
+    with pytest.raises(jsonschema.ValidationError):
+        drift.validate({**report, "features": [{**report["features"][0], "importance": -1}]})
+    metadata = jsonschema.Draft4Validator(schemas["ModelMetadata"])
+    metadata.validate(client.get("/model").get_json())
+    with pytest.raises(jsonschema.ValidationError):
+        metadata.validate({"importance": {"Weight": "high"}})
+
+
+def as_json_schema(schema):
+    """Return an OpenAPI 3.0 schema as JSON Schema: ``nullable`` becomes a null type."""
+    if isinstance(schema, list):
+        return [as_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: as_json_schema(value) for key, value in schema.items() if key != "nullable"}
+    if schema.get("nullable"):
+        converted["type"] = [schema["type"], "null"]
+    return converted

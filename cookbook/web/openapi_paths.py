@@ -120,7 +120,11 @@ def service_paths(schema: Schema) -> dict[str, Any]:
         "/model": {
             "get": {
                 "summary": "The served model's metadata (model.json)",
-                "responses": {"200": json_response("Metadata.", JSON_OBJECT)},
+                "responses": {
+                    "200": json_response(
+                        "Metadata.", {"$ref": "#/components/schemas/ModelMetadata"}
+                    )
+                },
             }
         },
         "/metrics": {

@@ -207,6 +207,7 @@ def component_schemas(schema: Schema) -> dict[str, Any]:
         },
         "Error": ERROR_SCHEMA,
         "Drift": DRIFT_SCHEMA,
+        "ModelMetadata": MODEL_METADATA_SCHEMA,
     }
 
 
@@ -221,5 +222,40 @@ DRIFT_SCHEMA = {
         "enough_data": {"type": "boolean"},
         "model_version": {"type": "string"},
         "worker_pid": {"type": "integer"},
+        "features": {
+            "type": "array",
+            "description": "Each feature's drift, with its importance beside it.",
+            "items": {
+                "type": "object",
+                "required": ["feature", "psi", "verdict"],
+                "properties": {
+                    "feature": {"type": "string"},
+                    "psi": {"type": "number", "minimum": 0},
+                    "verdict": {"type": "string", "enum": ["ok", "warn", "alert"]},
+                    "bins": {"type": "object"},
+                    "importance": {"type": "number", "minimum": 0, "nullable": True},
+                    "importance_rank": {"type": "integer", "minimum": 1, "nullable": True},
+                },
+            },
+        },
+        "features_by_concern": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Drifting features first, the most important first; then the rest.",
+        },
+        "importance_unit": {"type": "string", "nullable": True},
+    },
+}
+# What /model adds to model.json's free-form fields when the model records its importance.
+MODEL_METADATA_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "importance": {
+            "type": "object",
+            "additionalProperties": {"type": "number", "minimum": 0},
+            "description": "Each feature's mean absolute contribution on held-out rows; "
+            "absent when the model records none.",
+        },
+        "importance_rows": {"type": "integer", "minimum": 1},
     },
 }
