@@ -82,6 +82,7 @@ bench: install data bench-tools ## Measure throughput, latency, start-up and mem
 	$(BIN)/python bench/capture_instructions.py
 	$(BIN)/python bench/batch_csv.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/explain_cost.py
 	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)
 
 # ------------------------------------------------------------ container and delivery
