@@ -317,3 +317,40 @@ def test_retraining_an_entry_saved_before_trees_adds_its_trees_file(tmp_path, da
     assert refreshed.metadata["trees"]["sha256"] == first["trees"]["sha256"]
     assert (entry.folder / "model.trees.npz").is_file()
     assert refreshed.metadata["onnx"] == first["onnx"]  # the entry's own, untouched
+
+
+def test_the_first_explanations_from_many_threads_build_one_explainer(tree_model, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cookbook.lifecycle.tree_explainer import TreeShapExplainer
+
+    model_file, data = tree_model("iris", "lightgbm")
+    predictor = load_predictor(model_file)
+    builds = []
+    original = TreeShapExplainer._make
+
+    def counted(self):
+        builds.append(1)
+        return original(self)
+
+    monkeypatch.setattr(TreeShapExplainer, "_make", counted)
+    body = request_body(model_file, data, rows=8)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: predictor.answer({**body, "explain": True}), range(8)))
+    assert len(builds) == 1
+    assert all(a == answers[0] for a in answers)
+
+
+def test_a_tree_model_saved_before_its_arrays_were_stored_says_so(tree_model, tmp_path):
+    model_file, _ = tree_model("mlb", "random-forest")
+    metadata = json.loads(model_file.with_suffix(".json").read_text())
+    for key in ("trees", "importance", "importance_rows"):
+        del metadata[key]
+    shutil.copy2(model_file, tmp_path / "model.joblib")
+    shutil.copy2(model_file.with_suffix(".onnx"), tmp_path / "model.onnx")
+    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    client = create_app({"MODEL_PATH": str(tmp_path / "model.joblib"), "TESTING": True})
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher", "explain": True}
+    refused = client.test_client().post("/predict", json=row)
+    assert refused.status_code == 400
+    assert "saved without its trees' arrays" in refused.get_json()["error"]

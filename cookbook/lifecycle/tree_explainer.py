@@ -156,8 +156,12 @@ def attach_tree_explainer(predictor: Predictor, *, float32_served: bool) -> None
     explanation is asked for. A trees file that does not match ``model.json`` is refused
     (``ModelError``), as the ONNX file is."""
     record = predictor.metadata.get("trees")
-    if not record:
-        return  # saved before trees were explained: the predictor's own reason stands
+    if not record:  # saved before this version stored the trees' arrays
+        predictor.why_unexplained = (
+            "it was saved without its trees' arrays (by an earlier version of the cookbook): "
+            "retrain it, or import it again"
+        )
+        return
     if not record.get("file"):
         predictor.why_unexplained = str(record.get("reason") or "its trees are not explained")
         return
