@@ -354,3 +354,19 @@ def test_a_tree_model_saved_before_its_arrays_were_stored_says_so(tree_model, tm
     refused = client.test_client().post("/predict", json=row)
     assert refused.status_code == 400
     assert "saved without its trees' arrays" in refused.get_json()["error"]
+
+
+def test_a_hot_reload_swaps_in_a_tree_model_that_explains(tree_model, tmp_path, data_file):
+    model_file, _ = tree_model("mlb", "lightgbm")
+    served = tmp_path / "model.joblib"
+    spec = model_spec.spec_for("Height", ("Weight", "Age"), ("Position",))
+    training.train(data_file, served, spec=spec)  # the folded Ridge first
+    app = create_app({"MODEL_PATH": str(served), "TESTING": True, "ADMIN_TOKEN": "s3cret"})
+    client = app.test_client()
+    for suffix in (".joblib", ".onnx", ".trees.npz", ".json"):
+        shutil.copy2(model_file.with_suffix(suffix), served.with_suffix(suffix))
+    reloaded = client.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert reloaded.status_code == 200
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher", "explain": True}
+    answer = client.post("/predict", json=row).get_json()["prediction"]
+    assert additive_error(answer["explanation"]) <= ADDITIVE  # from the snapshot's trees file

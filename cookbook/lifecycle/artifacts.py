@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cookbook.core.errors import ModelError
-from cookbook.core.explanations import FoldedExplainer
+from cookbook.core.explanations import Explainer, FoldedExplainer
 from cookbook.core.files import (
     fsync_dir,
     fsync_file,
@@ -164,31 +164,15 @@ def save_model(
             "model_sha256": digest,
             **{key: value for key, value in metadata.items() if key not in SAVER_FIELDS},
         }
-        side_data: dict[SideFile, bytes] = {}
-        explainer = None
-        if metadata.get("folded"):
-            explainer = FoldedExplainer.of(linear_form_of(metadata), schema_of(metadata))
-        else:
-            serving = serving_form(estimator, metadata, (held_out, training_rows), target_std)
-            if serving.get("onnx") is not None:
-                conversion = serving.pop("onnx")
-                side_data[ONNX] = conversion.data
-                metadata["onnx"] = conversion.record
-            metadata["serving"] = serving
-            metadata["trees"], trees = tree_arrays_of(estimator, schema_of(metadata))
-            if trees is not None:
-                side_data[TREES] = trees.npz_bytes()
-                explainer = TreeShapExplainer(
-                    trees.record, side_data[TREES], schema_of(metadata),
-                    float32_served=(metadata.get("onnx") or {}).get("input_type") == "float32",
-                )  # fmt: skip
+        schema = schema_of(metadata)
+        side_data, explainer = forms_of(estimator, metadata, (held_out, training_rows),
+                                        target_std)  # fmt: skip
         for side, data in side_data.items():
             staged_sides[side] = temporary_beside(side.path(destination))
             write_synced(staged_sides[side], data)
             metadata[side.key] = {**metadata[side.key], "file": side.path(destination).name,
                                   "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
         if explainer is not None and held_out is not None:
-            schema = schema_of(metadata)
             outputs = estimator_outputs(estimator, held_out[list(schema.feature_names)], schema)
             metadata.update(feature_importance(explainer, schema, held_out, outputs.tolist()))
         write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
@@ -206,6 +190,36 @@ def save_model(
 # What save_model itself writes into model.json: never carried over from the metadata given.
 SAVER_FIELDS = frozenset({*(side.key for side in SIDE_FILES), "serving", "importance",
                           "importance_rows"})  # fmt: skip
+
+
+def forms_of(
+    estimator: Any, metadata: dict[str, Any], rows: tuple[Any, Any], target_std: float | None
+) -> tuple[dict[SideFile, bytes], Explainer | None]:
+    """Record in *metadata* how the model is served and explained; return its side files'
+    bytes (each record's file and sha256 are the saver's to fill in) and its explainer.
+
+    A folded model is served and explained from its folded form. Any other is converted to
+    ONNX when it passes parity (``serving_form``; *rows*: ``(held_out, training_rows)``), and
+    a tree ensemble's arrays are kept for TreeSHAP, explained as the serving form decides.
+    """
+    schema = schema_of(metadata)
+    if metadata.get("folded"):
+        return {}, FoldedExplainer.of(linear_form_of(metadata), schema)
+    side_data: dict[SideFile, bytes] = {}
+    serving = serving_form(estimator, metadata, rows, target_std)
+    if serving.get("onnx") is not None:
+        conversion = serving.pop("onnx")
+        side_data[ONNX] = conversion.data
+        metadata["onnx"] = conversion.record
+    metadata["serving"] = serving
+    metadata["trees"], trees = tree_arrays_of(estimator, schema)
+    if trees is None:
+        return side_data, None
+    side_data[TREES] = trees.npz_bytes()
+    float32_served = metadata.get("onnx", {}).get("input_type") == "float32"
+    explainer = TreeShapExplainer(trees.record, side_data[TREES], schema,
+                                  float32_served=float32_served)  # fmt: skip
+    return side_data, explainer
 
 
 def tree_arrays_of(estimator: Any, schema: Any) -> tuple[dict[str, Any], TreeArrays | None]:
