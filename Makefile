@@ -83,6 +83,7 @@ bench: install data bench-tools ## Measure throughput, latency, start-up and mem
 	$(BIN)/python bench/batch_csv.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/hot_path.py
+	$(BIN)/python bench/explain_cost.py
 	$(BIN)/python bench/dask_score.py $(if $(FULL),--full)
 
 # ------------------------------------------------------------ container and delivery

@@ -166,11 +166,26 @@ def test_bad_explain_requests_are_refused_naming_the_problem(monkeypatch, body, 
     assert message in answer.get_json()["error"]
 
 
-def test_a_tree_model_says_it_cannot_explain_yet(monkeypatch):
+def test_the_committed_tree_example_explains_its_onnx_answers(monkeypatch):
     client = serve(monkeypatch, ROOT / "examples" / "height-gbm" / "model.joblib")
     row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
-    assert client.post("/predict", json=row).status_code == 200
+    plain = client.post("/predict", json=row).get_json()["prediction"]
+    asked = client.post("/predict", json={**row, "explain": True}).get_json()
+    explanation = asked["prediction"]["explanation"]
+    assert list(explanation["contributions"]) == ["Weight", "Age", "Position"]
+    assert additive(explanation) <= 1e-6
+    assert round(explanation["prediction"], 1) == plain["height_inches"]
+
+
+def test_a_model_without_an_explainer_says_why(monkeypatch, tmp_path):
+    import shutil
+
+    example = ROOT / "examples" / "height-gbm" / "model.joblib"
+    for suffix in (".joblib", ".json", ".onnx"):  # a copy without its trees file
+        shutil.copy2(example.with_suffix(suffix), tmp_path / f"model{suffix}")
+    client = serve(monkeypatch, tmp_path / "model.joblib")
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
     refused = client.post("/predict", json={**row, "explain": True})
     assert refused.status_code == 400
-    assert "cannot explain its answers yet" in refused.get_json()["error"]
-    assert "ONNX" in refused.get_json()["error"]
+    message = refused.get_json()["error"]
+    assert "cannot explain its answers: its trees file model.trees.npz is missing" in message

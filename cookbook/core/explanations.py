@@ -14,16 +14,32 @@ measured against the training means (the schema's stats and category frequencies
 A classifier explains the logit of the class it answered: a binary model's log-odds of that
 class (the negated logit when it answered the first class), a multiclass model's own logit
 for it. In plain Python, so the Lambda handler explains too.
+
+Tree models are explained by TreeSHAP (``cookbook.lifecycle.tree_explainer``); both kinds
+answer the ``Explainer`` protocol.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import NumberFeature, Schema
+
+
+class Explainer(Protocol):
+    """What explains a model's answers: one row, or a batch at once."""
+
+    def explain(self, row: Sequence[Any], answered: int = 0) -> dict[str, Any]:
+        """Return ``{"base", "contributions", "prediction"}`` for a validated row (a
+        classifier: of the class at index *answered*)."""
+        ...
+
+    def explain_rows(self, rows: Sequence[Sequence[Any]], answered: Sequence[int]) -> list[dict]:
+        """Return the explanation of each validated row, for the class answered for it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -107,3 +123,8 @@ class FoldedExplainer:
         """Return the explanation of *row*'s prediction, or of the logit of the class at
         index *answered* for a classifier."""
         return self.per_class[answered].explain(row)
+
+    def explain_rows(self, rows: Sequence[Sequence[Any]], answered: Sequence[int]) -> list[dict]:
+        """Return the explanation of each validated row, for the class answered for it."""
+        per_class = self.per_class
+        return [per_class[a].explain(row) for row, a in zip(rows, answered, strict=True)]

@@ -8,6 +8,7 @@ only there does the scikit-learn version that made the pickle matter).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -17,7 +18,13 @@ from typing import Any
 
 from cookbook.core.errors import ModelError
 from cookbook.core.files import sha256_file
-from cookbook.core.layout import entry_model, metadata_path, registry_root, version_of
+from cookbook.core.layout import (
+    SideFile,
+    entry_model,
+    metadata_path,
+    registry_root,
+    version_of,
+)
 from cookbook.core.linear import ClassifierForm, LinearForm, folded_form_of
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Schema
@@ -82,6 +89,33 @@ def verified_metadata(model_file: Path | str) -> dict[str, Any]:
         verify_model_file(path, recovered)
         return recovered
     return metadata
+
+
+def read_side_file(
+    side: SideFile, metadata: Mapping[str, Any], model_file: Path | str
+) -> bytes | None:
+    """Return the bytes of *model_file*'s *side* file once they match ``model.json``'s sha256.
+
+    None when the metadata records no such file, or the file is missing (a copy that carried
+    only the joblib and json: the model is then served, or explained, without it). A file
+    that does not match is refused with ``ModelError``.
+    """
+    if not side.is_recorded(metadata):
+        return None
+    file = side.path(model_file)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ModelError(f"{side.description} {file} is unreadable ({exc.strerror}).") from None
+    digest, expected = hashlib.sha256(data).hexdigest(), str(metadata[side.key].get("sha256"))
+    if digest != expected:
+        raise ModelError(
+            f"{side.description} {file} does not match its metadata (sha256 {digest[:12]}, "
+            f"expected {expected[:12]}): refusing to load it; restore it or retrain."
+        )
+    return data
 
 
 def _registry_metadata(path: Path, metadata: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from cookbook.core.answer_options import (
 from cookbook.core.answers import answer_writer
 from cookbook.core.classes import PredictionSet, class_answer_writer, label_index
 from cookbook.core.errors import InvalidInput, ModelError
-from cookbook.core.explanations import FoldedExplainer
+from cookbook.core.explanations import Explainer, FoldedExplainer
 from cookbook.core.importance import importance_of
 from cookbook.core.intervals import Interval, interval_writer
 from cookbook.core.linear import ClassifierForm, LinearForm
@@ -50,8 +50,15 @@ class Predictor:
         self.schema = schema
         self.linear = linear
         self.is_classifier = schema.target.is_classification
-        # Exact explanations of a folded form; other models have none yet.
-        self.explainer = None if linear is None else FoldedExplainer.of(linear, schema)
+        # Exact explanations of a folded form; a tree model's predictor sets its own
+        # (``cookbook.lifecycle.tree_explainer``), or says why there is none.
+        self.explainer: Explainer | None = (
+            None if linear is None else FoldedExplainer.of(linear, schema)
+        )
+        self.why_unexplained = (
+            "explanations are computed for folded (linear) models and tree ensembles; this "
+            f"one is served from {'its ONNX file' if metadata.get('onnx') else 'its joblib file'}"
+        )
         # What each feature weighs on held-out rows, when model.json records it (a malformed
         # record refuses the model, as a malformed interval does).
         self.importance = importance_of(metadata, schema)
@@ -111,9 +118,7 @@ class Predictor:
         options = read_options(self.schema, document, query)
         if options.explain and self.explainer is None:
             raise InvalidInput(
-                f"Model {self.version} cannot explain its answers yet: explanations are "
-                "computed for folded (linear) models; this one is served from "
-                f"{'its ONNX file' if self.metadata.get('onnx') else 'its joblib file'}."
+                f"Model {self.version} cannot explain its answers: {self.why_unexplained}."
             )
         return options
 
@@ -134,6 +139,10 @@ class Predictor:
         """Return the response body for predicted rows; raise ``InvalidInput`` (413) for more
         rows than may be explained at once."""
         check_explained_rows(len(rows), options)
+        if options.explain:  # the whole batch in one call (one TreeSHAP call for trees)
+            explained = zip(rows, values, self.explain_rows(rows, values, options), strict=True)
+            answers = [self.answer_row(row, value, options, why) for row, value, why in explained]
+            return {"predictions": answers} if is_batch else {"prediction": answers[0]}
         if not is_batch:
             return {"prediction": self.answer_row(rows[0], values[0], options)}
         return {
@@ -150,8 +159,27 @@ class Predictor:
             raise InvalidInput("Give one value per feature here, not lists.")
         return body["prediction"]
 
-    def answer_row(self, row: Row, value: Any, options: AnswerOptions = NO_OPTIONS) -> dict:
-        """Return the answer for a validated *row* predicted as *value*."""
+    def explain_rows(
+        self, rows: Sequence[Row], values: Sequence[Any], options: AnswerOptions = NO_OPTIONS
+    ) -> list[dict]:
+        """Return the explanation of each predicted row: a classifier's, of the class it
+        answered at the request's threshold."""
+        if self.is_classifier:
+            target, threshold = self.schema.target, options.threshold
+            answered = [label_index(target, value, threshold) for value in values]
+        else:
+            answered = [0] * len(rows)
+        return self.explainer.explain_rows(rows, answered)
+
+    def answer_row(
+        self,
+        row: Row,
+        value: Any,
+        options: AnswerOptions = NO_OPTIONS,
+        explanation: dict | None = None,
+    ) -> dict:
+        """Return the answer for a validated *row* predicted as *value*, with its
+        *explanation* when the request asks for one (computed here when not given)."""
         if self.is_classifier:
             answer = self.write_class_answer(value, options)
         else:
@@ -159,11 +187,9 @@ class Predictor:
             if self.write_interval is not None:
                 answer["interval"] = self.write_interval(value)
         if options.explain:
-            answered = (
-                label_index(self.schema.target, value, options.threshold)
-                if self.is_classifier else 0
-            )  # fmt: skip
-            answer["explanation"] = self.explainer.explain(row, answered)
+            if explanation is None:
+                (explanation,) = self.explain_rows([row], [value], options)
+            answer["explanation"] = explanation
         warning = self.extrapolation_warning(row)
         if warning:
             answer["warning"] = warning

@@ -3,11 +3,13 @@
 A folded model is served from its plain numbers (``cookbook.core.loading``); any other
 from its ONNX file when it has one that passed parity (``cookbook.lifecycle.onnx_form``),
 else it is unpickled here, and only after its sha256 matched ``model.json``.
-A pair is ``model.joblib`` and ``model.json``, plus ``model.onnx`` when there is one.
+A pair is ``model.joblib`` and ``model.json``, plus its side files (``model.onnx``,
+``model.trees.npz``) when it has them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cookbook.core.errors import ModelError
+from cookbook.core.explanations import Explainer, FoldedExplainer
 from cookbook.core.files import (
     fsync_dir,
     fsync_file,
@@ -23,9 +26,13 @@ from cookbook.core.files import (
     write_synced,
 )
 from cookbook.core.layout import (
+    ONNX,
+    SIDE_FILES,
+    TREES,
+    SideFile,
     entry_model,
     metadata_path,
-    onnx_path,
+    recorded_side_files,
     registry_root,
     version_of,
 )
@@ -39,7 +46,11 @@ from cookbook.core.loading import (
 from cookbook.core.model_cache import cached_predictor, forget_loaded_models
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.settings import model_path
+from cookbook.lifecycle.classifying import estimator_outputs
+from cookbook.lifecycle.importance import feature_importance
 from cookbook.lifecycle.onnx_form import ConversionRefused, convert, onnx_predictor
+from cookbook.lifecycle.tree_arrays import TreeArrays, TreesRefused, extract
+from cookbook.lifecycle.tree_explainer import TreeShapExplainer, attach_tree_explainer
 
 
 class EstimatorPredictor(Predictor):
@@ -48,6 +59,7 @@ class EstimatorPredictor(Predictor):
     def __init__(self, metadata: Mapping[str, Any], path: Path, estimator: Any) -> None:
         super().__init__(metadata, path, schema_of(metadata))
         self.estimator = estimator
+        attach_tree_explainer(self, float32_served=False)
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
         """Return the estimator's predictions (a classifier's probabilities) for validated
@@ -61,8 +73,6 @@ class EstimatorPredictor(Predictor):
     def predict_frame(self, frame: Any):
         """Return the estimator's predictions (a classifier's probabilities, rows × classes)
         for a frame of the model's features."""
-        from cookbook.lifecycle.classifying import estimator_outputs
-
         return estimator_outputs(self.estimator, frame, self.schema)
 
 
@@ -125,8 +135,11 @@ def save_model(
     give real rows whenever there are some) and on rows across its training ranges, to
     1e-3 x *target_std*: one that passes gets
     ``<stem>.onnx`` beside it and ``metadata["onnx"]``; ``metadata["serving"]`` says which
-    form serves it and, for the joblib file, why. The joblib file is renamed into place
-    first, then the ONNX file, and ``model.json`` last, so readers that verify the pair see
+    form serves it and, for the joblib file, why. A tree ensemble's arrays are written as
+    ``<stem>.trees.npz`` for its explanations, recorded in ``metadata["trees"]`` (or why
+    there are none). The model's explainer scores each feature's importance on the
+    *held_out* rows (``metadata["importance"]``). The joblib file is renamed into place
+    first, then the side files, and ``model.json`` last, so readers that verify the pair see
     either the old pair or the new one, or refuse a mismatch.
 
     A folded form in *metadata* is served instead of the estimator, so it must give the
@@ -141,7 +154,7 @@ def save_model(
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged_model = temporary_beside(destination)
     staged_meta = temporary_beside(metadata_path(destination))
-    staged_onnx = temporary_beside(onnx_path(destination))
+    staged_sides: dict[SideFile, Path] = {}
     try:
         joblib.dump(estimator, staged_model)
         digest = sha256_file(staged_model)
@@ -149,34 +162,74 @@ def save_model(
             "model_version": version_of(digest),
             "model_file": destination.name,
             "model_sha256": digest,
-            **metadata,
+            **{key: value for key, value in metadata.items() if key not in SAVER_FIELDS},
         }
-        metadata.pop("onnx", None)
-        metadata.pop("serving", None)
-        has_onnx = False
-        if not metadata.get("folded"):
-            serving = serving_form(estimator, metadata, (held_out, training_rows), target_std)
-            if serving.get("onnx") is not None:
-                conversion = serving.pop("onnx")
-                write_synced(staged_onnx, conversion.data)
-                metadata["onnx"] = {
-                    **conversion.record,
-                    "file": onnx_path(destination).name,
-                    "sha256": sha256_file(staged_onnx),
-                }
-                has_onnx = True
-            metadata["serving"] = serving
+        schema = schema_of(metadata)
+        side_data, explainer = forms_of(estimator, metadata, (held_out, training_rows),
+                                        target_std)  # fmt: skip
+        for side, data in side_data.items():
+            staged_sides[side] = temporary_beside(side.path(destination))
+            write_synced(staged_sides[side], data)
+            metadata[side.key] = {**metadata[side.key], "file": side.path(destination).name,
+                                  "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+        if explainer is not None and held_out is not None:
+            outputs = estimator_outputs(estimator, held_out[list(schema.feature_names)], schema)
+            metadata.update(feature_importance(explainer, schema, held_out, outputs.tolist()))
         write_synced(staged_meta, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
         fsync_file(staged_model)
-        install_pair(
-            staged_model, staged_meta, destination, staged_onnx=staged_onnx if has_onnx else None
-        )
+        install_pair(staged_model, staged_meta, destination, staged_sides=staged_sides)
         forget_loaded_models(destination)
     finally:
         staged_model.unlink(missing_ok=True)
         staged_meta.unlink(missing_ok=True)
-        staged_onnx.unlink(missing_ok=True)
+        for staged in staged_sides.values():
+            staged.unlink(missing_ok=True)
     return metadata
+
+
+# What save_model itself writes into model.json: never carried over from the metadata given.
+SAVER_FIELDS = frozenset({*(side.key for side in SIDE_FILES), "serving", "importance",
+                          "importance_rows"})  # fmt: skip
+
+
+def forms_of(
+    estimator: Any, metadata: dict[str, Any], rows: tuple[Any, Any], target_std: float | None
+) -> tuple[dict[SideFile, bytes], Explainer | None]:
+    """Record in *metadata* how the model is served and explained; return its side files'
+    bytes (each record's file and sha256 are the saver's to fill in) and its explainer.
+
+    A folded model is served and explained from its folded form. Any other is converted to
+    ONNX when it passes parity (``serving_form``; *rows*: ``(held_out, training_rows)``), and
+    a tree ensemble's arrays are kept for TreeSHAP, explained as the serving form decides.
+    """
+    schema = schema_of(metadata)
+    if metadata.get("folded"):
+        return {}, FoldedExplainer.of(linear_form_of(metadata), schema)
+    side_data: dict[SideFile, bytes] = {}
+    serving = serving_form(estimator, metadata, rows, target_std)
+    if serving.get("onnx") is not None:
+        conversion = serving.pop("onnx")
+        side_data[ONNX] = conversion.data
+        metadata["onnx"] = conversion.record
+    metadata["serving"] = serving
+    metadata["trees"], trees = tree_arrays_of(estimator, schema)
+    if trees is None:
+        return side_data, None
+    side_data[TREES] = trees.npz_bytes()
+    float32_served = metadata.get("onnx", {}).get("input_type") == "float32"
+    explainer = TreeShapExplainer(trees.record, side_data[TREES], schema,
+                                  float32_served=float32_served)  # fmt: skip
+    return side_data, explainer
+
+
+def tree_arrays_of(estimator: Any, schema: Any) -> tuple[dict[str, Any], TreeArrays | None]:
+    """Return ``model.json``'s record of *estimator*'s trees and their arrays, or the record
+    of why it has none (``{"file": None, "reason": ...}``) and None."""
+    try:
+        trees = extract(estimator, schema)
+    except TreesRefused as refused:
+        return {"file": None, "reason": f"no TreeSHAP explanations: {refused}"}, None
+    return {"file": None, "sha256": None, **trees.record}, trees
 
 
 def check_folded(estimator: Any, metadata: dict[str, Any], rows: Any) -> None:
@@ -188,8 +241,6 @@ def check_folded(estimator: Any, metadata: dict[str, Any], rows: Any) -> None:
 
     if rows is None or len(rows) == 0:
         raise ModelError("A folded form is saved only with rows to check it against.")
-    from cookbook.lifecycle.classifying import estimator_outputs
-
     schema = schema_of(metadata)
     names = list(schema.feature_names)
     expected = estimator_outputs(estimator, rows[names], schema)
@@ -241,7 +292,7 @@ def serving_description(predictor: Predictor) -> str:
     if predictor.is_folded:
         return "folded linear form"
     if hasattr(predictor, "session"):
-        return f"ONNX file {onnx_path(predictor.path).name} (onnxruntime)"
+        return f"ONNX file {ONNX.path(predictor.path).name} (onnxruntime)"
     serving = predictor.metadata.get("serving") or {}
     reason = serving.get("reason") or (
         "its ONNX file is missing" if predictor.metadata.get("onnx") else "no ONNX form"
@@ -250,47 +301,57 @@ def serving_description(predictor: Predictor) -> str:
 
 
 def install_pair(
-    staged_model: Path, staged_meta: Path, model_file: Path, *, staged_onnx: Path | None = None
+    staged_model: Path,
+    staged_meta: Path,
+    model_file: Path,
+    *,
+    staged_sides: Mapping[SideFile, Path] | None = None,
 ) -> None:
     """Rename a synced, staged joblib file and its metadata into place as *model_file*'s pair.
 
-    The joblib file goes first, then the ONNX file, and ``model.json`` last: a crash in
-    between leaves the new joblib beside the old metadata, which readers refuse (or
-    recover from the registry), never a half-written file. The staged files must lie
-    beside *model_file*. When the staged metadata records an ONNX file and none is given,
-    the registry entry of that version provides it (a promotion copies a registry entry's
-    joblib and json). The caller forgets the model it replaced (``forget_loaded_models``).
+    The joblib file goes first, then the side files (``layout.SIDE_FILES``), and
+    ``model.json`` last: a crash in between leaves the new joblib beside the old metadata,
+    which readers refuse (or recover from the registry), never a half-written file. The
+    staged files must lie beside *model_file*. A side file the staged metadata records and
+    *staged_sides* does not give comes from the registry entry of that version (a promotion
+    copies a registry entry's joblib and json). The caller forgets the model it replaced
+    (``forget_loaded_models``).
     """
-    target_onnx = onnx_path(model_file)
-    copied = None
-    if staged_onnx is None:
-        copied = staged_onnx = _entry_onnx_copy(staged_meta, Path(model_file))
+    sides = dict(staged_sides or {})
+    copied = _entry_side_copies(staged_meta, Path(model_file), missing=sides)
+    sides.update(copied)
     try:
         os.replace(staged_model, model_file)
-        if staged_onnx is not None:
-            os.replace(staged_onnx, target_onnx)
+        for side, staged in sides.items():
+            os.replace(staged, side.path(model_file))
         os.replace(staged_meta, metadata_path(model_file))
     finally:
-        if copied is not None:
-            copied.unlink(missing_ok=True)
+        for staged in copied.values():
+            staged.unlink(missing_ok=True)
     fsync_dir(Path(model_file).parent)
 
 
-def _entry_onnx_copy(staged_meta: Path, model_file: Path) -> Path | None:
-    """Return a synced copy beside *model_file* of the registry's ONNX file for this pair."""
+def _entry_side_copies(
+    staged_meta: Path, model_file: Path, *, missing: Mapping[SideFile, Path]
+) -> dict[SideFile, Path]:
+    """Return synced copies beside *model_file* of the registry entry's side files that the
+    staged metadata records and *missing* does not give (only those matching their sha256)."""
     from cookbook.core.files import copy_synced
 
     try:
         metadata = json.loads(Path(staged_meta).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    record = metadata.get("onnx") if isinstance(metadata, dict) else None
-    if not record:
-        return None
+        return {}
+    if not isinstance(metadata, dict):
+        return {}
     version = str(metadata.get("model_version", ""))
-    source = onnx_path(entry_model(registry_root(model_file), version))
-    if not (version and source.is_file() and sha256_file(source) == record.get("sha256")):
-        return None
-    staged = temporary_beside(onnx_path(model_file))
-    copy_synced(source, staged)
-    return staged
+    copies = {}
+    for side in recorded_side_files(metadata):
+        source = side.path(entry_model(registry_root(model_file), version))
+        if side in missing or not (version and source.is_file()):
+            continue
+        if sha256_file(source) != metadata[side.key].get("sha256"):
+            continue
+        copies[side] = temporary_beside(side.path(model_file))
+        copy_synced(source, copies[side])
+    return copies

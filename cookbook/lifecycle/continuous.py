@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cookbook.core.errors import DataError, ModelError
-from cookbook.core.layout import metadata_path, onnx_path
+from cookbook.core.layout import metadata_path, present_side_files
 from cookbook.core.loading import verified_metadata
 from cookbook.lifecycle import gate, modelcard
 from cookbook.lifecycle.baselines import recorded_feature_sets
@@ -156,8 +156,7 @@ def _served_metadata(served_model: Path) -> dict[str, Any] | None:
 
 
 def _promoted_files(served_model: Path, card_files: list[Path]) -> list[Path]:
-    """Return what a promotion changes: the served pair (and its ONNX file), the registry (the
+    """Return what a promotion changes: the served pair (and its side files), the registry (the
     new entry and the promotion record) and the card's files (a classifier's pictures too)."""
-    onnx = [onnx_path(served_model)] if onnx_path(served_model).is_file() else []
-    return [served_model, metadata_path(served_model), *onnx, Registry(served_model).root,
-            *card_files]  # fmt: skip
+    return [served_model, metadata_path(served_model), *present_side_files(served_model),
+            Registry(served_model).root, *card_files]  # fmt: skip

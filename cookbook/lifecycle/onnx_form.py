@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from cookbook.core.errors import ModelError
-from cookbook.core.files import sha256_file
-from cookbook.core.layout import onnx_path
-from cookbook.core.loading import schema_of
+from cookbook.core.layout import ONNX
+from cookbook.core.loading import read_side_file, schema_of
 from cookbook.core.prediction import Predictor, Row
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.lifecycle.classifying import estimator_outputs
+from cookbook.lifecycle.tree_explainer import attach_tree_explainer
 
 # ONNX predictions must equal the estimator's within this share of the target's std.
 PARITY_FACTOR = 1e-3
@@ -341,6 +341,7 @@ class OnnxPredictor(Predictor):
         self._kinds = [
             (f.name, isinstance(f, NumberFeature)) for f in self.schema.features
         ]  # fmt: skip
+        attach_tree_explainer(self, float32_served=self.dtype == "float32")
         # One (1, 1) input array per feature and thread, refilled for each row: building
         # the arrays anew costs as much as the trees themselves.
         self._row_feeds = threading.local()
@@ -394,20 +395,13 @@ def onnx_predictor(metadata: Mapping[str, Any], path: Path) -> Predictor | None:
     A missing file (a copy that carried only the joblib and json) returns None, so the model
     is served from its verified joblib file.
     """
-    record = metadata.get("onnx")
-    if not record:
+    data = read_side_file(ONNX, metadata, path)
+    if data is None:
         return None
-    file = onnx_path(path)
-    if not file.is_file():
-        return None
-    digest = sha256_file(file)
-    if digest != record.get("sha256"):
-        raise ModelError(
-            f"ONNX file {file} does not match its metadata (sha256 {digest[:12]}, expected "
-            f"{str(record.get('sha256'))[:12]}): refusing to load it; restore it or retrain."
-        )
     try:
-        session = open_session(str(file))
+        session = open_session(data)
     except Exception as exc:  # a verified file the runtime cannot load: one line
-        raise ModelError(f"ONNX file {file} could not be loaded ({exc}): retrain.") from None
+        raise ModelError(
+            f"ONNX file {ONNX.path(path)} could not be loaded ({exc}): retrain."
+        ) from None
     return OnnxPredictor(metadata, path, session)

@@ -31,8 +31,8 @@ from cookbook.core.layout import (
     ENTRY_MODEL,
     HISTORY_FILE,
     LOCK_FILE,
+    SIDE_FILES,
     metadata_path,
-    onnx_path,
     registry_root,
 )
 from cookbook.core.loading import read_metadata, verified_metadata, verify_model_file
@@ -195,11 +195,13 @@ class Registry:
                     raise
             fsync_dir(self.root)
         else:
-            self._refresh_metadata(folder / ENTRY_MODEL, metadata)
+            self._refresh_metadata(folder / ENTRY_MODEL, metadata, staged_model)
         shutil.rmtree(staged_model.parent, ignore_errors=True)
         return Entry(version, folder, read_metadata(folder / ENTRY_MODEL))
 
-    def _refresh_metadata(self, entry_model: Path, metadata: dict[str, Any]) -> None:
+    def _refresh_metadata(
+        self, entry_model: Path, metadata: dict[str, Any], staged_model: Path
+    ) -> None:
         """Record newer metadata for an entry retrained to the very same bytes.
 
         The joblib file never changes (the version is its sha256). Only when what the
@@ -208,13 +210,24 @@ class Registry:
         ``model.json`` replaced, so retraining unchanged data changes no file. The entry's
         ONNX file never changes either: what ``model.json`` records of it (its sha256, its
         parity, the form that serves the model) stays the entry's own, never the record of
-        the fresh conversion, whose file is discarded with the staging folder.
+        the fresh conversion, whose file is discarded with the staging folder. A side file
+        that only explains (the trees file) and that the entry lacks altogether (it was
+        saved before the cookbook wrote that kind) is moved in from *staged_model*'s run:
+        what the entry predicts does not change.
         """
         try:
             current = read_metadata(entry_model)
             verify_model_file(entry_model, metadata)
         except ModelError:
             return  # not the same bytes after all: an entry is never rewritten then
+        for side in SIDE_FILES:
+            if side.serves or side.key in current or side.key not in metadata:
+                continue
+            if side.is_recorded(metadata):
+                if not side.path(staged_model).is_file():
+                    continue
+                os.replace(side.path(staged_model), side.path(entry_model))
+            current = {**current, side.key: metadata[side.key]}
         metadata = _with_entry_files(metadata, current)
         if _substance(current) != _substance(metadata):
             write_json_atomic(metadata_path(entry_model), metadata)
@@ -239,9 +252,12 @@ class Registry:
         if not (folder / ENTRY_MODEL).exists():
             with self.staging() as staged:
                 shutil.copyfile(self.served_model, staged / ENTRY_MODEL)
-                # A model served from ONNX keeps its ONNX file (verified when it is loaded).
-                if onnx_path(self.served_model).exists():
-                    shutil.copyfile(onnx_path(self.served_model), onnx_path(staged / ENTRY_MODEL))
+                # The entry keeps the pair's side files (verified when it is loaded).
+                for side in SIDE_FILES:
+                    if side.path(self.served_model).exists():
+                        shutil.copyfile(
+                            side.path(self.served_model), side.path(staged / ENTRY_MODEL)
+                        )
                 write_json_atomic(metadata_path(staged / ENTRY_MODEL), metadata)
                 return self.register(staged / ENTRY_MODEL)
         return self.entry(metadata["model_version"])
@@ -351,7 +367,7 @@ _RUN_FIELDS = frozenset({"created_at", "code"})
 
 
 # What model.json records of an entry's files besides the joblib: they never change.
-_ENTRY_FILE_FIELDS = ("onnx", "serving")
+_ENTRY_FILE_FIELDS = (*(side.key for side in SIDE_FILES), "serving")
 
 
 def _with_entry_files(metadata: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

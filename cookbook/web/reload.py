@@ -34,7 +34,7 @@ from pathlib import Path
 
 from cookbook.core.errors import MlibError, ModelError
 from cookbook.core.files import write_json_atomic
-from cookbook.core.layout import metadata_path, onnx_path
+from cookbook.core.layout import metadata_path, recorded_side_files
 from cookbook.core.loading import verified_metadata
 from cookbook.core.prediction import Predictor
 from cookbook.lifecycle.artifacts import load_predictor
@@ -116,16 +116,17 @@ class ReloadState:
 
 
 def _snapshot(model_path: Path | str, folder: Path) -> Path:
-    """Copy the verified model pair at *model_path* (and its ONNX file, when it has one) into
+    """Copy the verified model pair at *model_path* (and the side files it records) into
     *folder*; return the copy's path."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SNAPSHOT_MODEL
     metadata = verified_metadata(model_path)  # recovers a half-promoted pair from the registry
     try:
         shutil.copyfile(model_path, target)
-        if metadata.get("onnx") and onnx_path(model_path).is_file():
-            # Verified against the metadata's sha256 when the snapshot is loaded.
-            shutil.copyfile(onnx_path(model_path), onnx_path(target))
+        for side in recorded_side_files(metadata):
+            if side.path(model_path).is_file():
+                # Verified against the metadata's sha256 when the snapshot is loaded.
+                shutil.copyfile(side.path(model_path), side.path(target))
     except OSError:
         raise ModelError(f"Model {model_path} could not be read: retrain.") from None
     # The copy is verified against this metadata on load: a joblib replaced since is refused.
