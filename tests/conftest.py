@@ -19,10 +19,18 @@ from helpers import (
     start_server,
     stop,
     stop_postgres,
+    without_explanations,
 )
 
 import mlib
 from app import create_app
+
+
+@pytest.fixture(scope="session")
+def unexplained_trees(tmp_path_factory) -> Path:
+    """The height-gbm example as a tree model saved before its trees' arrays were stored."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "height-gbm" / "model.joblib"
+    return without_explanations(example, tmp_path_factory.mktemp("unexplained"))
 
 
 @pytest.fixture(scope="session")

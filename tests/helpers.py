@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from cookbook.core.layout import metadata_path
+from cookbook.core.layout import metadata_path, present_side_files
 
 # What the committed model (and any model trained the cookbook's way on htwtmlb.csv) answers.
 # Its 90% split-conformal interval is ± HALF_WIDTH inches, calibrated on the held-out rows.
@@ -430,3 +430,21 @@ def retrain_classifier(data_file: Path, model_file: Path, *args: str) -> dict:
                                       "--json", *args])  # fmt: skip
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
+
+
+def without_explanations(model_file: Path, folder: Path) -> Path:
+    """Copy the tree model at *model_file* into *folder* as one saved before its trees' arrays
+    were stored (no trees record or file, no importance): it serves, and cannot explain."""
+    import json
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metadata = json.loads(metadata_path(model_file).read_text(encoding="utf-8"))
+    for key in ("trees", "importance", "importance_rows"):
+        metadata.pop(key, None)
+    for source in (model_file, *present_side_files(model_file)):
+        if not source.name.endswith(".trees.npz"):
+            shutil.copy2(source, folder / source.name)
+    copy = folder / Path(model_file).name
+    metadata_path(copy).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    return copy

@@ -21,8 +21,13 @@ from helpers import CANCER_FEATURES
 
 from app import create_app
 from cookbook.core.errors import ModelError
-from cookbook.core.importance import importance_of, importance_ranks, rank_drift
-from cookbook.core.layout import metadata_path, onnx_path
+from cookbook.core.importance import (
+    importance_of,
+    importance_ranks,
+    importance_unit,
+    rank_drift,
+)
+from cookbook.core.layout import metadata_path, present_side_files
 from cookbook.core.loading import schema_of
 from cookbook.lifecycle import modelcard
 from cookbook.lifecycle.artifacts import load_predictor
@@ -42,13 +47,16 @@ IMPORTANCE_ROWS = 57
 
 def with_importance(model_file: Path, folder: Path, importance: dict | None) -> Path:
     """Copy the model pair at *model_file* into *folder*, its ``model.json`` recording
-    *importance* (none: as it is); return the copy's model file."""
+    *importance* (None: none, as a model saved before importance was recorded); return the
+    copy's model file."""
     folder.mkdir(parents=True, exist_ok=True)
-    for source in (model_file, onnx_path(model_file)):
-        if source.is_file():
-            shutil.copy2(source, folder / source.name)
+    for source in (model_file, *present_side_files(model_file)):
+        shutil.copy2(source, folder / source.name)
     metadata = json.loads(metadata_path(model_file).read_text(encoding="utf-8"))
-    if importance is not None:
+    if importance is None:  # as a model saved before importance was recorded
+        metadata.pop("importance", None)
+        metadata.pop("importance_rows", None)
+    else:
         metadata["importance"] = importance
         metadata["importance_rows"] = IMPORTANCE_ROWS
     copy = folder / model_file.name
@@ -162,7 +170,7 @@ def test_drifting_features_that_matter_come_first(models, importance, expected):
     schema = schema_of(json.loads(metadata_path(models["height"]).read_text()))
     features = [entry("a", 0.9, "alert"), entry("b", 0.2, "warn"), entry("c", 0.01, "ok"),
                 entry("d", 0.05, "ok")]  # fmt: skip
-    fields = rank_drift(features, importance, schema)
+    fields = rank_drift(features, importance, importance_unit(schema, {}))
     assert fields["features_by_concern"] == expected
     assert fields["importance_unit"] == (None if importance is None else "inches")
     ranks = importance_ranks(importance) if importance else {}

@@ -240,11 +240,11 @@ def test_without_javascript_the_form_post_shows_why_this_answer():
     assert "data-explain" in html  # page.js asks /predict for the explanation too
 
 
-def test_a_model_that_cannot_explain_shows_no_bars_and_no_error():
+def test_a_model_that_cannot_explain_shows_no_bars_and_no_error(unexplained_trees):
     from app import create_app
 
-    trees = ROOT / "examples" / "height-gbm" / "model.joblib"
-    client = create_app({"MODEL_PATH": str(trees), "TESTING": True}).test_client()
+    app = create_app({"MODEL_PATH": str(unexplained_trees), "TESTING": True})
+    client = app.test_client()
     response = client.get("/?weight=200&age=28.5&position=Catcher")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "Predicted height" in html

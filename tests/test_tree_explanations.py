@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import retrain_classifier
+from helpers import retrain_classifier, without_explanations
 
 from app import create_app
 from cookbook.core.errors import ModelError
@@ -343,13 +343,8 @@ def test_the_first_explanations_from_many_threads_build_one_explainer(tree_model
 
 def test_a_tree_model_saved_before_its_arrays_were_stored_says_so(tree_model, tmp_path):
     model_file, _ = tree_model("mlb", "random-forest")
-    metadata = json.loads(model_file.with_suffix(".json").read_text())
-    for key in ("trees", "importance", "importance_rows"):
-        del metadata[key]
-    shutil.copy2(model_file, tmp_path / "model.joblib")
-    shutil.copy2(model_file.with_suffix(".onnx"), tmp_path / "model.onnx")
-    (tmp_path / "model.json").write_text(json.dumps(metadata))
-    client = create_app({"MODEL_PATH": str(tmp_path / "model.joblib"), "TESTING": True})
+    copy = without_explanations(model_file, tmp_path)
+    client = create_app({"MODEL_PATH": str(copy), "TESTING": True})
     row = {"Weight": 200, "Age": 28.5, "Position": "Catcher", "explain": True}
     refused = client.test_client().post("/predict", json=row)
     assert refused.status_code == 400
@@ -370,3 +365,22 @@ def test_a_hot_reload_swaps_in_a_tree_model_that_explains(tree_model, tmp_path, 
     row = {"Weight": 200, "Age": 28.5, "Position": "Catcher", "explain": True}
     answer = client.post("/predict", json=row).get_json()["prediction"]
     assert additive_error(answer["explanation"]) <= ADDITIVE  # from the snapshot's trees file
+
+
+@pytest.mark.parametrize(
+    ("data_set", "family", "measured"),
+    [("cancer", "random-forest", "probability"), ("cancer", "hist-gradient-boosting", "log-odds"),
+     ("iris", "lightgbm", "logit")],
+)  # fmt: skip
+def test_every_place_names_what_a_classifiers_explanation_measures(tree_model, data_set, family,
+                                                                   measured, tmp_path):  # fmt: skip
+    """A forest explains a probability, boosted trees a log-odds or logit: /drift, the page
+    and the card say which."""
+    from cookbook.lifecycle.modelcard import write_card
+
+    model_file, _ = tree_model(data_set, family)
+    client = create_app({"MODEL_PATH": str(model_file), "TESTING": True}).test_client()
+    assert client.get("/drift").get_json()["importance_unit"] == f"{measured} of the answered class"
+    assert f'data-explained-as="{measured}"' in client.get("/").get_data(as_text=True)
+    card, *_pictures = write_card(model_file, tmp_path / "MODEL_CARD.md")
+    assert f"{measured} of the answered class" in card.read_text(encoding="utf-8")

@@ -26,7 +26,23 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cookbook.core.linear import ClassifierForm, LinearForm
-from cookbook.core.schema import NumberFeature, Schema
+from cookbook.core.schema import BINARY, NumberFeature, Schema
+
+# What a tree classifier's trees sum (``model.json["trees"]["output"]``): a random forest
+# averages its trees' class probabilities; boosted trees sum raw scores (log-odds, logits).
+PROBABILITY_OUTPUT = "probability"
+
+
+def explained_quantity(schema: Schema, metadata: Mapping[str, Any]) -> str | None:
+    """Return what a classifier's explanation measures for the answered class (``log-odds``,
+    a multiclass model's ``logit``, a random forest's ``probability``); None for a
+    regression, whose explanation is in its target's unit."""
+    target = schema.target
+    if not target.is_classification:
+        return None
+    if (metadata.get("trees") or {}).get("output") == PROBABILITY_OUTPUT:
+        return "probability"
+    return "log-odds" if target.task == BINARY else "logit"
 
 
 class Explainer(Protocol):

@@ -4,8 +4,9 @@ ordered by it.
 A model may record, at training or import, ``"importance": {"<feature>": value, ...}`` (in
 its schema's feature order) and ``"importance_rows": n``: the mean absolute contribution of
 each feature to its predictions on *n* held-out rows (rows given at import for an imported
-model), in the target's unit for a regression and in the log-odds (a multiclass model: the
-logit) of the answered class for a classifier. It is optional: a model saved before it was
+model), in the target's unit for a regression and in what the classifier's explanations
+measure of the answered class (``explanations.explained_quantity``: log-odds, logit, or a
+random forest's probability). It is optional: a model saved before it was
 recorded, imported without held-out rows, or that cannot explain its answers has none.
 
 Drift reports, online and offline, put each feature's importance and rank beside its PSI and
@@ -20,8 +21,9 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from cookbook.core.errors import ModelError
+from cookbook.core.explanations import explained_quantity
 from cookbook.core.psi import VERDICTS
-from cookbook.core.schema import BINARY, Schema
+from cookbook.core.schema import Schema
 
 IMPORTANCE_FIELD = "importance"
 IMPORTANCE_ROWS_FIELD = "importance_rows"
@@ -47,13 +49,13 @@ def importance_of(metadata: Mapping[str, Any], schema: Schema) -> dict[str, floa
     return values
 
 
-def importance_unit(schema: Schema) -> str:
-    """Return what an importance of *schema*'s model is measured in: the target's unit, or the
-    answered class's log-odds (a multiclass model's logit)."""
+def importance_unit(schema: Schema, metadata: Mapping[str, Any]) -> str:
+    """Return what an importance of a model is measured in: the target's unit, or what its
+    explanations measure of the answered class (``explained_quantity``)."""
+    quantity = explained_quantity(schema, metadata)
+    if quantity is not None:
+        return f"{quantity} of the answered class"
     target = schema.target
-    if target.is_classification:
-        what = "log-odds" if target.task == BINARY else "logit"
-        return f"{what} of the answered class"
     return target.unit_name or target.unit or f"units of {target.name}"
 
 
@@ -72,7 +74,7 @@ def by_importance(importance: Mapping[str, float]) -> list[tuple[str, float]]:
 def rank_drift(
     features: Sequence[MutableMapping[str, Any]],
     importance: Mapping[str, float] | None,
-    schema: Schema,
+    unit: str,
 ) -> dict[str, Any]:
     """Add ``importance`` and ``importance_rank`` (None without importance) to each feature's
     drift entry in *features* (each with ``feature``, ``psi`` and ``verdict``); return the
@@ -95,7 +97,7 @@ def rank_drift(
 
     return {
         "features_by_concern": [entry["feature"] for entry in sorted(features, key=concern)],
-        "importance_unit": importance_unit(schema) if importance else None,
+        "importance_unit": unit if importance else None,
     }
 
 

@@ -124,7 +124,7 @@ def importance_lines(metadata: Mapping[str, Any], schema: Schema, picture: str) 
             "saved before importance\n  was recorded, imported without held-out rows to measure "
             "it on, or cannot explain its answers.",
         ]
-    measured = importance_unit(schema)
+    measured = importance_unit(schema, metadata)
     rows = importance_rows_words(metadata)
     total = sum(importance.values())
     lines += [

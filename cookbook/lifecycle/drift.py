@@ -17,7 +17,7 @@ from typing import Any
 
 from cookbook.core.errors import DataError
 from cookbook.core.files import sha256_file
-from cookbook.core.importance import importance_of, rank_drift
+from cookbook.core.importance import importance_of, importance_unit, rank_drift
 from cookbook.core.loading import schema_of, verified_metadata
 from cookbook.core.psi import (
     PSI_ALERT,
@@ -190,7 +190,9 @@ def drift(
             reports.append(category_drift(feature, frame[column]))
     worst = max(reports, key=lambda report: report["psi"])
     verdicts = [report["verdict"] for report in reports]
-    concern = rank_drift(reports, importance_of(metadata, schema), schema)
+    concern = rank_drift(
+        reports, importance_of(metadata, schema), importance_unit(schema, metadata)
+    )
     predicted = None
     expected = expected_class_counts(metadata, schema.target.classes)
     if schema.target.is_classification and expected is not None:

@@ -93,7 +93,9 @@ def pictures_of(metadata: Mapping[str, Any]) -> dict[str, str]:
     importance = importance_of(metadata, schema)
     if importance:
         drawn[IMPORTANCE] = importance_svg(
-            by_importance(importance), importance_unit(schema), importance_rows_words(metadata)
+            by_importance(importance),
+            importance_unit(schema, metadata),
+            importance_rows_words(metadata),
         )
     return drawn
 

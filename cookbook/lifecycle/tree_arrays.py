@@ -24,6 +24,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from cookbook.core.explanations import PROBABILITY_OUTPUT
 from cookbook.core.schema import NumberFeature, Schema
 from cookbook.lifecycle.classifying import class_order
 
@@ -32,7 +33,7 @@ FOREST = "random-forest"
 LIGHTGBM = "lightgbm"
 # What the summed tree outputs are: a regression's value or a boosted classifier's raw
 # scores (log-odds, logits), or a forest classifier's averaged class probabilities.
-RAW, PROBABILITY = "raw", "probability"
+RAW, PROBABILITY = "raw", PROBABILITY_OUTPUT
 ARRAY_NAMES = ("tree_starts", "children_left", "children_right", "children_default",
                "features", "thresholds", "values", "node_sample_weight")  # fmt: skip
 

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cookbook.core.importance import rank_drift
+from cookbook.core.importance import importance_unit, rank_drift
 from cookbook.core.prediction import Predictor
 from cookbook.core.psi import (
     PSI_ALERT,
@@ -111,11 +111,13 @@ class DriftMonitor:
 
     def __init__(self, schema: Schema, capacity: int = WINDOW_ROWS,
                  class_counts: Sequence[float] | None = None,
-                 importance: Mapping[str, float] | None = None) -> None:  # fmt: skip
+                 importance: Mapping[str, float] | None = None,
+                 importance_unit: str = "") -> None:  # fmt: skip
         self.windows = [DriftWindow(feature, capacity) for feature in schema.features]
         self.capacity = capacity
         self.schema = schema
         self.importance = importance
+        self.importance_unit = importance_unit
         self.classes: DriftWindow | None = None
         if class_counts is not None:
             target = schema.target
@@ -132,7 +134,12 @@ class DriftMonitor:
         counts = None
         if predictor.is_classifier:
             counts = expected_class_counts(predictor.metadata, predictor.schema.target.classes)
-        return cls(predictor.schema, class_counts=counts, importance=predictor.importance)
+        return cls(
+            predictor.schema,
+            class_counts=counts,
+            importance=predictor.importance,
+            importance_unit=importance_unit(predictor.schema, predictor.metadata),
+        )
 
     def __len__(self) -> int:
         return len(self.windows[0])
@@ -164,7 +171,7 @@ class DriftMonitor:
         """Return the worst feature's PSI and verdict, and every feature's (with its
         importance and rank), and the features by concern, as ``GET /drift``."""
         features = [window.report() for window in self.windows]
-        concern = rank_drift(features, self.importance, self.schema)
+        concern = rank_drift(features, self.importance, self.importance_unit)
         worst = max(features, key=lambda report: report["psi"])
         verdicts = [report["verdict"] for report in features]
         predicted = None
