@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from helpers import ROOT, wait_for_rows
 from app import create_app
 from cookbook.cli.capture_export import captured_csv
 from cookbook.lifecycle.artifacts import load_predictor
+from cookbook.lifecycle.capture_database import EXPLANATIONS_TABLE
 from cookbook.lifecycle.capture_feedback import Feedback
+from cookbook.lifecycle.capture_reader import open_reader
 from cookbook.lifecycle.capture_writing import Record
 from cookbook.lifecycle.classifying import LOGISTIC
 
@@ -238,6 +241,130 @@ def test_an_export_without_explained_rows_keeps_its_columns(store):
     assert list(line) == ["request_id", "time", "model_version", "role", "Weight",
                           "height_inches", "height_human_readable", "interval_low",
                           "interval_high", "Height"]  # fmt: skip
+
+
+def read_as_nine_fields(store) -> dict[tuple[str, int], list]:
+    """Return every record of every stored batch as a build from before explanations read it:
+    each body one JSON array of records, each record unpacked into exactly nine fields."""
+    with store.connect() as db:
+        bodies = [bytes(body) for (body,) in db.execute("SELECT body FROM capture_batches")]
+    records = {}
+    for body in bodies:
+        for record in json.loads(body):
+            request_id, index, ts, version, role, inputs, predicted, low, high = record
+            records[(request_id, index)] = [inputs, predicted, low, high]
+    return records
+
+
+def stored_explanations(store) -> dict[int, list]:
+    """Return the explanations' table as it is: its bodies by batch id."""
+    with store.connect() as db:
+        return {batch_id: json.loads(bytes(body)) for batch_id, body in
+                db.execute(f"SELECT batch_id, body FROM {EXPLANATIONS_TABLE}")}  # fmt: skip
+
+
+def explained_record(request_id: str, ts: float, weight: float) -> Record:
+    explanation = {"base": 73.4, "contributions": {"Weight": weight / 1000}, "prediction": 73.6}
+    return Record(request_id, 0, ts, "v1", "champion", {"Weight": weight}, 73.6, 70.2, 77.0,
+                  explanation)  # fmt: skip
+
+
+@pytest.mark.parametrize("model_file", [POSITION, PITCHER], ids=["regression", "classifier"])
+def test_a_reader_of_the_nine_field_layout_reads_every_batch(store, model_file):
+    client = capturing(model_file, store)
+    columns = ROWS[model_file]
+    answers = client.post("/predict", json={**columns, "explain": True},
+                          headers={"X-Request-ID": "batch"}).get_json()["predictions"]  # fmt: skip
+    one = {name: values[0] for name, values in columns.items()}
+    client.post("/predict", json=one, headers={"X-Request-ID": "plain"})
+    infer(client, model_file, columns, parameters={"explain": True}, headers={"X-Request-ID": "v2"})
+    rows = {(r["request_id"], r["row_index"]): r for r in wait_for_rows(store, 7)}
+    assert len(rows) == 7
+    records = read_as_nine_fields(store)
+    assert records.keys() == rows.keys()
+    for key, (inputs, predicted, low, high) in records.items():
+        row = rows[key]
+        assert inputs == list(row["inputs"].values())
+        assert (low, high) == (row["interval_low"], row["interval_high"])
+        assert predicted == (row["prediction"] if row["probabilities"] is None
+                             else [row["label"], row["probabilities"]])  # fmt: skip
+    # The explanations are beside the bodies, and give back what /predict answered.
+    assert sum(map(len, stored_explanations(store).values())) == 6
+    for index, answer in enumerate(answers):
+        assert rows[("batch", index)]["explanation"] == answer["explanation"]
+        assert rows[("v2", index)]["explanation"] == answer["explanation"]
+    assert rows[("plain", 0)]["explanation"] is None
+
+
+def test_only_a_batch_with_explained_rows_has_explanations(store):
+    now = time.time()
+    store.write([Record("plain", 0, now, "v1", "champion", {"Weight": 200.0}, 73.6, 70.2, 77.0)])
+    assert stored_explanations(store) == {}  # a request that does not explain costs nothing
+    store.write([Record("mixed", 0, now, "v1", "champion", {"Weight": 180.0}, 71.0, 68.0, 74.0),
+                 explained_record("mixed", now, 250.0)._replace(row_index=1)])  # fmt: skip
+    with store.connect() as db:
+        (newest,) = db.execute("SELECT max(id) FROM capture_batches").fetchone()
+    # The explained record's position in its batch, with [base, prediction, [contributions]].
+    assert stored_explanations(store) == {newest: [[1, [73.4, 73.6, [0.25]]]]}
+    rows = {(r["request_id"], r["row_index"]): r["explanation"] for r in store.rows()}
+    assert rows == {("plain", 0): None, ("mixed", 0): None,
+                    ("mixed", 1): explained_record("mixed", now, 250.0).explanation}  # fmt: skip
+
+
+def test_retention_deletes_the_explanations_with_their_batches(store):
+    now = time.time()
+    for i in range(4):
+        store.write([explained_record(f"r{i}", now - 60 + i, 200.0 + i)])
+    assert store.trim(max_rows=2) == 2
+    with store.connect() as db:
+        kept = sorted(row[0] for row in db.execute("SELECT id FROM capture_batches"))
+    assert sorted(stored_explanations(store)) == kept
+    assert [r["explanation"]["contributions"] for r in store.rows()] == [
+        {"Weight": 0.202}, {"Weight": 0.203}]  # fmt: skip
+    # A batch deleted for its age while an older-numbered one stays takes its explanations.
+    store.write([explained_record("late", now - 3600, 190.0)])
+    assert store.trim(max_age_seconds=600) == 1
+    assert sorted(stored_explanations(store)) == kept
+    assert store.trim(max_age_seconds=0) == 2
+    assert stored_explanations(store) == {}
+
+
+def test_explanations_a_rolled_back_build_left_never_join_a_later_batch(store):
+    now = time.time()
+    store.write([explained_record("first", now - 2, 200.0)])
+    store.write([explained_record("second", now - 1, 210.0)])
+    with store.connect() as db:  # the retention of a build from before explanations
+        db.execute("DELETE FROM capture_batches")
+    # SQLite gives the next batches the ids deleted; PostgreSQL never does.
+    store.write([Record("plain", 0, now, "v1", "champion", {"Weight": 180.0}, 71.0, 68.0, 74.0)])
+    store.write([explained_record("explained", now, 220.0)])
+    expected = explained_record("explained", now, 220.0).explanation
+    rows = {r["request_id"]: r["explanation"] for r in store.rows()}
+    assert rows == {"plain": None, "explained": expected}
+
+
+def test_a_store_made_before_explanations_is_read_then_brought_up_to_date(store):
+    with store.connect() as db:
+        db.execute(f"DROP TABLE {EXPLANATIONS_TABLE}")
+    store.write([Record("old", 0, time.time(), "v1", "champion", {"Weight": 200.0}, 73.6, 70.2,
+                        77.0)])  # fmt: skip
+    reader = open_reader(store.url)  # what capture export opens: read-only
+    assert [(r["request_id"], r["explanation"]) for r in reader.rows()] == [("old", None)]
+    (line,) = exported(reader, DEMO)
+    assert "explanation_base" not in line and line["request_id"] == "old"
+    with store.connect() as db:
+        assert not store.has_table(db, EXPLANATIONS_TABLE)  # the reader created nothing
+    # The service starts on it: the table is created, and explained rows are captured.
+    client = capturing(POSITION, store)
+    with store.connect() as db:
+        assert store.has_table(db, EXPLANATIONS_TABLE)
+    (expected,) = explained(client, {"Weight": [200], "Position": ["Catcher"]})
+    rows = {r["request_id"]: r for r in wait_for_rows(store, 2)}
+    assert rows["old"]["explanation"] is None
+    (new,) = (row for request_id, row in rows.items() if request_id != "old")
+    assert new["explanation"] == expected
+    assert [line["explanation_base"] for line in exported(reader, POSITION)] == [
+        "", str(expected["base"])]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- OpenAPI

@@ -3,7 +3,8 @@ SQL both backends share (``cookbook.lifecycle.capture_store`` names the backends
 
 A store written by an earlier build is brought up to date in place when the service creates
 its tables: the columns added since (``ADDED_COLUMNS``) are added, the new tables created;
-its rows stay as they are, and a reader reads both shapes.
+its rows stay as they are, and a reader reads both shapes (a store without the explanations'
+table, which ``capture export`` never creates, has no explained rows).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 from cookbook.core.errors import MlibError
 from cookbook.lifecycle.class_tallies import ClassModel
 
-# The captured records and their labels, then the running sums of the summaries (kept with
-# the records they sum), then the classifiers' facts by model version (kept for good).
+# The captured records and their labels (every store has them), the explanations of the
+# batches that hold explained rows (kept with their batch; a store made before explanations
+# lacks the table until the service starts on it), then the running sums of the summaries
+# (kept with the records they sum), then the classifiers' facts by model version (for good).
 RECORD_TABLES = ("capture_batches", "capture_keys", "capture_labels")
+EXPLANATIONS_TABLE = "capture_explanations"
 SUM_TABLES = ("capture_quality", "capture_rollout", "capture_rollout_bins", "capture_class_bins")
-TABLES = (*RECORD_TABLES, *SUM_TABLES, "capture_models")
+TABLES = (*RECORD_TABLES, EXPLANATIONS_TABLE, *SUM_TABLES, "capture_models")
 # Columns added to the first tables since they were made: ``migrate`` adds those a store
 # lacks. ``{real}`` is the database's float type.
 ADDED_COLUMNS = (
@@ -50,6 +54,7 @@ class CaptureDatabase:
     id_type = "INTEGER PRIMARY KEY"  # SQLite's rowid: grows with every batch
     blob_type = "BLOB"
     add_column = "ADD COLUMN"  # SQLite has no IF NOT EXISTS here: migrate holds the lock
+    table_query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -86,6 +91,11 @@ class CaptureDatabase:
         """Return the names of *table*'s columns."""
         return {column[0] for column in db.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
+    def has_table(self, db: Any, table: str) -> bool:
+        """Return whether *table* exists (asked of the catalogue: a failed SELECT would end
+        a PostgreSQL transaction)."""
+        return db.execute(self.sql(self.table_query), (table,)).fetchone() is not None
+
     def ddl(self) -> list[str]:
         """Return the statements that create the tables."""
         real = self.float_type
@@ -105,6 +115,13 @@ class CaptureDatabase:
                 interval_low {real}, interval_high {real}, actual {real} NOT NULL,
                 actual_ts {real} NOT NULL, PRIMARY KEY (request_id, row_index, role))""",
             "CREATE INDEX IF NOT EXISTS capture_labels_time ON capture_labels (ts)",
+            # A batch's explanations (``capture_format.encode_explanations``), apart from its
+            # body so that builds from before explanations read every body. ``first_ts`` is
+            # its batch's: SQLite gives a new batch the id of a deleted one once the newest
+            # is gone, and such a build's retention deletes batches but not their explanations.
+            f"""CREATE TABLE IF NOT EXISTS {EXPLANATIONS_TABLE} (
+                batch_id BIGINT PRIMARY KEY, first_ts {real} NOT NULL,
+                body {self.blob_type} NOT NULL)""",
             # Running sums for the summaries (cookbook.lifecycle.capture_tallies).
             f"""CREATE TABLE IF NOT EXISTS capture_quality (
                 minute BIGINT NOT NULL, model_version TEXT NOT NULL, role TEXT NOT NULL,

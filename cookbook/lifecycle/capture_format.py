@@ -12,12 +12,16 @@ A record holds facts only: the answer's other fields (the rounded height, its wo
 from the prediction and the model's schema, so they are written when read (``capture
 export``), not encoded and stored for every prediction.
 
-A row answered with its explanation (the request asked ``"explain": true``) has one more
-field, ``[base, prediction, [contributions]]``, the contributions in the order of the batch's
-feature names for its model version; every other record keeps nine fields, so explaining
-costs nothing to the requests that do not ask for it. A reader takes both lengths; a build
-from before explanations could not read a ten-field record, so a rollback past this one
-reads the batches that hold explained rows as damaged (``capture export`` says so).
+A row answered with its explanation (the request asked ``"explain": true``) keeps its nine
+fields too: the explanations are stored beside the batch, never in its body, as one JSON array
+per batch that holds explained rows, ``[[position, [base, prediction, [contributions]]], ...]``
+(the position of the record in the body; the contributions in the order of the batch's
+feature names for its model version), in their own table (``capture_explanations``, written in
+the batch's transaction). A batch without explained rows has none, so explaining costs nothing
+to the requests that do not ask for it. Every body keeps the layout the builds from before
+explanations read: rolled back to one of them, the service still exports and labels every
+batch, and never looks at the explanations' table; retention deletes a batch's explanations
+with it (``capture_writing``).
 
 Finding a record again (feedback may come days later) needs no index entry per record.
 The service's own request ids begin with 14 hex digits of microseconds
@@ -50,7 +54,8 @@ REQUEST_ID_DIGITS = 32
 # (a client may send an id of the service's form): such an id goes in the key table.
 KEY_SLACK_SECONDS = 60.0
 
-# Positions in a record; EXPLANATION is there only for a row answered with its explanation.
+# Positions in a record. A request queues an explained row with its explanation as one more
+# item, at EXPLANATION: ``make_batch`` moves it to the batch's explanations, out of the body.
 FIELDS = 9
 (REQUEST_ID, ROW_INDEX, TS, MODEL_VERSION, ROLE, INPUTS, PREDICTION, INTERVAL_LOW,
  INTERVAL_HIGH, EXPLANATION) = range(FIELDS + 1)  # fmt: skip
@@ -85,6 +90,9 @@ class Batch:
     feature_names: dict[str, list[str]]  # model version -> its feature names
     # A classifier's model version -> its facts (``class_tallies.ClassModel.to_json``).
     models: dict[str, str] = field(default_factory=dict)
+    # The explained records' explanations by position (``encode_explanations``), or None
+    # when no record of the batch was explained.
+    explanations: bytes | None = None
 
     def names_json(self) -> str:
         """Return the feature names, by model version, as JSON text."""
@@ -93,13 +101,20 @@ class Batch:
 
 def make_batch(records: Sequence[Sequence[Any]], feature_names: Mapping[str, Sequence[str]],
                models: Mapping[str, str] | None = None) -> Batch:  # fmt: skip
-    """Return *records* (in this module's layout, as the requests queued them) as one Batch;
-    *feature_names* gives each of their model versions' feature names, *models* the facts
-    of those that are classifiers.
+    """Return *records* (in this module's layout, as the requests queued them: an explained
+    row with its explanation after the nine fields) as one Batch; *feature_names* gives each
+    of their model versions' feature names, *models* the facts of those that are classifiers.
 
     The writer thread does this for every flush, holding the interpreter while it runs:
-    one encoding call for the whole batch, and C-level passes over the records.
+    one encoding call for the whole batch, and C-level passes over the records (a batch
+    without explained rows costs one more, its records' lengths).
     """
+    explanations = None
+    if max(map(len, records)) > FIELDS:
+        explanations = encode_explanations(
+            {at: r[EXPLANATION] for at, r in enumerate(records) if len(r) > FIELDS}
+        )
+        records = [r[:FIELDS] for r in records]
     body = orjson.dumps(records, option=orjson.OPT_SERIALIZE_NUMPY)
     times = list(map(itemgetter(TS), records))
     first_ts, last_ts = min(times), max(times)
@@ -111,7 +126,8 @@ def make_batch(records: Sequence[Sequence[Any]], feature_names: Mapping[str, Seq
     return Batch(first_ts=first_ts, last_ts=last_ts, records=len(records), body=body,
                  key_min=key_min, key_max=key_max, unkeyed_ids=unkeyed,
                  feature_names={v: list(feature_names[v]) for v in versions},
-                 models={v: models[v] for v in versions if v in models})  # fmt: skip
+                 models={v: models[v] for v in versions if v in models},
+                 explanations=explanations)  # fmt: skip
 
 
 def _key_range(ids: list[str], lowest: str, highest: str
@@ -148,18 +164,31 @@ def class_prediction(prediction: Any) -> tuple[str | None, list[float] | None]:
 
 def compact_explanation(explanation: Mapping[str, Any],
                         feature_names: Sequence[str]) -> list[Any]:  # fmt: skip
-    """Return an answer's explanation as a record stores it: ``[base, prediction,
+    """Return an answer's explanation as a batch's explanations keep it: ``[base, prediction,
     [contributions in feature_names' order]]``."""
     return [explanation[BASE], explanation[EXPLAINED_VALUE],
             contributions_in_order(explanation, feature_names)]  # fmt: skip
 
 
-def explanation_of(record: Sequence[Any], feature_names: Sequence[str]) -> dict[str, Any] | None:
-    """Return a record's explanation as the answer had it (contributions by feature name), or
-    None when the row was answered without one."""
-    if len(record) <= EXPLANATION:
+def encode_explanations(explanations: Mapping[int, Sequence[Any]]) -> bytes:
+    """Return a batch's explanations (compact, by the position of their record) as stored:
+    ``[[position, [base, prediction, [contributions]]], ...]``."""
+    return orjson.dumps([[at, compact] for at, compact in explanations.items()],
+                        option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+
+
+def decode_explanations(body: bytes | memoryview | None) -> dict[int, list[Any]]:
+    """Return a batch's stored explanations by the position of their record (none: {})."""
+    return {at: compact for at, compact in orjson.loads(body)} if body else {}
+
+
+def explanation_of(compact: Sequence[Any] | None,
+                   feature_names: Sequence[str]) -> dict[str, Any] | None:  # fmt: skip
+    """Return a stored explanation as the answer had it (contributions by feature name), or
+    None for a row answered without one (*compact* is None)."""
+    if compact is None:
         return None
-    base, value, contributions = record[EXPLANATION]
+    base, value, contributions = compact
     return {BASE: base, CONTRIBUTIONS: dict(zip(feature_names, contributions, strict=True)),
             EXPLAINED_VALUE: value}  # fmt: skip
 
@@ -177,7 +206,7 @@ def decode(body: bytes) -> list[list[Any]]:
 
 def _in_layout(record: list[Any]) -> list[Any]:
     """Return *record* in this layout (a record of the previous build ends with its answer)."""
-    if len(record) >= FIELDS:  # with its explanation, or without
+    if len(record) >= FIELDS:
         return record
     interval = record[PREDICTION + 1].get("interval") or {}
     return [*record[: PREDICTION + 1], interval.get("low"), interval.get("high")]

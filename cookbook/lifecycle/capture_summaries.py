@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from cookbook.lifecycle import capture_format as fmt
-from cookbook.lifecycle.capture_database import CaptureDatabase
+from cookbook.lifecycle.capture_database import EXPLANATIONS_TABLE, CaptureDatabase
 from cookbook.lifecycle.capture_feedback import SHADOW_ROLE
 from cookbook.lifecycle.capture_format import class_prediction
 from cookbook.lifecycle.capture_tallies import (
@@ -26,14 +26,24 @@ from cookbook.lifecycle.class_tallies import BIN_COLUMNS
 class CaptureSummaries(CaptureDatabase):
     """Read captured rows, and /quality's and /rollout's figures."""
 
-    def _batches(self, db: Any, since: float | None) -> Iterator[tuple[dict, list[list[Any]]]]:
-        """Yield (feature names by version, records) of each batch holding records from
-        *since*, oldest first."""
-        query, params = "SELECT feature_names, body FROM capture_batches", ()
+    def _batches(self, db: Any, since: float | None
+                 ) -> Iterator[tuple[dict, list[list[Any]], dict[int, list[Any]]]]:  # fmt: skip
+        """Yield (feature names by version, records, explanations by record position) of
+        each batch holding records from *since*, oldest first."""
+        # A store made before explanations has no table of them until the service starts on
+        # it, and a reader must not create it: its batches then have no explanations. An
+        # explanation joins the batch of its id and first_ts only (``capture_database.ddl``).
+        if self.has_table(db, EXPLANATIONS_TABLE):
+            query = ("SELECT b.feature_names, b.body, e.body FROM capture_batches b"
+                     f" LEFT JOIN {EXPLANATIONS_TABLE} e"
+                     " ON e.batch_id = b.id AND e.first_ts = b.first_ts")  # fmt: skip
+        else:
+            query = "SELECT b.feature_names, b.body, NULL FROM capture_batches b"
+        params: tuple = ()
         if since is not None:
-            query, params = query + " WHERE last_ts >= ?", (since,)
-        for names, body in db.execute(self.sql(query + " ORDER BY id"), params):
-            yield orjson.loads(names), fmt.decode(bytes(body))
+            query, params = query + " WHERE b.last_ts >= ?", (since,)
+        for names, body, explained in db.execute(self.sql(query + " ORDER BY b.id"), params):
+            yield orjson.loads(names), fmt.decode(bytes(body)), fmt.decode_explanations(explained)
 
     def rows(self, since: float | None = None, roles: Sequence[str] | None = None
              ) -> list[dict[str, Any]]:  # fmt: skip
@@ -42,8 +52,8 @@ class CaptureSummaries(CaptureDatabase):
         with self.connect(write=False) as db:
             labels = self._labels(db, since)
             found: dict[tuple, dict[str, Any]] = {}
-            for names, records in self._batches(db, since):
-                for record in records:
+            for names, records, explanations in self._batches(db, since):
+                for at, record in enumerate(records):
                     request_id, index, ts, version, role, inputs, predicted, low, high = (
                         record[: fmt.FIELDS])  # fmt: skip
                     key = (request_id, index, role)
@@ -58,7 +68,7 @@ class CaptureSummaries(CaptureDatabase):
                         "prediction": None if probabilities is not None else predicted,
                         "label": label, "probabilities": probabilities,
                         "interval_low": low, "interval_high": high,
-                        "explanation": fmt.explanation_of(record, names[version]),
+                        "explanation": fmt.explanation_of(explanations.get(at), names[version]),
                         "actual": labels.get(key),
                     }  # fmt: skip
         return sorted(found.values(), key=lambda r: (r["ts"], r["request_id"], r["row_index"]))

@@ -142,7 +142,8 @@ class CaptureWriter:
             if room < len(rows):
                 self.dropped.inc(len(rows) - room)
             indexes = range(min(len(rows), room))
-        # A request explains all of its rows or none; a row's explanation is a tenth field.
+        # A request explains all of its rows or none; a row's explanation is queued as a
+        # tenth item, which the writer stores apart from the nine fields (capture_format).
         explained = EXPLANATION_FIELD in answers[0]
         if predictor.is_classifier:  # the answered label (if asked for) and the probabilities
             for index in indexes:
@@ -161,7 +162,7 @@ class CaptureWriter:
                          else record)  # fmt: skip
 
     def explanation(self, answer: Mapping[str, Any], version: str) -> tuple[list[Any]]:
-        """Return the record's tenth field: *answer*'s explanation, as the store keeps it."""
+        """Return the queued record's tenth item: *answer*'s explanation, as stored."""
         return (compact_explanation(answer[EXPLANATION_FIELD], self.feature_names[version]),)
 
     def _write(self, records: list[tuple]) -> None:
