@@ -91,10 +91,10 @@ def test_v2_metadata_lists_the_label_the_probabilities_and_the_classes(model, ap
     schema = schema_of(model)
     target = schema.target
     metadata = api.get(f"/v2/models/{schema.name}").get_json()
-    explained = [  # a folded model explains the answered class's logit
+    explained = [  # every family explains the answered class (trees by TreeSHAP)
         {"name": "contributions", "datatype": "FP64", "shape": [-1, len(schema.features)]},
         {"name": "base", "datatype": "FP64", "shape": [-1]},
-    ] if load_predictor(model).is_folded else []  # fmt: skip
+    ]
     assert metadata["outputs"] == [
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(target.classes)]},
@@ -533,8 +533,7 @@ def test_openapi_documents_the_class_answer_and_its_options(model, api, classifi
     assert properties["set"]["items"]["enum"] == list(target.classes)
     assert "set_coverage" in properties
     options = {"output", "threshold"} if target.task == "binary" else {"output"}
-    if load_predictor(model).is_folded:  # a folded model explains its answers
-        options.add("explain")
+    options.add("explain")  # every family explains its answers (trees by TreeSHAP)
     assert options <= set(schemas["PredictRequest"]["properties"])
     for path in ("/predict", "/invocations"):
         parameters = document["paths"][path]["post"]["parameters"]

@@ -110,10 +110,10 @@ def test_a_small_real_shift_is_promoted_with_its_pull_request(deployment, datase
     text = "\n".join(body)
     assert "| new data, held out | 104 |" in text and "| golden: held-out rows" in text
     assert "WORSE" not in text and "## Drift against the served model" in text
-    # The committed model records no importance: the column says so.
-    assert "| feature | rows | PSI | verdict | KS | KS 5% critical | importance |" in text
+    # The served model's importance beside each feature's drift, in the target's unit.
+    assert "| feature | rows | PSI | verdict | KS | KS 5% critical | importance (inches) |" in text
     weight = next(line for line in text.splitlines() if line.startswith("| Weight |"))
-    assert weight.endswith("| n/a |"), weight
+    assert float(weight.rstrip(" |").rsplit("|", 1)[1]) > 0, weight
     # The promoted pair is what the service now answers with: heights about 0.3 in taller.
     client = create_app({"MODEL_PATH": str(deployment / "model.joblib"), "TESTING": True}
                         ).test_client()  # fmt: skip
