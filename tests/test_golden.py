@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -127,3 +128,26 @@ def test_the_card_says_what_the_golden_set_is(served):
     result = invoke(served, "card", "--output", "-", data=served)
     assert result.exit_code == 0, result.output
     assert "golden set: the held-out rows pinned with the model's first version" in result.output
+
+
+def test_a_format_1_pin_of_any_columns_is_rebuilt_with_the_models_columns(tmp_path, data_file):
+    """A format-1 pin names the split and the rows' sha256, not the columns: the rows rebuilt
+    with the model's own columns are proven by that sha256, whichever columns they are."""
+    from cookbook.lifecycle.model_spec import DEFAULT_SPEC, spec_for
+    from cookbook.lifecycle.training import held_out_rows
+
+    spec = spec_for("Height", ["Weight"], ["Position"])
+    rows = held_out_rows(data_file, spec, test_size=0.1, random_state=3)
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "golden.json").write_text(json.dumps({
+        "kind": "held_out", "source_file": data_file.name,
+        "source_sha256": hashlib.sha256(data_file.read_bytes()).hexdigest(),
+        "test_size": 0.1, "random_state": 3, "rows": len(rows),
+        "rows_sha256": gate.rows_sha256(rows, spec.columns), "pinned_at": "2026-12-01T00:00:00",
+    }))  # fmt: skip
+    pinned = registry.Registry(tmp_path / "model.joblib")
+    golden = gate.load_golden(pinned, source=data_file, spec=spec)
+    assert golden.sha256 == gate.rows_sha256(rows, spec.columns) and len(golden.frame) == 104
+    with pytest.raises(gate.GateError, match="were other columns pinned"):
+        gate.load_golden(pinned, source=data_file, spec=DEFAULT_SPEC)

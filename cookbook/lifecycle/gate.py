@@ -132,9 +132,10 @@ def load_golden(
     None when nothing is pinned yet: the caller pins the first version's own rows.
     A pin of format 2 holds the rows, checked against their sha256. A pin of format 1
     (the cookbook's ``models/golden.json``) names the original data by sha256 and the
-    split that held its rows out: the rows are rebuilt from *source* (``DATA_PATH`` or
-    ``htwtmlb.csv``) and checked, so a changed file or split is an error, not a silently
-    different yardstick. A pin of other columns than *spec*'s is refused.
+    split that held its rows out, not its columns: the rows are rebuilt from *source*
+    (``DATA_PATH`` or ``htwtmlb.csv``) with *spec*'s columns and checked, so a changed file,
+    split or set of columns is an error, not a silently different yardstick. A format-2 pin
+    of other columns than *spec*'s is refused.
     """
     if golden_file is not None:
         frame, _dropped = load_labelled(golden_file, spec, what="Golden set")
@@ -143,15 +144,17 @@ def load_golden(
     if pin is None:
         return None
     pin_path = registry.root / GOLDEN_FILE
-    columns = tuple(pin.get("columns", DEFAULT_SPEC.columns))
+    if pin.get("format", 1) < GOLDEN_FORMAT:
+        # A format-1 pin names no columns: the rows rebuilt with this model's columns must
+        # match its sha256, which is what proves they are the rows pinned.
+        return _rebuilt_rows(pin, Path(source) if source is not None else data_path(), spec)
+    columns = tuple(pin["columns"])
     if columns != spec.columns:
         raise GateError(
             f"The golden set pinned in {pin_path} has the columns {', '.join(columns)}, "
             f"not this model's {', '.join(spec.columns)}: pass --golden FILE."
         )
-    if pin.get("format", 1) >= GOLDEN_FORMAT:
-        return _pinned_rows(pin, pin_path, spec)
-    return _rebuilt_rows(pin, Path(source) if source is not None else data_path(), spec)
+    return _pinned_rows(pin, pin_path, spec)
 
 
 def _pinned_rows(pin: dict[str, Any], pin_path: Path, spec: ModelSpec) -> GoldenSet:
@@ -187,8 +190,9 @@ def _rebuilt_rows(pin: dict[str, Any], source: Path, spec: ModelSpec) -> GoldenS
     )
     if rows_sha256(frame, spec.columns) != pin["rows_sha256"]:
         raise GateError(
-            f"The held-out rows of {source} no longer match the pinned golden set "
-            "(has the split changed?): pass --golden FILE."
+            f"The held-out rows of {source} with this model's columns "
+            f"({', '.join(spec.columns)}) do not match the golden set pinned in format 1 (has "
+            "the split changed, or were other columns pinned?): pass --golden FILE."
         )
     return GoldenSet(_golden_name(pin), pin["rows_sha256"], frame, pin.get("kind", "held_out"))
 
