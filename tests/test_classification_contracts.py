@@ -167,8 +167,10 @@ def test_v2_threshold_parameter_moves_the_binary_label_as_predict_does(binary, c
          '"threshold" applies to binary models only; this one is multiclass.'),
         ("binary", {"parameters": {"threshold": 1.5}},
          '"threshold" must be a number between 0 and 1 (exclusive), got 1.5'),
-        ("binary", {"parameters": {"threshold": "abc"}},
-         "\"threshold\" must be a number between 0 and 1, got 'abc'"),
+        ("binary", {"parameters": {"threshold": "abc"}},  # a JSON parameter is typed
+         "\"threshold\" must be a number between 0 and 1 (exclusive), got 'abc'"),
+        ("binary", {"parameters": {"threshold": "0.3"}},
+         "\"threshold\" must be a number between 0 and 1 (exclusive), got '0.3'"),
         ("binary", {"parameters": {"threshold": True}}, "got a boolean"),
         ("binary", {"outputs": [{"name": "set"}]},
          "Unknown output 'set': the outputs are label, probabilities, contributions, base."),

@@ -189,3 +189,24 @@ def test_a_model_without_an_explainer_says_why(monkeypatch, tmp_path):
     assert refused.status_code == 400
     message = refused.get_json()["error"]
     assert "cannot explain its answers: its trees file model.trees.npz is missing" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "message"),
+    [
+        # Found by the schema fuzzer: a body's null was read as "not given" and the query's
+        # true applied; a bad query value was ignored when the body had the field.
+        ({"Weight": 200, "explain": None}, "explain=true", "must be true or false, got null"),
+        ({"Weight": 200, "explain": False}, "explain=AAA", "must be true or false, got 'AAA'"),
+        # A body's option has JSON's own type; text is the query's.
+        ({"Weight": 200, "explain": "true"}, "", "must be true or false, got 'true'"),
+    ],
+)  # fmt: skip
+def test_an_option_is_checked_wherever_it_is_given(body, query, message):
+    from app import create_app
+
+    client = create_app({"TESTING": True}).test_client()
+    for path in ("/predict", "/invocations"):
+        response = client.post(f"{path}?{query}", json=body)
+        assert response.status_code == 400, (path, response.get_json())
+        assert message in response.get_json()["error"]

@@ -10,7 +10,7 @@ feature.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,26 +47,39 @@ def read_options(schema: Schema, document: Any, query: Mapping[str, str]) -> Ans
     number strictly between 0 and 1 (or is sent to a model that is not binary).
     """
     body = document if isinstance(document, dict) else {}
-    explain = body.get(EXPLAIN_FIELD, query.get(EXPLAIN_FIELD))
+    explain = _option(EXPLAIN_FIELD, body, query, read_explain)
     output = threshold = None
     if schema.target.is_classification:
-        output = body.get(OUTPUT_FIELD, query.get(OUTPUT_FIELD))
-        threshold = body.get(THRESHOLD_FIELD, query.get(THRESHOLD_FIELD))
+        output = _option(OUTPUT_FIELD, body, query, read_output)
+        threshold = _option(
+            THRESHOLD_FIELD, body, query,
+            lambda value, from_query: read_threshold(schema.target, value, from_query),
+        )  # fmt: skip
     if explain is None and output is None and threshold is None:
         return NO_OPTIONS
-    return AnswerOptions(
-        output=None if output is None else read_output(output),
-        threshold=None if threshold is None else read_threshold(schema.target, threshold),
-        explain=False if explain is None else read_explain(explain),
-    )
+    return AnswerOptions(output=output, threshold=threshold, explain=bool(explain))
 
 
-def read_explain(value: Any) -> bool:
-    """Return ``explain`` as a boolean: JSON's true or false, or the query's true, false,
-    1 or 0; raise ``InvalidInput`` for anything else."""
+def _option(name: str, body: Mapping[str, Any], query: Mapping[str, str],
+            read: Callable[[Any, bool], Any]) -> Any:  # fmt: skip
+    """Return option *name* read by ``read(value, from_query)``: the body's value when the
+    body has the field (even ``null``, which *read* refuses), else the query's; None when
+    neither has it. A query value is checked even when the body's wins: a bad parameter is
+    never ignored. The body's values are JSON's own types; the query's are text."""
+    value = None
+    if name in query:
+        value = read(query[name], True)
+    if name in body:
+        value = read(body[name], False)
+    return value
+
+
+def read_explain(value: Any, from_query: bool = False) -> bool:
+    """Return ``explain`` as a boolean: JSON's true or false, or *from_query* the text true,
+    false, 1 or 0; raise ``InvalidInput`` for anything else."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in QUERY_BOOLEANS:
+    if from_query and isinstance(value, str) and value.lower() in QUERY_BOOLEANS:
         return QUERY_BOOLEANS[value.lower()]
     shown = repr(value[:40]) if isinstance(value, str) else json_type(value)
     raise InvalidInput(f'"{EXPLAIN_FIELD}" must be true or false, got {shown}.')

@@ -107,22 +107,23 @@ class PredictionSet:
         return [classes[i] for _p, i in sorted(chosen, key=lambda pair: (-pair[0], pair[1]))]
 
 
-def read_output(value: Any) -> str:
+def read_output(value: Any, from_query: bool = False) -> str:
     """Return a request's ``output`` if it is ``label`` or ``probabilities``, else raise
-    ``InvalidInput``."""
+    ``InvalidInput`` (the same text in a body or a query: *from_query* changes nothing)."""
     if value not in OUTPUTS:
         shown = repr(value) if isinstance(value, str) else json_type(value)
         raise InvalidInput(f'"{OUTPUT_FIELD}" must be "{LABEL}" or "{PROBABILITIES}", got {shown}.')
     return value
 
 
-def read_threshold(target: Target, value: Any) -> float:
-    """Return a request's threshold as a float in (0, 1), or raise ``InvalidInput``."""
+def read_threshold(target: Target, value: Any, from_query: bool = True) -> float:
+    """Return a request's threshold as a float in (0, 1), or raise ``InvalidInput``; text is
+    read as a number only *from_query* (a body's threshold is a JSON number)."""
     if target.task != BINARY:
         raise InvalidInput(
             f'"{THRESHOLD_FIELD}" applies to binary models only; this one is {target.task}.'
         )
-    if isinstance(value, str):
+    if isinstance(value, str) and from_query:
         try:
             value = float(value)
         except ValueError:
