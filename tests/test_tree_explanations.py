@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -384,3 +385,37 @@ def test_every_place_names_what_a_classifiers_explanation_measures(tree_model, d
     assert f'data-explained-as="{measured}"' in client.get("/").get_data(as_text=True)
     card, *_pictures = write_card(model_file, tmp_path / "MODEL_CARD.md")
     assert f"{measured} of the answered class" in card.read_text(encoding="utf-8")
+
+
+def test_a_costly_model_explains_as_many_rows_as_fit_its_budget(tree_model, monkeypatch):
+    """A deep forest's row costs milliseconds: its limit is what TreeSHAP explains within the
+    budget on this worker, so one request cannot hold the worker for seconds."""
+    model_file, data = tree_model("mlb", "random-forest")
+    explainer = load_predictor(model_file).explainer
+    rows = list(zip(*request_body(model_file, data, 8).values(), strict=True))
+    explainer.explain_rows(rows, [0] * 8)  # built once
+    started = time.perf_counter()
+    explainer.explain_rows(rows, [0] * 8)
+    per_row = (time.perf_counter() - started) / 8
+    # A budget of about three of this model's rows, however fast this machine is.
+    monkeypatch.setenv("EXPLAIN_BUDGET_SECONDS", repr(3.5 * per_row))
+    client = create_app({"MODEL_PATH": str(model_file), "TESTING": True}).test_client()
+    limit = client.application.extensions["cookbook"].served.predictor.explainer.row_limit()
+    assert 1 <= limit < 20
+    within = client.post("/predict", json={**request_body(model_file, data, limit),
+                                           "explain": True})  # fmt: skip
+    assert within.status_code == 200 and len(within.get_json()["predictions"]) == limit
+    over = client.post("/predict", json={**request_body(model_file, data, limit + 1),
+                                         "explain": True})  # fmt: skip
+    assert over.status_code == 413
+    assert f"at most {limit} rows per request by this model" in over.get_json()["error"]
+    # Without explain the same batch is answered.
+    plain = client.post("/predict", json=request_body(model_file, data, limit + 1))
+    assert plain.status_code == 200
+
+
+def test_a_bad_explanation_budget_stops_the_model_loading(tree_model, monkeypatch):
+    model_file, _ = tree_model("mlb", "hist-gradient-boosting")
+    monkeypatch.setenv("EXPLAIN_BUDGET_SECONDS", "soon")
+    with pytest.raises(ModelError, match="EXPLAIN_BUDGET_SECONDS must be a number, got 'soon'"):
+        load_predictor(model_file)

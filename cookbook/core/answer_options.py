@@ -85,11 +85,14 @@ def read_explain(value: Any, from_query: bool = False) -> bool:
     raise InvalidInput(f'"{EXPLAIN_FIELD}" must be true or false, got {shown}.')
 
 
-def check_explained_rows(rows: int, options: AnswerOptions) -> None:
-    """Raise ``InvalidInput`` (413) when a request asks to explain more rows than allowed."""
-    if options.explain and rows > MAX_EXPLAINED_ROWS:
+def check_explained_rows(rows: int, options: AnswerOptions,
+                         limit: int = MAX_EXPLAINED_ROWS) -> None:  # fmt: skip
+    """Raise ``InvalidInput`` (413) when a request asks to explain more rows than *limit*
+    (the model's own, at most ``MAX_EXPLAINED_ROWS``)."""
+    if options.explain and rows > limit:
         raise InvalidInput(
-            f"Explanations are answered for at most {MAX_EXPLAINED_ROWS} rows per request; "
-            f"this one has {rows}: split the batch, or leave out {EXPLAIN_FIELD}.",
+            f"Explanations are answered for at most {limit} rows per request"
+            f"{'' if limit == MAX_EXPLAINED_ROWS else ' by this model'}; this one has {rows}: "
+            f"split the batch, or leave out {EXPLAIN_FIELD}.",
             status=413,
         )

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cookbook.core.answer_options import MAX_EXPLAINED_ROWS
 from cookbook.core.linear import ClassifierForm, LinearForm
 from cookbook.core.schema import BINARY, NumberFeature, Schema
 
@@ -55,6 +56,12 @@ class Explainer(Protocol):
 
     def explain_rows(self, rows: Sequence[Sequence[Any]], answered: Sequence[int]) -> list[dict]:
         """Return the explanation of each validated row, for the class answered for it."""
+        ...
+
+    def row_limit(self) -> int:
+        """Return the most rows one request may have explained (at most
+        ``MAX_EXPLAINED_ROWS``): fewer where each row's explanation is costly, so that one
+        request cannot hold its worker for long."""
         ...
 
 
@@ -144,3 +151,7 @@ class FoldedExplainer:
         """Return the explanation of each validated row, for the class answered for it."""
         per_class = self.per_class
         return [per_class[a].explain(row) for row, a in zip(rows, answered, strict=True)]
+
+    def row_limit(self) -> int:
+        """Return ``MAX_EXPLAINED_ROWS``: a folded explanation costs microseconds."""
+        return MAX_EXPLAINED_ROWS

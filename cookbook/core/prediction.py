@@ -138,8 +138,8 @@ class Predictor:
     ) -> dict:
         """Return the response body for predicted rows; raise ``InvalidInput`` (413) for more
         rows than may be explained at once."""
-        check_explained_rows(len(rows), options)
         if options.explain:  # the whole batch in one call (one TreeSHAP call for trees)
+            check_explained_rows(len(rows), options, self.explainer.row_limit())
             explained = zip(rows, values, self.explain_rows(rows, values, options), strict=True)
             answers = [self.answer_row(row, value, options, why) for row, value, why in explained]
             return {"predictions": answers} if is_batch else {"prediction": answers[0]}

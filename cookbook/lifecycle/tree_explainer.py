@@ -22,16 +22,27 @@ that never explains never imports them.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cookbook.core.answer_options import MAX_EXPLAINED_ROWS
+from cookbook.core.errors import ModelError
 from cookbook.core.layout import TREES
 from cookbook.core.loading import read_side_file
 from cookbook.core.prediction import Predictor
 from cookbook.core.schema import Schema
+from cookbook.core.settings import env_number
 from cookbook.lifecycle.tree_arrays import PROBABILITY, read_npz, split_trees
+
+# One request's explanations may take about this long on its worker (which answers nothing
+# else meanwhile), unless EXPLAIN_BUDGET_SECONDS says otherwise; a model's row limit is what
+# fits, measured on LIMIT_PROBE_ROWS rows.
+DEFAULT_EXPLAIN_BUDGET_SECONDS = 0.5
+LIMIT_PROBE_ROWS = 16
 
 
 def import_shap() -> Any:
@@ -52,8 +63,10 @@ class TreeShapExplainer:
     """The exact TreeSHAP explanations of a tree model, built from its stored arrays."""
 
     def __init__(self, record: Mapping[str, Any], data: bytes, schema: Schema, *,
-                 float32_served: bool) -> None:  # fmt: skip
+                 float32_served: bool,
+                 budget_seconds: float = DEFAULT_EXPLAIN_BUDGET_SECONDS) -> None:  # fmt: skip
         self.record = record
+        self.budget_seconds = budget_seconds
         self._data = data
         self._names = tuple(schema.feature_names)
         position = {name: i for i, name in enumerate(self._names)}
@@ -64,6 +77,7 @@ class TreeShapExplainer:
         self._round_inputs = float32_served or record.get("native_input_type") == "float32"
         self._lock = threading.Lock()
         self._built: tuple[Any, ...] | None = None
+        self._row_limit: int | None = None
 
     def _build(self) -> tuple[Any, ...]:
         """Return ``(numpy, shap explainer, column → feature matrix, base per output)``."""
@@ -121,6 +135,21 @@ class TreeShapExplainer:
             matrix = matrix.astype(np.float32).astype(np.float64)
         return matrix
 
+    def row_limit(self) -> int:
+        """Return the most rows one request may have explained: as many as TreeSHAP explains
+        in its budget (``EXPLAIN_BUDGET_SECONDS``) on this worker, measured once (a deep
+        forest's row costs milliseconds: a thousand of them would hold the worker for
+        seconds), at least 1 and at most ``MAX_EXPLAINED_ROWS``."""
+        if self._row_limit is None:
+            np, explainer, _grouping, _base = self._build()
+            probe = np.zeros((LIMIT_PROBE_ROWS, len(self._columns)))
+            started = time.perf_counter()
+            self._shap(explainer, probe, np)
+            per_row = (time.perf_counter() - started) / LIMIT_PROBE_ROWS
+            fitting = int(self.budget_seconds / per_row) if per_row > 0 else MAX_EXPLAINED_ROWS
+            self._row_limit = max(1, min(MAX_EXPLAINED_ROWS, fitting))
+        return self._row_limit
+
     def explain(self, row: Sequence[Any], answered: int = 0) -> dict[str, Any]:
         """Return ``{"base", "contributions", "prediction"}`` for a validated row (a
         classifier: of the class at index *answered*)."""
@@ -169,6 +198,11 @@ def attach_tree_explainer(predictor: Predictor, *, float32_served: bool) -> None
     if data is None:
         predictor.why_unexplained = f"its trees file {TREES.path(predictor.path).name} is missing"
         return
+    try:
+        budget = env_number(os.environ, "EXPLAIN_BUDGET_SECONDS", DEFAULT_EXPLAIN_BUDGET_SECONDS,
+                            minimum=0)  # fmt: skip
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     predictor.explainer = TreeShapExplainer(
-        record, data, predictor.schema, float32_served=float32_served
+        record, data, predictor.schema, float32_served=float32_served, budget_seconds=budget
     )

@@ -51,7 +51,8 @@ def add_explain_option(document: dict[str, Any], schema: Schema) -> None:
     option = {
         "type": "boolean",
         "description": f"Add each row's explanation to its answer (at most "
-        f"{MAX_EXPLAINED_ROWS:,} rows per request).",
+        f"{MAX_EXPLAINED_ROWS:,} rows per request; a tree model whose explanations are "
+        "costly, fewer: as many as fit EXPLAIN_BUDGET_SECONDS).",
     }
     schemas["PredictRequest"]["properties"][EXPLAIN_FIELD] = option
     schemas["Prediction"]["properties"][EXPLANATION_FIELD] = explanation_schema(schema)
