@@ -50,7 +50,7 @@ def read_options(schema: Schema, document: Any, query: Mapping[str, str]) -> Ans
     explain = _option(EXPLAIN_FIELD, body, query, read_explain)
     output = threshold = None
     if schema.target.is_classification:
-        output = _option(OUTPUT_FIELD, body, query, read_output)
+        output = _option(OUTPUT_FIELD, body, query, lambda value, _from_query: read_output(value))
         threshold = _option(
             THRESHOLD_FIELD, body, query,
             lambda value, from_query: read_threshold(schema.target, value, from_query),

@@ -107,9 +107,9 @@ class PredictionSet:
         return [classes[i] for _p, i in sorted(chosen, key=lambda pair: (-pair[0], pair[1]))]
 
 
-def read_output(value: Any, from_query: bool = False) -> str:
+def read_output(value: Any) -> str:
     """Return a request's ``output`` if it is ``label`` or ``probabilities``, else raise
-    ``InvalidInput`` (the same text in a body or a query: *from_query* changes nothing)."""
+    ``InvalidInput`` (the same text in a body or a query)."""
     if value not in OUTPUTS:
         shown = repr(value) if isinstance(value, str) else json_type(value)
         raise InvalidInput(f'"{OUTPUT_FIELD}" must be "{LABEL}" or "{PROBABILITIES}", got {shown}.')
