@@ -28,7 +28,7 @@ from cookbook.core.schema import CategoryFeature
 from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.responses import json_response
-from cookbook.web.served import service_state
+from cookbook.web.served import answering_request, request_id_of_request, service_state
 
 blueprint = Blueprint("sagemaker", __name__)
 
@@ -57,7 +57,7 @@ def invocations() -> Response:
                       f"{JSON_TYPE} or {CSV_TYPE}."}, 406)  # fmt: skip
     content_type = (request.mimetype or JSON_TYPE).lower()
     state = service_state()
-    predictor, role = state.answering()
+    predictor, role = answering_request(state)
     raw = request.get_data(cache=False)
     # A classifier's answer options: the body's, else the query's, else the Accept type's.
     query = {**answer_parameters, **request.args.to_dict()}
@@ -70,7 +70,7 @@ def invocations() -> Response:
             {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
                       f"(the /predict body) or {CSV_TYPE} (rows of "
                       f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
-    state.record(rows, values, body, predictor, role)
+    state.record(rows, values, body, request_id_of_request(), predictor, role)
     if answer_type == CSV_TYPE:
         answers = body["predictions"] if "predictions" in body else [body["prediction"]]
         if predictor.is_classifier:

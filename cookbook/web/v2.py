@@ -49,7 +49,7 @@ from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.canary import CANARY
 from cookbook.web.responses import json_response
-from cookbook.web.served import CHAMPION, service_state
+from cookbook.web.served import CHAMPION, answering_request, request_id_of_request, service_state
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -147,7 +147,7 @@ def infer(name: str, version: str | None = None) -> Response:
     state = service_state()
     role = CANARY if state.canary and predictor is state.canary.predictor else CHAMPION
     if version is None:  # the unversioned route is routed like /predict
-        predictor, role = state.answering()
+        predictor, role = answering_request(state)
     if request.headers.get("Inference-Header-Content-Length"):
         raise InvalidInput("The binary tensor extension is not supported: send JSON tensors.")
     document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
@@ -166,7 +166,7 @@ def infer(name: str, version: str | None = None) -> Response:
     wanted = _default_outputs(predictor, options) if requested is None else requested
     rows, values, _ = predictor.predict_request(columns)
     answers = predictor.response_body(rows, values, True, options)["predictions"]
-    state.record(rows, values, {"predictions": answers}, predictor, role)
+    state.record(rows, values, {"predictions": answers}, request_id_of_request(), predictor, role)
     body: dict[str, Any] = {"model_name": predictor.schema.name,
                             "model_version": predictor.version}  # fmt: skip
     if request_id is not None:

@@ -17,8 +17,13 @@ from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
 from cookbook.web.openapi_security import secure
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
-from cookbook.web.responses import json_response
-from cookbook.web.served import ServedModel, service_state
+from cookbook.web.responses import invalid_input_answer, json_response
+from cookbook.web.served import (
+    ServedModel,
+    answering_request,
+    request_id_of_request,
+    service_state,
+)
 
 
 def register(app: Flask) -> None:
@@ -40,9 +45,9 @@ def predict() -> Response:
     """Predict for one row or a batch in columns, with or without a ``Content-Type`` header
     (the cookbook's curl sends none)."""
     state = service_state()
-    predictor, role = state.answering()
+    predictor, role = answering_request(state)
     body, rows, values = payload.answer_body(predictor, request.get_data(cache=False), request.args)
-    state.record(rows, values, body, predictor, role)
+    state.record(rows, values, body, request_id_of_request(), predictor, role)
     return json_response(body)
 
 
@@ -166,18 +171,24 @@ def catch_up(app: Flask, generation: int) -> None:
 
 def http_error(exc: HTTPException) -> Response:
     """Answer 404, 405, 413 and the rest in JSON, like everything else."""
-    messages = {
-        404: f"No route {request.path}: see /openapi.json for the routes.",
-        405: f"{request.method} is not allowed on {request.path}.",
-        413: payload.BODY_TOO_LARGE,
-    }
-    message = messages.get(exc.code or 500, exc.description or exc.name)
-    response = json_response({"error": message}, exc.code or 500)
+    status, body = http_error_answer(exc, request.method, request.path)
+    response = json_response(body, status)
     if exc.code == 405 and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
 
+def http_error_answer(exc: HTTPException, method: str, path: str) -> tuple[int, dict[str, str]]:
+    """Return the status and JSON body that answer *exc* for a *method* request to *path*."""
+    messages = {
+        404: f"No route {path}: see /openapi.json for the routes.",
+        405: f"{method} is not allowed on {path}.",
+        413: payload.BODY_TOO_LARGE,
+    }
+    return exc.code or 500, {"error": messages.get(exc.code or 500, exc.description or exc.name)}
+
+
 def invalid_input(exc: InvalidInput) -> Response:
     """Answer input that cannot be answered (any route, any layer) with its status and message."""
-    return json_response({"error": str(exc)}, exc.status)
+    status, body = invalid_input_answer(exc)
+    return json_response(body, status)
