@@ -131,9 +131,9 @@ class WSGIOverRSGI:
             protocol.response_str(413, CLOSE, _error(BODY_TOO_LARGE))
             return
         try:
-            body = await asyncio.wait_for(
-                read_body(protocol, length, limits.max_body_bytes), limits.body_timeout_seconds
-            )
+            # A timeout scope, not wait_for: that would wrap the read in a task of its own.
+            async with asyncio.timeout(limits.body_timeout_seconds):
+                body = await read_body(protocol, length, limits.max_body_bytes)
         except TimeoutError:
             protocol.response_str(
                 408,
