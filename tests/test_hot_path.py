@@ -66,12 +66,15 @@ def without_id(answer: tuple) -> tuple:
 
 
 def samples(app) -> dict:
-    """Every metric sample but latencies and creation times (they differ by path and time)."""
+    """Every metric sample but latencies and creation times (they differ by path and time)
+    and the drift gauges (refreshed by whichever request's rows pass a count)."""
     found = {}
     for metric in service_state(app).metrics.registry.collect():
         for sample in metric.samples:
             name = sample.name
-            if not name.startswith("http_request_duration") and not name.endswith("_created"):
+            if not name.startswith(
+                ("http_request_duration", "model_input_drift", "model_predicted_class_drift")
+            ) and not name.endswith("_created"):
                 found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
 
@@ -209,6 +212,37 @@ def test_the_token_rule_is_alike(both, authorization):
     both.compare("POST", "/predict", '{"Weight": 200}', headers)
 
 
+def v2_body(both: Both, rows: int = 2, **extra) -> str:
+    schema = schema_of(both)
+    inputs = [{"name": name, "datatype": "BYTES" if isinstance(value, str) else "FP64",
+               "shape": [rows], "data": [value] * rows}
+              for name, value in schema.example_row().items()]  # fmt: skip
+    return json.dumps({"inputs": inputs, **extra})
+
+
+def test_v2_inference_is_answered_alike(both):
+    predictor = service_state(both.app).served.predictor
+    name, version = predictor.schema.name, predictor.version
+    explained_output = [{"name": "explanation"}]
+    bodies = [v2_body(both), v2_body(both, 1, id="client-7"),
+              v2_body(both, parameters={"explain": True}), v2_body(both, outputs=explained_output),
+              v2_body(both, outputs=[{"name": "nope"}]),
+              v2_body(both, id=7), v2_body(both, parameters="x"),
+              v2_body(both, MAX_BATCH_ROWS + 1), v2_body(both, rows=0),
+              '{"id": 1e400, "inputs": []}', '{"inputs": [{"name": "Weight", "datatype": "FP64", '
+              '"shape": [1], "data": [200]}], "outputs": [{"name": "x", "parameters": "x"}]}',
+              *(body for body, _ in BAD_BODIES)]  # fmt: skip
+    paths = [f"/v2/models/{name}/infer", f"/v2/models/{name}/versions/{version}/infer",
+             "/v2/models/other/infer", f"/v2/models/{name}/versions/other/infer",
+             f"//v2/models/{name}/infer"]  # fmt: skip
+    for path in paths:
+        for body in bodies:
+            both.compare("POST", path, body, [AUTHORIZED])
+    both.compare("POST", paths[0], v2_body(both), [AUTHORIZED,
+                 ("inference-header-content-length", "12")])  # fmt: skip
+    both.compare("POST", paths[0], v2_body(both))  # no token
+
+
 def test_a_generated_request_id_is_the_only_difference(both):
     row = json.dumps(schema_of(both).example_row()).encode()
     headers = [("authorization", BEARER)]
@@ -226,7 +260,10 @@ def test_a_generated_request_id_is_the_only_difference(both):
      ("POST", "/predict", [("authorization", BEARER)], ""),
      ("POST", "/predict", [("x_request_id", "folded")], ""),
      ("POST", "/predict", [("x-canary-key", "a"), ("x-canary-key", "b")], ""),
-     ("POST", "/predict", [], "explain=tr%C3%BCe&x=\u00e9")],
+     ("POST", "/predict", [], "explain=tr%C3%BCe&x=\u00e9"),
+     ("POST", "/v2/models/x/infer/", [], ""), ("POST", "/v2//models/x/infer", [], ""),
+     ("POST", "/v2/models/\u00e9/infer", [], ""), ("GET", "/v2/models/x/infer", [], ""),
+     ("POST", "/v2/models/x/ready", [], ""), ("POST", "/v2/models/x/versions/infer", [], "")],
 )  # fmt: skip
 def test_what_the_hot_path_is_unsure_of_goes_to_flask(both, method, path, headers, query):
     request_headers = [("authorization", BEARER), ("x-request-id", "pinned-id"), *headers]
@@ -282,21 +319,25 @@ def test_an_internal_error_is_the_same_json_500(trained_model, monkeypatch):
 def test_the_real_server_answers_alike_with_and_without_it(trained_model, tmp_path):
     bodies = [body for body, _ in BAD_BODIES]
     bodies += ['{"Weight": 200}', '{"Weight": [180, 200], "explain": true}']
+    v2 = '{"inputs": [{"name": "Weight", "datatype": "FP64", "shape": [2], "data": [180, 200]}]}'
+    requests_sent = [("/predict", body, authorization) for body in bodies
+                     for authorization in (BEARER, "Bearer x")]  # fmt: skip
+    requests_sent += [(f"/v2/models/{name}/infer", body, BEARER)
+                      for name in ("mlb-height", "other") for body in (v2, "{")]  # fmt: skip
     answers = {}
     for hot_path in ("1", "0"):
         process, base_url = start_server(trained_model, tmp_path, API_TOKEN=TOKEN,
                                          HOT_PATH=hot_path)  # fmt: skip
         try:
-            answers[hot_path] = [real_answer(base_url, body, authorization) for body in bodies
-                                 for authorization in (BEARER, "Bearer x")]  # fmt: skip
+            answers[hot_path] = [real_answer(base_url, *sent) for sent in requests_sent]
         finally:
             stop(process)
     assert answers["1"] == answers["0"]
 
 
-def real_answer(base_url: str, body: str | bytes, authorization: str) -> list:
+def real_answer(base_url: str, path: str, body: str | bytes, authorization: str) -> list:
     headers = {"Authorization": authorization, "X-Request-ID": "real-id"}
-    answer = requests.post(f"{base_url}/predict", data=body, timeout=10, headers=headers)
+    answer = requests.post(base_url + path, data=body, timeout=10, headers=headers)
     received = [(name, value) for name, value in answer.raw.headers.items()
                 if name.lower() != "date"]  # fmt: skip
     return [answer.status_code, received, answer.content.decode("latin-1")]

@@ -119,9 +119,15 @@ def answering_request(state: ServiceState) -> tuple[Predictor, str]:
     names the model that answered.
     """
     predictor, role = state.answering(request.headers.get("X-Canary-Key"))
-    if role == CANARY:
-        request.environ[MODEL_VERSION_KEY] = predictor.version
+    note_canary(predictor.version if role == CANARY else None)
     return predictor, role
+
+
+def note_canary(version: str | None) -> None:
+    """Leave the version of the canary that answered Flask's current request (None: the
+    champion answered) in the WSGI environ, for the response's ``X-Model-Version``."""
+    if version is not None:
+        request.environ[MODEL_VERSION_KEY] = version
 
 
 def request_id_of_request() -> str:

@@ -7,6 +7,7 @@ Every view reads the served model from ``service_state()``; errors are JSON ever
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -19,8 +20,10 @@ from cookbook.web.openapi_security import secure
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
 from cookbook.web.responses import invalid_input_answer, json_response
 from cookbook.web.served import (
+    CANARY,
     ServedModel,
-    answering_request,
+    ServiceState,
+    note_canary,
     request_id_of_request,
     service_state,
 )
@@ -44,11 +47,21 @@ def register(app: Flask) -> None:
 def predict() -> Response:
     """Predict for one row or a batch in columns, with or without a ``Content-Type`` header
     (the cookbook's curl sends none)."""
-    state = service_state()
-    predictor, role = answering_request(state)
-    body, rows, values = payload.answer_body(predictor, request.get_data(cache=False), request.args)
-    state.record(rows, values, body, request_id_of_request(), predictor, role)
-    return json_response(body)
+    answer, canary_version = predict_answer(service_state(), request.get_data(cache=False),
+                                            request.args, request.headers.get("X-Canary-Key"),
+                                            request_id_of_request())  # fmt: skip
+    note_canary(canary_version)
+    return json_response(answer)
+
+
+def predict_answer(state: ServiceState, body: bytes, query: Mapping[str, str],
+                   canary_key: str | None, request_id: str) -> tuple[dict, str | None]:  # fmt: skip
+    """Return ``/predict``'s answer and, when the canary answered, its version; raise
+    ``InvalidInput``. No Flask here: the Flask view and the hot path both call it."""
+    predictor, role = state.answering(canary_key)
+    answer, rows, values = payload.answer_body(predictor, body, query)
+    state.record(rows, values, answer, request_id, predictor, role)
+    return answer, predictor.version if role == CANARY else None
 
 
 @open_route
