@@ -243,6 +243,32 @@ def test_v2_inference_is_answered_alike(both):
     both.compare("POST", paths[0], v2_body(both))  # no token
 
 
+@pytest.mark.parametrize(
+    ("content_type", "accept"),
+    [(None, None), ("application/json", "application/json"), ("APPLICATION/JSON; charset=utf-8",
+     "*/*"), ("text/csv", "text/csv"), ("text/csv; charset=utf-8", "text/csv;output=probabilities"),
+     ("text/plain", None), ("application/json", "application/xml"), (None, "text/*, */*"),
+     ("", "text/csv;output=label")],
+)  # fmt: skip
+def test_invocations_are_answered_alike(both, content_type, accept):
+    schema = schema_of(both)
+    row, batch = schema.example_row(), schema.example_batch()
+    csv_row = ",".join(str(value) for value in row.values())
+    bodies = [json.dumps(row), json.dumps(batch), json.dumps({**row, "explain": True}),
+              f"{csv_row}\n{csv_row}\n", f"{csv_row}\n\n", "1,2,3,4,5\n", '"unclosed\n',
+              b"\xff\xfe", *(body for body, _ in BAD_BODIES[:8])]  # fmt: skip
+    headers = [AUTHORIZED]
+    headers += [] if content_type is None else [("content-type", content_type)]
+    headers += [] if accept is None else [("accept", accept)]
+    answered = set()
+    for body in bodies:
+        for query in ("", "output=probabilities"):
+            status, answer_headers, _ = both.compare("POST", "/invocations", body, headers, query)
+            answered.add((status, dict(answer_headers)["Content-Type"]))
+    if accept in ("text/csv", "text/csv;output=probabilities"):
+        assert (200, "text/csv; charset=utf-8") in answered
+
+
 def test_a_generated_request_id_is_the_only_difference(both):
     row = json.dumps(schema_of(both).example_row()).encode()
     headers = [("authorization", BEARER)]
@@ -263,7 +289,10 @@ def test_a_generated_request_id_is_the_only_difference(both):
      ("POST", "/predict", [], "explain=tr%C3%BCe&x=\u00e9"),
      ("POST", "/v2/models/x/infer/", [], ""), ("POST", "/v2//models/x/infer", [], ""),
      ("POST", "/v2/models/\u00e9/infer", [], ""), ("GET", "/v2/models/x/infer", [], ""),
-     ("POST", "/v2/models/x/ready", [], ""), ("POST", "/v2/models/x/versions/infer", [], "")],
+     ("POST", "/v2/models/x/ready", [], ""), ("POST", "/v2/models/x/versions/infer", [], ""),
+     ("POST", "/invocations", [("content-type", "text/csv"), ("content-type", "text/csv")], ""),
+     ("POST", "/invocations", [("content_type", "text/csv")], ""),
+     ("POST", "/invocations", [("accept", "text/csv"), ("accept", "*/*")], "")],
 )  # fmt: skip
 def test_what_the_hot_path_is_unsure_of_goes_to_flask(both, method, path, headers, query):
     request_headers = [("authorization", BEARER), ("x-request-id", "pinned-id"), *headers]
@@ -324,6 +353,7 @@ def test_the_real_server_answers_alike_with_and_without_it(trained_model, tmp_pa
                      for authorization in (BEARER, "Bearer x")]  # fmt: skip
     requests_sent += [(f"/v2/models/{name}/infer", body, BEARER)
                       for name in ("mlb-height", "other") for body in (v2, "{")]  # fmt: skip
+    requests_sent += [("/invocations", body, BEARER) for body in ('{"Weight": 200}', "{", "")]
     answers = {}
     for hot_path in ("1", "0"):
         process, base_url = start_server(trained_model, tmp_path, API_TOKEN=TOKEN,

@@ -7,8 +7,9 @@ byte for byte, because both are adapters over the same core: the route and its t
 come from the app's own url_map and declarations (``access``), the prediction from
 ``payload.answer_body``, the errors from ``responses``, what is recorded from
 ``ServiceState.record``, and the plumbing's headers, metrics and log line from
-``plumbing``. Only what is certain to be answered alike is taken: ``POST /predict`` and V2
-inference (``/v2/models/<name>[/versions/<version>]/infer``, matched by the app's url_map),
+``plumbing``. Only what is certain to be answered alike is taken: ``POST /predict``,
+SageMaker's ``POST /invocations`` and V2 inference
+(``/v2/models/<name>[/versions/<version>]/infer``, matched by the app's url_map),
 on an app whose only hook before those views is the token check, with an ASCII path and
 query, at most one of each header they read and no header name that WSGI would fold into
 one of them.
@@ -27,11 +28,12 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import Rule
 
 from cookbook.core.errors import InvalidInput
-from cookbook.web import access, auth, request_log, v2, views
+from cookbook.web import access, auth, request_log, sagemaker, v2, views
 from cookbook.web.plumbing import SECURITY_HEADERS, RequestPlumbing
 from cookbook.web.request_log import REQUESTS
 from cookbook.web.responses import (
     JSON_TYPE,
+    TextAnswer,
     invalid_input_answer,
     json_text,
     unauthorized_answer,
@@ -46,7 +48,9 @@ AUTHORIZATION = "authorization"
 REQUEST_ID = "x-request-id"
 CANARY_KEY = "x-canary-key"
 BINARY_LENGTH = "inference-header-content-length"
-READ_HEADERS = (AUTHORIZATION, REQUEST_ID, CANARY_KEY, BINARY_LENGTH)
+CONTENT_TYPE = "content-type"
+ACCEPT = "accept"
+READ_HEADERS = (AUTHORIZATION, REQUEST_ID, CANARY_KEY, BINARY_LENGTH, CONTENT_TYPE, ACCEPT)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Route:
 
     label: str
     protected: bool
-    core: Callable[..., tuple[dict, str | None]]
+    core: Callable[..., tuple[dict | TextAnswer, str | None]]
     arguments: dict[str, Any]
 
 
@@ -69,6 +73,8 @@ class Request:
     request_id: str | None
     canary_key: str | None
     binary_length: str | None
+    content_type: str | None
+    accept: str | None
 
 
 class HotPath:
@@ -83,7 +89,8 @@ class HotPath:
         # one of them does: path or suffix -> (endpoint, protected, the view's core).
         self.paths: dict[str, tuple[str, bool, Callable]] = {}
         self.suffixes: dict[str, dict[str, tuple[bool, Callable]]] = {}
-        cores = {views.predict: self.predict, v2.infer: self.infer}
+        cores = {views.predict: self.predict, v2.infer: self.infer,
+                 sagemaker.invocations: self.invocations}  # fmt: skip
         for rule in app.url_map.iter_rules():
             core = cores.get(app.view_functions.get(rule.endpoint))
             if core is None or METHOD not in (rule.methods or ()):
@@ -155,6 +162,7 @@ class HotPath:
             views.catch_up(self.app, generation)
         request_id = request_log.request_id(request.request_id)
         version = None
+        content_type = JSON_TYPE
         extra: list[tuple[str, str]] = []
         token = self.app.config["API_TOKEN"]
         try:
@@ -165,7 +173,10 @@ class HotPath:
             else:
                 status = 200
                 answer, version = route.core(request, request_id, **route.arguments)
-            text = json_text(answer)
+            if isinstance(answer, TextAnswer):
+                text, content_type = answer.text, answer.content_type
+            else:
+                text = json_text(answer)
         except InvalidInput as exc:
             status, answer = invalid_input_answer(exc)
             text = json_text(answer)
@@ -175,7 +186,7 @@ class HotPath:
             text = json_text(answer)
         content = text.encode()
         version = version or state.served.version
-        headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(content))), *extra,
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(content))), *extra,
                    ("X-Model-Version", version), ("X-Request-ID", request_id),
                    *SECURITY_HEADERS]  # fmt: skip
         elapsed = time.perf_counter() - started
@@ -193,6 +204,15 @@ class HotPath:
         """Answer a V2 inference request (``v2.infer_answer``, the Flask view's core)."""
         return v2.infer_answer(self.state, name, version, request.body, request.binary_length,
                                request.canary_key, request_id)  # fmt: skip
+
+    def invocations(
+        self, request: Request, request_id: str
+    ) -> tuple[dict | TextAnswer, str | None]:
+        """Answer SageMaker's ``/invocations`` (``sagemaker.invocations_answer``, the Flask
+        view's core)."""
+        return sagemaker.invocations_answer(self.state, request.body, request.content_type,
+                                            request.accept, request.query, request.canary_key,
+                                            request_id)  # fmt: skip
 
 
 def answered_alike(app: Flask, endpoint: str) -> bool:

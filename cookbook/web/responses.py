@@ -9,6 +9,7 @@ drift apart.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app
@@ -16,6 +17,8 @@ from flask import Response, current_app
 from cookbook.core.errors import InvalidInput
 
 JSON_TYPE = "application/json"
+# What werkzeug makes of ``mimetype="text/csv"``: text types are sent with their charset.
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 # The challenge a 401 carries: the protected routes take a Bearer token.
 BEARER_CHALLENGE = [("WWW-Authenticate", "Bearer")]
 
@@ -28,6 +31,19 @@ def json_text(body: Any) -> str:
 def json_response(body: Any, status: int = 200) -> Response:
     """Return *body* as a JSON response."""
     return current_app.response_class(json_text(body), status=status, mimetype=JSON_TYPE)
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """An answer that is not JSON: its text and its ``Content-Type``."""
+
+    text: str
+    content_type: str
+
+
+def text_response(answer: TextAnswer) -> Response:
+    """Return *answer* as a response."""
+    return current_app.response_class(answer.text, content_type=answer.content_type)
 
 
 def invalid_input_answer(exc: InvalidInput) -> tuple[int, dict[str, str]]:

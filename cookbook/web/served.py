@@ -112,17 +112,6 @@ class ServiceState:
             self.shadow.submit(request_id, rows, values, predictor.schema.target)
 
 
-def answering_request(state: ServiceState) -> tuple[Predictor, str]:
-    """Return the model that answers Flask's current request and its role.
-
-    A canary's version is left in the WSGI environ, so the response's ``X-Model-Version``
-    names the model that answered.
-    """
-    predictor, role = state.answering(request.headers.get("X-Canary-Key"))
-    note_canary(predictor.version if role == CANARY else None)
-    return predictor, role
-
-
 def note_canary(version: str | None) -> None:
     """Leave the version of the canary that answered Flask's current request (None: the
     champion answered) in the WSGI environ, for the response's ``X-Model-Version``."""
