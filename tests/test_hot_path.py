@@ -233,8 +233,7 @@ def test_v2_inference_is_answered_alike(both):
               '"shape": [1], "data": [200]}], "outputs": [{"name": "x", "parameters": "x"}]}',
               *(body for body, _ in BAD_BODIES)]  # fmt: skip
     paths = [f"/v2/models/{name}/infer", f"/v2/models/{name}/versions/{version}/infer",
-             "/v2/models/other/infer", f"/v2/models/{name}/versions/other/infer",
-             f"//v2/models/{name}/infer"]  # fmt: skip
+             "/v2/models/other/infer", f"/v2/models/{name}/versions/other/infer"]  # fmt: skip
     for path in paths:
         for body in bodies:
             both.compare("POST", path, body, [AUTHORIZED])
@@ -292,7 +291,8 @@ def test_a_generated_request_id_is_the_only_difference(both):
      ("POST", "/v2/models/x/ready", [], ""), ("POST", "/v2/models/x/versions/infer", [], ""),
      ("POST", "/invocations", [("content-type", "text/csv"), ("content-type", "text/csv")], ""),
      ("POST", "/invocations", [("content_type", "text/csv")], ""),
-     ("POST", "/invocations", [("accept", "text/csv"), ("accept", "*/*")], "")],
+     ("POST", "/invocations", [("accept", "text/csv"), ("accept", "*/*")], ""),
+     ("POST", "//v2/models/mlb-height/infer", [], "")],
 )  # fmt: skip
 def test_what_the_hot_path_is_unsure_of_goes_to_flask(both, method, path, headers, query):
     request_headers = [("authorization", BEARER), ("x-request-id", "pinned-id"), *headers]
@@ -301,6 +301,15 @@ def test_what_the_hot_path_is_unsure_of_goes_to_flask(both, method, path, header
     hot = exchange(both.hot, method, path, b'{"Weight": 200}', request_headers, query)
     flask = exchange(both.flask, method, path, b'{"Weight": 200}', request_headers, query)
     assert without_id(hot) == without_id(flask)  # a repeated id is refused: a new one each
+
+
+def test_a_path_flask_quotes_otherwise_is_left_to_flask(trained_model):
+    app = create_app({"MODEL_PATH": str(trained_model), "API_TOKEN": TOKEN})
+    both = Both(app)
+    for path in ("//v2/models/mlb-height/infer", "///v2/models/mlb-height/versions/x/infer"):
+        hot = exchange(both.hot, "POST", path, b"{}", [("x-request-id", "p")])
+        assert not both.answered_directly.pop()
+        assert hot == exchange(both.flask, "POST", path, b"{}", [("x-request-id", "p")])
 
 
 def test_an_app_with_another_hook_is_left_to_flask(trained_model):

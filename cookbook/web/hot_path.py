@@ -78,7 +78,7 @@ class Request:
 
 
 class HotPath:
-    """Answer ``POST /predict`` from an RSGI scope and its body, as *app* would."""
+    """Answer the prediction routes of *app* from an RSGI scope and its body, as *app* would."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -86,8 +86,8 @@ class HotPath:
         self.log = app.logger
         self.matcher = app.url_map.bind("localhost")
         # Rules without variables, by path; the others are matched when the path ends as
-        # one of them does: path or suffix -> (endpoint, protected, the view's core).
-        self.paths: dict[str, tuple[str, bool, Callable]] = {}
+        # one of them does: path -> (protected, the view's core); suffix -> endpoint -> the same.
+        self.paths: dict[str, tuple[bool, Callable]] = {}
         self.suffixes: dict[str, dict[str, tuple[bool, Callable]]] = {}
         cores = {views.predict: self.predict, v2.infer: self.infer,
                  sagemaker.invocations: self.invocations}  # fmt: skip
@@ -101,7 +101,7 @@ class HotPath:
             protected = level.level == access.PROTECTED
             if "<" not in rule.rule:
                 if self.route_of(rule.rule)[0] is rule:  # no other rule, no redirect before it
-                    self.paths[rule.rule] = (rule.endpoint, protected, core)
+                    self.paths[rule.rule] = (protected, core)
             else:
                 suffix = rule.rule[rule.rule.rindex(">") + 1 :]
                 self.suffixes.setdefault(suffix, {})[rule.endpoint] = (protected, core)
@@ -132,9 +132,10 @@ class HotPath:
         """Return the route *path* takes in the app's url_map if it is answered here."""
         found = self.paths.get(path)
         if found is not None:
-            endpoint, protected, core = found
-            return Route(path, protected, core, {})
-        if not path.isascii():  # Flask's path: latin-1 text of UTF-8 bytes (rsgi.environ_for)
+            return Route(path, *found, {})
+        # Flask's path is latin-1 text of UTF-8 bytes (rsgi.environ_for), and its
+        # ``request.path``, which messages quote, starts with one slash.
+        if not path.isascii() or path.startswith("//"):
             return None
         for suffix, endpoints in self.suffixes.items():
             if path.endswith(suffix):
