@@ -448,3 +448,35 @@ def without_explanations(model_file: Path, folder: Path) -> Path:
     copy = folder / Path(model_file).name
     metadata_path(copy).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     return copy
+
+
+class RSGIHeaders:
+    """RSGI headers as granian hands them over: lower-case names, repeats kept."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = [(name.lower(), value) for name, value in pairs]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return next((value for key, value in self.pairs if key == name), default)
+
+    def get_all(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.pairs]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self.pairs)
+
+
+class RSGIScope:
+    """An RSGI scope with granian's documented attributes."""
+
+    proto = "http"
+    http_version = "1.1"
+    server = "127.0.0.1:8080"
+    client = "127.0.0.1:51000"
+    scheme = "http"
+
+    def __init__(self, method: str, path: str, query: str, headers: RSGIHeaders) -> None:
+        self.method, self.path, self.query_string, self.headers = method, path, query, headers

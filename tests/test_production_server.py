@@ -7,7 +7,7 @@ import io
 
 import pytest
 import requests
-from helpers import ANSWER_200_LBS, ROOT, free_port, server_env
+from helpers import ANSWER_200_LBS, ROOT, RSGIHeaders, RSGIScope, free_port, server_env
 
 from cookbook.web.rsgi import (
     BodyCutShort,
@@ -49,35 +49,14 @@ def test_a_bad_setting_stops_the_server_in_one_line(trained_model):
     assert result.stderr.strip() == "Error: MAX_PENDING must be a whole number, got 'none'."
 
 
-class Headers:
-    """RSGI headers as pairs (granian's RSGIHeaders offers the same ``items``)."""
-
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def items(self):
-        return self.pairs
-
-
-class Scope:
-    """An RSGI scope as granian hands it over (its documented attributes)."""
-
-    proto = "http"
-    http_version = "1.1"
-    server = "127.0.0.1:8080"
-    client = "127.0.0.1:51000"
-    scheme = "http"
-    method = "POST"
-    path = "/prédict"
-    query_string = "a=1"
-    headers = Headers(
-        [("content-type", "application/json"), ("x-request-id", "r1"), ("accept", "a"),
-         ("accept", "b"), ("content-length", "999")]
-    )  # fmt: skip
+def scope(headers: list[tuple[str, str]]) -> RSGIScope:
+    return RSGIScope("POST", "/prédict", "a=1", RSGIHeaders(headers))
 
 
 def test_the_environ_follows_pep_3333():
-    environ = environ_for(Scope(), b'{"Weight": 200}')
+    headers = [("content-type", "application/json"), ("x-request-id", "r1"), ("accept", "a"),
+               ("accept", "b"), ("content-length", "999")]  # fmt: skip
+    environ = environ_for(scope(headers), b'{"Weight": 200}')
     assert environ["PATH_INFO"] == "/prédict".encode().decode("latin-1")
     assert environ["CONTENT_TYPE"] == "application/json"
     # The length is the body's as received, whatever the header claimed.
@@ -88,10 +67,8 @@ def test_the_environ_follows_pep_3333():
 
 
 def test_a_chunked_request_reaches_the_app_with_its_length_and_no_transfer_coding():
-    class Chunked(Scope):
-        headers = Headers([("transfer-encoding", "chunked"), ("content-type", "application/json")])
-
-    environ = environ_for(Chunked(), b'{"Weight": 200}')
+    headers = [("transfer-encoding", "chunked"), ("content-type", "application/json")]
+    environ = environ_for(scope(headers), b'{"Weight": 200}')
     assert environ["CONTENT_LENGTH"] == "15" and "HTTP_TRANSFER_ENCODING" not in environ
     assert environ["wsgi.input_terminated"] is True
 

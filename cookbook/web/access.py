@@ -98,7 +98,7 @@ def check_token() -> Any:
     if access.level == ADMIN:
         if auth.bearer_matches(request.headers.get("Authorization"), app.config["ADMIN_TOKEN"]):
             return None
-        return unauthorized(f"Send Authorization: Bearer <ADMIN_TOKEN> to call {request.path}.")
+        return unauthorized(refusal_message("ADMIN_TOKEN", request.path))
     token = app.config["API_TOKEN"]
     if not token or (access.protected_when is not None and not access.protected_when()):
         return None
@@ -106,10 +106,15 @@ def check_token() -> Any:
         return None
     if access.form_token and auth.token_matches(request.form.get(FORM_TOKEN_FIELD), token):
         return None
-    message = f"Send Authorization: Bearer <API_TOKEN> to call {request.path}."
+    message = refusal_message("API_TOKEN", request.path)
     if access.refusal is not None:
         return access.refusal(message)
     return unauthorized(message)
+
+
+def refusal_message(token_name: str, path: str) -> str:
+    """Return what a refused request is told: which token to send to call *path*."""
+    return f"Send Authorization: Bearer <{token_name}> to call {path}."
 
 
 def openapi_path(rule: str) -> str:

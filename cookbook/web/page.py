@@ -30,7 +30,7 @@ from cookbook.core.schema import CategoryFeature, Schema
 from cookbook.web import payload
 from cookbook.web.access import open_unless
 from cookbook.web.page_explanation import explained_as, unit_words, why_this_answer
-from cookbook.web.served import service_state
+from cookbook.web.served import request_id_of_request, service_state
 
 blueprint = Blueprint("page", __name__)
 
@@ -111,7 +111,7 @@ def home() -> tuple[str, int]:
     except InvalidInput as exc:
         return render_page(error=str(exc), status=exc.status)
     # A prediction made for the page counts in the metrics, drift and capture like any.
-    service_state().record(rows, values, body)
+    service_state().record(rows, values, body, request_id_of_request())
     return render_page(answer=(rows[0], values[0], body["prediction"]))
 
 

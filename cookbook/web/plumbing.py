@@ -14,6 +14,12 @@ from cookbook.web.request_log import REQUESTS
 from cookbook.web.served import MODEL_VERSION_KEY, REQUEST_ID_KEY, service_state
 from cookbook.web.views import catch_up
 
+# Every response carries these, after its model version and request id.
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+]
+
 
 class RequestPlumbing:
     """Time, label, log and count every request, and add the headers every response carries.
@@ -32,10 +38,6 @@ class RequestPlumbing:
         # everything else "unmatched".
         self.routes = {rule.rule for rule in app.url_map.iter_rules() if "<" not in rule.rule}
         self.matcher = app.url_map.bind("localhost")
-        self.security_headers = [
-            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-            ("X-Content-Type-Options", "nosniff"),
-        ]
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
         started = time.perf_counter()
@@ -53,7 +55,7 @@ class RequestPlumbing:
             answered.extend((int(status[:3]), version))
             headers.append(("X-Model-Version", version))
             headers.append(("X-Request-ID", request_id))
-            headers.extend(self.security_headers)
+            headers.extend(SECURITY_HEADERS)
             return start_response(status, headers, exc_info)
 
         body = self.wsgi_app(environ, start)

@@ -13,7 +13,9 @@ their turn on the worker's one Python thread (the app runs in the loop: no threa
 whose cost was a third of a request); past ``max_pending`` of them waiting, a request is
 answered 503 with ``Retry-After`` at once, so overload is answered, not queued without end.
 ``/health`` and ``/ready`` are never shed: an orchestrator must see a busy service as
-alive and ready.
+alive and ready. A request's turn goes first to the *hot_path*, when there is one
+(``cookbook.web.hot_path``): what it answers never becomes a WSGI environ; what it
+declines (None) goes on to the WSGI app.
 """
 
 from __future__ import annotations
@@ -99,12 +101,24 @@ async def read_body(protocol: Any, length: int | None, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class WSGIOverRSGI:
-    """An RSGI application that runs *wsgi_app* on complete requests, in its own threads."""
+# A request's answer as RSGI's ``response_bytes`` takes it: status, headers, body.
+Answer = tuple[int, list, bytes]
+# Answers a complete request from its scope and body, or returns None to leave it to WSGI.
+DirectAnswer = Callable[[Any, bytes], Answer | None]
 
-    def __init__(self, wsgi_app: Callable, limits: Limits = Limits()) -> None:
+
+class WSGIOverRSGI:
+    """An RSGI application that runs *wsgi_app* on complete requests, one at a time.
+
+    *hot_path(scope, body)* answers the requests it can before the WSGI app is involved,
+    and returns None for the others.
+    """
+
+    def __init__(self, wsgi_app: Callable, limits: Limits = Limits(),
+                 hot_path: DirectAnswer | None = None) -> None:  # fmt: skip
         self.wsgi_app = wsgi_app
         self.limits = limits
+        self.hot_path = hot_path
         self.pending = 0  # complete requests waiting for their turn (this worker)
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
@@ -117,9 +131,9 @@ class WSGIOverRSGI:
             protocol.response_str(413, CLOSE, _error(BODY_TOO_LARGE))
             return
         try:
-            body = await asyncio.wait_for(
-                read_body(protocol, length, limits.max_body_bytes), limits.body_timeout_seconds
-            )
+            # A timeout scope, not wait_for: that would wrap the read in a task of its own.
+            async with asyncio.timeout(limits.body_timeout_seconds):
+                body = await read_body(protocol, length, limits.max_body_bytes)
         except TimeoutError:
             protocol.response_str(
                 408,
@@ -144,12 +158,19 @@ class WSGIOverRSGI:
         # order, one at a time, on this thread; ``pending`` counts the ones in line.
         self.pending += 1
         await asyncio.sleep(0)
-        status, headers, content = self._call(environ_for(scope, body))
-        protocol.response_bytes(status, headers, content)
-
-    def _call(self, environ: dict) -> tuple[int, list, bytes]:
         # The request's turn: it has stopped waiting.
         self.pending -= 1
+        answer = None
+        if self.hot_path is not None:
+            try:
+                answer = self.hot_path(scope, body)
+            except Exception:  # the hot path answers its own errors; this is a last resort
+                answer = 500, JSON, _error("Internal error.").encode()
+        if answer is None:
+            answer = self._call(environ_for(scope, body))
+        protocol.response_bytes(*answer)
+
+    def _call(self, environ: dict) -> Answer:
         answer: list = []
 
         def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:

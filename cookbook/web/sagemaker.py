@@ -19,7 +19,8 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
+from werkzeug.http import parse_options_header
 
 from cookbook.core.classes import LABEL, OUTPUT_FIELD, PROBABILITIES
 from cookbook.core.errors import InvalidInput, MlibError
@@ -27,8 +28,9 @@ from cookbook.core.prediction import Predictor
 from cookbook.core.schema import CategoryFeature
 from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
-from cookbook.web.responses import json_response
-from cookbook.web.served import service_state
+from cookbook.web.canary import CANARY
+from cookbook.web.responses import CSV_CONTENT_TYPE, TextAnswer, json_response, text_response
+from cookbook.web.served import ServiceState, note_canary, request_id_of_request, service_state
 
 blueprint = Blueprint("sagemaker", __name__)
 
@@ -50,27 +52,44 @@ def ping() -> Response:
 @blueprint.post("/invocations")
 def invocations() -> Response:
     """Predict for a JSON body or CSV rows; answer in the ``Accept`` type."""
-    answer_type, answer_parameters = _answer_type(request.headers.get("Accept"))
+    answer, canary_version = invocations_answer(
+        service_state(), request.get_data(cache=False), request.headers.get("Content-Type"),
+        request.headers.get("Accept"), request.args.to_dict(),
+        request.headers.get("X-Canary-Key"), request_id_of_request(),
+    )  # fmt: skip
+    note_canary(canary_version)
+    if isinstance(answer, TextAnswer):
+        return text_response(answer)
+    return json_response(answer)
+
+
+def invocations_answer(state: ServiceState, raw: bytes, content_type: str | None,
+                       accept: str | None, query: dict[str, str], canary_key: str | None,
+                       request_id: str) -> tuple[dict | TextAnswer, str | None]:  # fmt: skip
+    """Return the answer to ``/invocations`` (JSON, or CSV text) and, when the canary
+    answered, its version; raise ``InvalidInput`` (406 for an ``Accept`` type it cannot
+    answer in, 415 for a ``Content-Type`` it cannot read). No Flask here: the Flask view and
+    the hot path both call it."""
+    answer_type, answer_parameters = _answer_type(accept)
     if answer_type is None:
-        return json_response(
-            {"error": f"Cannot answer in {request.headers.get('Accept')!r}: accept "
-                      f"{JSON_TYPE} or {CSV_TYPE}."}, 406)  # fmt: skip
-    content_type = (request.mimetype or JSON_TYPE).lower()
-    state = service_state()
-    predictor, role = state.answering()
-    raw = request.get_data(cache=False)
+        raise InvalidInput(f"Cannot answer in {accept!r}: accept {JSON_TYPE} or {CSV_TYPE}.", 406)
+    # The media type as werkzeug's ``request.mimetype`` reads it.
+    media_type = parse_options_header(content_type or "")[0].lower() or JSON_TYPE
+    predictor, role = state.answering(canary_key)
+    canary_version = predictor.version if role == CANARY else None
     # A classifier's answer options: the body's, else the query's, else the Accept type's.
-    query = {**answer_parameters, **request.args.to_dict()}
-    if content_type == JSON_TYPE:
-        body, rows, values = payload.answer_body(predictor, raw, query)
-    elif content_type == CSV_TYPE:
-        body, rows, values = payload.predict(predictor, csv_columns(predictor, raw), query)
+    options = {**answer_parameters, **query}
+    if media_type == JSON_TYPE:
+        body, rows, values = payload.answer_body(predictor, raw, options)
+    elif media_type == CSV_TYPE:
+        body, rows, values = payload.predict(predictor, csv_columns(predictor, raw), options)
     else:
-        return json_response(
-            {"error": f"Content-Type {content_type!r} is not supported: send {JSON_TYPE} "
-                      f"(the /predict body) or {CSV_TYPE} (rows of "
-                      f"{', '.join(predictor.schema.feature_names)})."}, 415)  # fmt: skip
-    state.record(rows, values, body, predictor, role)
+        raise InvalidInput(
+            f"Content-Type {media_type!r} is not supported: send {JSON_TYPE} (the /predict "
+            f"body) or {CSV_TYPE} (rows of {', '.join(predictor.schema.feature_names)}).",
+            415,
+        )
+    state.record(rows, values, body, request_id, predictor, role)
     if answer_type == CSV_TYPE:
         answers = body["predictions"] if "predictions" in body else [body["prediction"]]
         if predictor.is_classifier:
@@ -78,8 +97,8 @@ def invocations() -> Response:
         else:
             field = predictor.schema.answer_fields()[0]
             text = "".join(f"{answer[field]}\n" for answer in answers)
-        return current_app.response_class(text, mimetype=CSV_TYPE)
-    return json_response(body)
+        return TextAnswer(text, CSV_CONTENT_TYPE), canary_version
+    return body, canary_version
 
 
 def class_csv(answers: list[dict]) -> str:

@@ -87,34 +87,41 @@ class ServiceState:
     # More Prometheus text for /metrics, computed at scrape time (the quality gauges).
     metric_sources: list[Callable[[], bytes]] = field(default_factory=list)
 
-    def answering(self) -> tuple[Predictor, str]:
-        """Return the model that answers this request and its role (champion or canary).
-
-        The choice is left in the WSGI environ, so the response's ``X-Model-Version`` names
-        the model that answered.
-        """
+    def answering(self, canary_key: str | None) -> tuple[Predictor, str]:
+        """Return the model that answers a request with this ``X-Canary-Key`` (or none) and
+        its role (champion or canary)."""
         canary = self.canary
-        if canary is not None and canary.answers(request.headers.get("X-Canary-Key")):
-            request.environ[MODEL_VERSION_KEY] = canary.predictor.version
+        if canary is not None and canary.answers(canary_key):
             return canary.predictor, CANARY
         return self.served.predictor, CHAMPION
 
-    def record(self, rows: Sequence[Row], values: Sequence[float], body: dict,
+    def record(self, rows: Sequence[Row], values: Sequence[float], body: dict, request_id: str,
                predictor: Predictor | None = None, role: str = "champion") -> None:  # fmt: skip
         """Count answered rows in the ML metrics and drift, and capture them with their answers.
 
         *body* is the response body (``prediction`` or ``predictions``) the rows were
-        answered with; the request id is the one the response carries.
+        answered with; *request_id* is the one the response carries.
         """
         served = self.served
         served.observe(rows, values)
-        request_id = request.environ.get(REQUEST_ID_KEY, "")
         predictor = predictor or served.predictor
         if self.capture is not None:
             answers = body["predictions"] if "predictions" in body else [body["prediction"]]
             self.capture.record(request_id, predictor, role, rows, values, answers)
         if self.shadow is not None and role == CHAMPION:
             self.shadow.submit(request_id, rows, values, predictor.schema.target)
+
+
+def note_canary(version: str | None) -> None:
+    """Leave the version of the canary that answered Flask's current request (None: the
+    champion answered) in the WSGI environ, for the response's ``X-Model-Version``."""
+    if version is not None:
+        request.environ[MODEL_VERSION_KEY] = version
+
+
+def request_id_of_request() -> str:
+    """Return the request id the request plumbing gave Flask's current request."""
+    return request.environ.get(REQUEST_ID_KEY, "")
 
 
 def init_app(app: Flask, predictor: Predictor) -> ServiceState:

@@ -8,7 +8,8 @@ only complete requests to the unchanged WSGI app (``cookbook.web.rsgi``).
 
 Settings come from the environment (``ServerSettings``): ``PORT``, ``WEB_CONCURRENCY``,
 ``MAX_PENDING``, ``MAX_CONNECTIONS``, ``READ_TIMEOUT``, ``WORKER_LIFETIME``,
-``WORKER_MAX_RSS_MB``, ``GRACEFUL_TIMEOUT``, ``LOG_LEVEL``.
+``WORKER_MAX_RSS_MB``, ``GRACEFUL_TIMEOUT``, ``LOG_LEVEL``, ``HOT_PATH`` (0 sends every
+request through Flask, 1 answers ``/predict`` straight from RSGI: ``cookbook.web.hot_path``).
 HTTP/1.1 only: hyper's header read timer then starts when a connection is accepted, so a
 connection that sends nothing is closed after ``READ_TIMEOUT`` like one that stalls
 mid-request (in granian's ``auto`` mode no timer runs until the first byte arrives).
@@ -63,6 +64,8 @@ class ServerSettings:
     # On SIGTERM, in-flight requests get this long before workers are killed.
     graceful_timeout_seconds: int = 20
     log_level: str = "info"
+    # Answer POST /predict without Flask (cookbook.web.hot_path); HOT_PATH=0: Flask answers all.
+    hot_path: bool = True
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> ServerSettings:
@@ -84,6 +87,7 @@ class ServerSettings:
             worker_max_rss_mb=number("WORKER_MAX_RSS_MB", defaults.worker_max_rss_mb),
             graceful_timeout_seconds=number("GRACEFUL_TIMEOUT", defaults.graceful_timeout_seconds),
             log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),
+            hot_path=env_number(env, "HOT_PATH", 1, kind=int, minimum=0) != 0,
         )
 
 
@@ -181,6 +185,7 @@ def build(settings: ServerSettings) -> Any:
     from granian.server import Server
 
     from cookbook.web.factory import create_app
+    from cookbook.web.hot_path import HotPath
 
     class CookbookServer(Server):
         """granian's server, which tells a worker that exited from one that did not."""
@@ -196,6 +201,7 @@ def build(settings: ServerSettings) -> Any:
         flask_app,
         Limits(body_timeout_seconds=settings.read_timeout_seconds,
                max_pending=settings.max_pending),
+        HotPath(flask_app) if settings.hot_path else None,
     )  # fmt: skip
     # The workers import this module by name (under ``python -m`` this file is __main__).
     importlib.import_module(__spec__.name if __spec__ else __name__).application = rsgi_app

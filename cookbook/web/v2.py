@@ -49,7 +49,13 @@ from cookbook.web import payload, readiness
 from cookbook.web.access import open_route
 from cookbook.web.canary import CANARY
 from cookbook.web.responses import json_response
-from cookbook.web.served import CHAMPION, service_state
+from cookbook.web.served import (
+    CHAMPION,
+    ServiceState,
+    note_canary,
+    request_id_of_request,
+    service_state,
+)
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -143,19 +149,36 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @blueprint.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
     """Predict for the rows in the request's input tensors; one output tensor per field."""
-    predictor = _model(name, version)
-    state = service_state()
+    answer, canary_version = infer_answer(
+        service_state(), name, version, request.get_data(cache=False),
+        request.headers.get("Inference-Header-Content-Length"),
+        request.headers.get("X-Canary-Key"), request_id_of_request(),
+    )  # fmt: skip
+    note_canary(canary_version)
+    return json_response(answer)
+
+
+def infer_answer(state: ServiceState, name: str, version: str | None, body: bytes,
+                 binary_length: str | None, canary_key: str | None,
+                 request_id: str) -> tuple[dict[str, Any], str | None]:  # fmt: skip
+    """Return an inference request's answer and, when the unversioned route chose the
+    canary, its version; raise ``InvalidInput``. *binary_length* is the request's
+    ``Inference-Header-Content-Length``. No Flask here: the Flask view and the hot path
+    both call it."""
+    predictor = _model(name, version, state)
     role = CANARY if state.canary and predictor is state.canary.predictor else CHAMPION
+    canary_version = None
     if version is None:  # the unversioned route is routed like /predict
-        predictor, role = state.answering()
-    if request.headers.get("Inference-Header-Content-Length"):
+        predictor, role = state.answering(canary_key)
+        canary_version = predictor.version if role == CANARY else None
+    if binary_length:
         raise InvalidInput("The binary tensor extension is not supported: send JSON tensors.")
-    document = payload.decode(request.get_data(cache=False), "send a V2 inference request")
+    document = payload.decode(body, "send a V2 inference request")
     if not isinstance(document, dict):
         raise InvalidInput('An inference request must be a JSON object with "inputs".')
-    request_id = document.get("id")
-    if request_id is not None and (not isinstance(request_id, str)
-                                   or len(request_id) > MAX_ID_CHARACTERS):  # fmt: skip
+    document_id = document.get("id")
+    if document_id is not None and (not isinstance(document_id, str)
+                                    or len(document_id) > MAX_ID_CHARACTERS):  # fmt: skip
         raise InvalidInput(f'"id" must be a string of at most {MAX_ID_CHARACTERS} characters.')
     parameters = document.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
@@ -166,21 +189,21 @@ def infer(name: str, version: str | None = None) -> Response:
     wanted = _default_outputs(predictor, options) if requested is None else requested
     rows, values, _ = predictor.predict_request(columns)
     answers = predictor.response_body(rows, values, True, options)["predictions"]
-    state.record(rows, values, {"predictions": answers}, predictor, role)
-    body: dict[str, Any] = {"model_name": predictor.schema.name,
-                            "model_version": predictor.version}  # fmt: skip
-    if request_id is not None:
-        body["id"] = request_id
-    body["outputs"] = [_output_tensor(predictor.schema, field, answers) for field in wanted]
-    warnings = [answer.get("warning") for answer in answers]
+    state.record(rows, values, {"predictions": answers}, request_id, predictor, role)
+    answer: dict[str, Any] = {"model_name": predictor.schema.name,
+                              "model_version": predictor.version}  # fmt: skip
+    if document_id is not None:
+        answer["id"] = document_id
+    answer["outputs"] = [_output_tensor(predictor.schema, field, answers) for field in wanted]
+    warnings = [item.get("warning") for item in answers]
     if any(warnings):
-        body["parameters"] = {"warnings": warnings}
-    return json_response(body)
+        answer["parameters"] = {"warnings": warnings}
+    return answer, canary_version
 
 
-def _model(name: str, version: str | None) -> Predictor:
+def _model(name: str, version: str | None, state: ServiceState | None = None) -> Predictor:
     """Return the model a route names: the champion, or the canary by its version."""
-    state = service_state()
+    state = state or service_state()
     predictor = state.served.predictor
     if name != predictor.schema.name:
         raise InvalidInput(f"No model {name!r}: this server serves {predictor.schema.name!r}.", 404)

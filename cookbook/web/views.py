@@ -7,6 +7,7 @@ Every view reads the served model from ``service_state()``; errors are JSON ever
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -17,8 +18,15 @@ from cookbook.web import access, openapi, payload, readiness
 from cookbook.web.access import admin_route, open_route
 from cookbook.web.openapi_security import secure
 from cookbook.web.reload import Outcome, ReloadBusy, log_refusal
-from cookbook.web.responses import json_response
-from cookbook.web.served import ServedModel, service_state
+from cookbook.web.responses import invalid_input_answer, json_response
+from cookbook.web.served import (
+    CANARY,
+    ServedModel,
+    ServiceState,
+    note_canary,
+    request_id_of_request,
+    service_state,
+)
 
 
 def register(app: Flask) -> None:
@@ -39,11 +47,21 @@ def register(app: Flask) -> None:
 def predict() -> Response:
     """Predict for one row or a batch in columns, with or without a ``Content-Type`` header
     (the cookbook's curl sends none)."""
-    state = service_state()
-    predictor, role = state.answering()
-    body, rows, values = payload.answer_body(predictor, request.get_data(cache=False), request.args)
-    state.record(rows, values, body, predictor, role)
-    return json_response(body)
+    answer, canary_version = predict_answer(service_state(), request.get_data(cache=False),
+                                            request.args, request.headers.get("X-Canary-Key"),
+                                            request_id_of_request())  # fmt: skip
+    note_canary(canary_version)
+    return json_response(answer)
+
+
+def predict_answer(state: ServiceState, body: bytes, query: Mapping[str, str],
+                   canary_key: str | None, request_id: str) -> tuple[dict, str | None]:  # fmt: skip
+    """Return ``/predict``'s answer and, when the canary answered, its version; raise
+    ``InvalidInput``. No Flask here: the Flask view and the hot path both call it."""
+    predictor, role = state.answering(canary_key)
+    answer, rows, values = payload.answer_body(predictor, body, query)
+    state.record(rows, values, answer, request_id, predictor, role)
+    return answer, predictor.version if role == CANARY else None
 
 
 @open_route
@@ -166,18 +184,24 @@ def catch_up(app: Flask, generation: int) -> None:
 
 def http_error(exc: HTTPException) -> Response:
     """Answer 404, 405, 413 and the rest in JSON, like everything else."""
-    messages = {
-        404: f"No route {request.path}: see /openapi.json for the routes.",
-        405: f"{request.method} is not allowed on {request.path}.",
-        413: payload.BODY_TOO_LARGE,
-    }
-    message = messages.get(exc.code or 500, exc.description or exc.name)
-    response = json_response({"error": message}, exc.code or 500)
+    status, body = http_error_answer(exc, request.method, request.path)
+    response = json_response(body, status)
     if exc.code == 405 and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
 
+def http_error_answer(exc: HTTPException, method: str, path: str) -> tuple[int, dict[str, str]]:
+    """Return the status and JSON body that answer *exc* for a *method* request to *path*."""
+    messages = {
+        404: f"No route {path}: see /openapi.json for the routes.",
+        405: f"{method} is not allowed on {path}.",
+        413: payload.BODY_TOO_LARGE,
+    }
+    return exc.code or 500, {"error": messages.get(exc.code or 500, exc.description or exc.name)}
+
+
 def invalid_input(exc: InvalidInput) -> Response:
     """Answer input that cannot be answered (any route, any layer) with its status and message."""
-    return json_response({"error": str(exc)}, exc.status)
+    status, body = invalid_input_answer(exc)
+    return json_response(body, status)
