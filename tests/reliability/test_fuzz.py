@@ -30,7 +30,7 @@ def test_fuzz_the_openapi_document(trained_model, tmp_path):
     print(f"\n[reliability] fuzz: {summary.group(0) if summary else 'no summary'}; "
           f"{len(served)} requests served, {len(server_errors)} answered 5xx")  # fmt: skip
     # The findings come before the long list of statuses that ends the report.
-    findings = result.stdout[result.stdout.find("FAILURES"):][:6000]
+    findings = result.stdout[result.stdout.find("FAILURES") :][:6000]
     assert result.returncode == 0, findings or result.stdout[-4000:]
     assert summary and int(summary.group(1)) > 0
     assert served and not server_errors
