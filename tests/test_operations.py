@@ -339,3 +339,33 @@ def test_openapi_lists_the_admin_route_only_when_it_exists(admin_app, client):
     assert "/admin/reload" in admin_client.get("/openapi.json").get_json()["paths"]
     assert "/admin/reload" not in client.get("/openapi.json").get_json()["paths"]
     assert openapi_paths(app) == set(admin_client.get("/openapi.json").get_json()["paths"])
+
+
+FORKED_METRICS = """
+import os, sys
+from cookbook.web.metrics import ServiceMetrics
+metrics = ServiceMetrics()  # made before the fork, as the server's master does
+metrics.observe_request("POST", "/predict", 200, 0.001)
+child = os.fork()
+if child == 0:
+    metrics.observe_request("POST", "/predict", 200, 0.001)
+    metrics.observe_request("POST", "/predict", 200, 0.001)
+    os._exit(0)
+os.waitpid(child, 0)
+print(child, os.getpid())
+sys.stdout.write(metrics.render().decode())
+"""
+
+
+def test_forked_workers_write_their_own_metric_files_and_the_scrape_sums_them(tmp_path):
+    # prometheus_client picks multi-process mode on import: a process of its own.
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", FORKED_METRICS], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pids, _, text = done.stdout.partition("\n")
+    child, parent = pids.split()
+    assert {f"counter_{child}.db", f"counter_{parent}.db"} <= set(os.listdir(tmp_path))
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 3.0' in text

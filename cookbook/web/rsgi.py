@@ -2,7 +2,8 @@
 
 The body is read in the server's event loop, with a deadline, before the app is
 involved: a client that sends its body slowly (or never finishes it) holds a cheap
-await, not a thread, and is answered 408 when the deadline passes. A body shorter than
+await, not a thread, and is answered 408 when the deadline passes (``deadlines``: one
+timer per worker). A body shorter than
 its ``Content-Length``, or a chunked one without its last chunk, therefore never reaches
 the app. The size limit is enforced while
 reading, not after: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cookbook.web.deadlines import ReadDeadlines
 from cookbook.web.payload import BODY_TOO_LARGE, MAX_BODY_BYTES
 
 NEVER_SHED = frozenset({"/health", "/ready"})
@@ -119,6 +121,7 @@ class WSGIOverRSGI:
         self.wsgi_app = wsgi_app
         self.limits = limits
         self.hot_path = hot_path
+        self.deadlines = ReadDeadlines(limits.body_timeout_seconds)
         self.pending = 0  # complete requests waiting for their turn (this worker)
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
@@ -130,11 +133,13 @@ class WSGIOverRSGI:
             # Refused unread: the connection closes rather than read what was refused.
             protocol.response_str(413, CLOSE, _error(BODY_TOO_LARGE))
             return
+        task = asyncio.current_task()
+        self.deadlines.start(task)
         try:
-            # A timeout scope, not wait_for: that would wrap the read in a task of its own.
-            async with asyncio.timeout(limits.body_timeout_seconds):
-                body = await read_body(protocol, length, limits.max_body_bytes)
-        except TimeoutError:
+            body = await read_body(protocol, length, limits.max_body_bytes)
+        except asyncio.CancelledError:
+            if not self.deadlines.overdue(task):
+                raise  # the server's own cancellation (a stop): not the client's fault
             protocol.response_str(
                 408,
                 CLOSE,
@@ -147,6 +152,8 @@ class WSGIOverRSGI:
         except BodyCutShort:  # the client closed: answer in case it still reads
             protocol.response_str(400, CLOSE, _error("Request body ended before it was complete."))
             return
+        finally:
+            self.deadlines.finish(task)
         if self.pending >= limits.max_pending and scope.path not in NEVER_SHED:
             protocol.response_str(
                 503,
