@@ -11,7 +11,9 @@ predictions at 0 and 1 lb.
 
 Reported: requests/s, p99 and CPU per request (all of a server's processes), and each
 round's ratio to the baseline, with the hot path on and off (``HOT_PATH=0``: every request
-through Flask, as before it); then a batch, V2 inference and ``/invocations`` with the hot
+through Flask), and of the build the issue measured (``BEFORE_HOT_PATH``, served from a
+detached git worktree of that commit; left out, with a line that says so, where the clone
+has no such history); then a batch, V2 inference and ``/invocations`` with the hot
 path and without it (the baseline answers neither). Then, in-process, what each
 observability feature costs a request (``python bench/hot_path.py features`` alone): the
 hot path's whole answer with every feature on against the same answer with them off, in the
@@ -41,6 +43,8 @@ ROUNDS = int(os.environ.get("BENCH_HOT_ROUNDS", "6"))
 SECONDS = int(os.environ.get("BENCH_HOT_SECONDS", "5"))
 STARTS = int(os.environ.get("BENCH_HOT_STARTS", "2"))
 TOKEN = "bench-token"
+# The last commit before the hot path: "today's build" of issue 26, which asks for 2x it.
+BEFORE_HOT_PATH = "033695dc1cea820615b7b867b8c31692ebb3a725"
 LUA = """wrk.method = "POST"
 wrk.body = '{"Weight": 200}'
 """
@@ -78,32 +82,63 @@ def folded_line() -> dict[str, str]:
     return {"BASELINE_SLOPE": repr(slope), "BASELINE_INTERCEPT": repr(intercept)}
 
 
+def earlier_build(folder: Path) -> Path | None:
+    """Check BEFORE_HOT_PATH out into *folder* (a detached worktree) and return it, or None
+    when this clone lacks that commit (a shallow clone, a copy without history)."""
+    checkout = folder / "before-hot-path"
+    made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                           str(checkout), BEFORE_HOT_PATH], capture_output=True)  # fmt: skip
+    if made.returncode != 0:
+        print(f"(the build before the hot path is left out: commit {BEFORE_HOT_PATH[:12]} "
+              "is not in this clone)")  # fmt: skip
+        return None
+    return checkout
+
+
 def main() -> None:
     make_baseline_venv()
     with tempfile.TemporaryDirectory() as folder:
         every_feature = {"API_TOKEN": TOKEN, "CAPTURE_URL": f"sqlite:///{folder}/on.sqlite3",
                          "CAPTURE_FRACTION": "1"}  # fmt: skip
-        figures = http_rounds(
-            {
-                "this build, every feature on": ("production", every_feature),
-                "this build, capture off": ("production", {**every_feature,
-                                                           "CAPTURE_FRACTION": "0"}),
-                "this build, hot path off": ("production", {**every_feature, "HOT_PATH": "0"}),
-                "folded FastAPI": ("folded FastAPI", folded_line()),
-            },
-            {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-            LUA, rounds=ROUNDS, seconds=SECONDS, starts=STARTS,
-        )  # fmt: skip
+        variants = {
+            "this build, every feature on": ("production", every_feature),
+            "this build, capture off": ("production", {**every_feature,
+                                                       "CAPTURE_FRACTION": "0"}),
+            "this build, hot path off": ("production", {**every_feature, "HOT_PATH": "0"}),
+            "folded FastAPI": ("folded FastAPI", folded_line()),
+        }  # fmt: skip
+        before = earlier_build(Path(folder))
+        if before is not None:
+            variants["the build before the hot path"] = ("production", {
+                **every_feature, "CAPTURE_URL": f"sqlite:///{folder}/before.sqlite3",
+                "BENCH_CHECKOUT": str(before)})  # fmt: skip
+        try:
+            figures = http_rounds(
+                variants, {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+                LUA, rounds=ROUNDS, seconds=SECONDS, starts=STARTS,
+            )  # fmt: skip
+        finally:
+            if before is not None:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(before)], check=False)  # fmt: skip
     baseline = figures["folded FastAPI"]
     print(f"/predict, one row, 2 workers each, wrk 16 connections, {ROUNDS} rounds of "
           f"{SECONDS} s, {STARTS} starts (min / median / max)")  # fmt: skip
     for label, figure in figures.items():
         ratios = [a / b for a, b in zip(figure["rates"], baseline["rates"], strict=True)]
+        cpu_ratios = [a / b for a, b in zip(figure["cpu_us"], baseline["cpu_us"], strict=True)]
         print(f"  {label}")
         print(f"    req/s            {summary(figure['rates'], '{:,.0f}')}")
         print(f"    / baseline       {summary(ratios, '{:.2f}')}   target >= 1.0")
         print(f"    p99 ms (median)  {statistics.median(figure['p99s']):.2f}")
         print(f"    CPU µs/request   {summary(figure['cpu_us'], '{:.0f}')}   target <= 100")
+        print(f"    CPU / baseline   {summary(cpu_ratios, '{:.2f}')}")
+    if "the build before the hot path" in figures:
+        before = figures["the build before the hot path"]
+        ratios = [a / b for a, b in zip(figures["this build, every feature on"]["rates"],
+                                        before["rates"], strict=True)]  # fmt: skip
+        print(f"  every feature on / the build before the hot path: "
+              f"{summary(ratios, '{:.2f}')}   target >= 2")  # fmt: skip
     print()
     more_routes()
     print()

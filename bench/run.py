@@ -131,12 +131,14 @@ SERVERS = {
 def start_server(kind: str, port: int, extra_env: dict[str, str], wrapper: tuple[str, ...] = (),
                  ready_seconds: float = 30) -> subprocess.Popen:  # fmt: skip
     """Start a *kind* server on 127.0.0.1:*port* (2 workers unless *extra_env* says), run
-    through *wrapper* (a command that runs it, such as valgrind), once it accepts connections."""
+    through *wrapper* (a command that runs it, such as valgrind), once it accepts connections.
+    ``BENCH_CHECKOUT`` in *extra_env* names another checkout of the project to serve from
+    (an earlier build); the server runs from this one otherwise."""
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
            **extra_env}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
-        [*wrapper, *SERVERS[kind](port)], cwd=ROOT, env=env,
+        [*wrapper, *SERVERS[kind](port)], cwd=env.pop("BENCH_CHECKOUT", ROOT), env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + ready_seconds
