@@ -149,5 +149,5 @@ lambda-package: ## Put the Lambda package (cookbook.core, the handler, the model
 		mkdir -p "$(LAMBDA_DIR)/$$(dirname "$$file")" && cp "$$file" "$(LAMBDA_DIR)/$$file" || exit 1; \
 	done
 
-test-reliability: install data ## Run the reliability suite: fuzz, load, reload, crash, stop, faults (~3 min)
+test-reliability: install data ## Run the reliability suite: fuzz, load, reload, crash, stop, faults (~6 min)
 	$(BIN)/python -m pytest -m reliability -s tests/reliability

@@ -1,6 +1,7 @@
 """gunicorn settings for production: ``gunicorn -c gunicorn.conf.py app:app``.
 
-Every timeout here is deliberate; the README's "Operations" section explains them.
+Every timeout here is deliberate; docs/operations.md ("Shutdown, timeouts and memory")
+explains them.
 """
 
 import gc

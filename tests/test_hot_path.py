@@ -380,3 +380,55 @@ def real_answer(base_url: str, path: str, body: str | bytes, authorization: str)
     received = [(name, value) for name, value in answer.raw.headers.items()
                 if name.lower() != "date"]  # fmt: skip
     return [answer.status_code, received, answer.content.decode("latin-1")]
+
+
+# Requests as the fuzz suite makes them (schemathesis, from the app's own /openapi.json):
+# schema-valid and schema-breaking ones, for each prediction operation of each model.
+GENERATED_PER_MODE = 40
+PREDICTION_OPERATIONS = ("/predict", "/invocations", "/v2/models/{name}/infer")
+
+
+def generated_requests(app) -> list[tuple[str, bytes, list[tuple[str, str]], str]]:
+    """Return (path, body, headers, query) of generated requests to the prediction routes."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    document = app.test_client().get("/openapi.json", headers={"Authorization": BEARER})
+    schema = schemathesis.openapi.from_dict(document.get_json())
+    cases = []
+    for path in PREDICTION_OPERATIONS:
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @settings(max_examples=GENERATED_PER_MODE, derandomize=True, database=None,
+                      deadline=None, suppress_health_check=list(HealthCheck))  # fmt: skip
+            @given(schema[path]["POST"].as_strategy(generation_mode=mode))
+            def collect(case):
+                cases.append(case)
+
+            collect()
+    requests_made = []
+    for case in cases:
+        body = case.body
+        if isinstance(body, str):
+            content = body.encode()
+        elif isinstance(body, bytes):
+            content = body
+        elif body is None or type(body).__name__ == "NotSet":
+            content = b""
+        else:
+            content = json.dumps(body).encode()
+        query = "&".join(f"{requests.utils.quote(str(k))}={requests.utils.quote(str(v))}"
+                         for k, v in (case.query or {}).items())  # fmt: skip
+        headers = [AUTHORIZED, ("content-type", case.media_type or "application/json")]
+        requests_made.append((case.formatted_path, content, headers, query))
+    return requests_made
+
+
+def test_generated_requests_are_answered_alike(both):
+    made = generated_requests(both.app)
+    statuses = set()
+    for path, body, headers, query in made:
+        statuses.add(both.compare("POST", path, body, headers, query)[0])
+    print(f"\n{len(made)} generated requests, statuses {sorted(statuses)}")
+    assert len(made) >= len(PREDICTION_OPERATIONS) * GENERATED_PER_MODE
+    assert {200, 400} <= statuses  # both answers and refusals were compared
