@@ -276,6 +276,19 @@ def test_broken_model_files_are_one_line_errors(model_copy, fault):
     assert "\n" not in str(caught.value)
 
 
+def test_a_version_1_model_json_without_a_schema_is_refused(model_copy):
+    # The v1 loader is gone (docs/changelog.md, "Removed"): such metadata, with its folded
+    # slope and weight histogram but no schema, is refused in one line, never guessed at.
+    metadata_file = model_copy.with_suffix(".json")
+    metadata = json.loads(metadata_file.read_text())
+    del metadata["schema"]
+    metadata["slope"], metadata["weight_histogram"] = 0.1, {"edges": [0, 1], "counts": [1]}
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(mlib.ModelError, match="lacks required fields") as caught:
+        mlib.load_predictor(model_copy)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_failed_save_leaves_the_old_pair_untouched(model_copy, monkeypatch, data_file):
     import joblib
 
