@@ -3,9 +3,8 @@
 The body is read in the server's event loop, with a deadline, before the app is
 involved: a client that sends its body slowly (or never finishes it) holds a cheap
 await, not a thread, and is answered 408 when the deadline passes (``deadlines``: one
-timer per worker). A body shorter than
-its ``Content-Length``, or a chunked one without its last chunk, therefore never reaches
-the app. The size limit is enforced while
+timer per worker). A body shorter than its ``Content-Length``, or a chunked one without
+its last chunk, therefore never reaches the app. The size limit is enforced while
 reading, not after: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before
 a byte of the body is read, and a chunked body (no length announced) is read chunk by
 chunk and answered 413 as soon as it passes the limit; either way the connection is
