@@ -17,11 +17,13 @@ ENV VIRTUAL_ENV=/opt/service-venv \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv "$VIRTUAL_ENV"
-COPY requirements.txt /tmp/requirements.txt
+# The serving set only: the training and batch tools (requirements-tools.txt: Dask, pyarrow,
+# the ONNX converters; about 245 MB) are never imported by the service.
+COPY requirements-serve.txt /tmp/requirements-serve.txt
 # Binary wheels only: the build never compiles, so no compiler is needed in either stage.
 # Then drop what serving never runs: the libraries' own test suites (about 110 MB) and the
 # installers (pip, setuptools), so the final image cannot pip-install anything either.
-RUN "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: -r /tmp/requirements.txt \
+RUN "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: -r /tmp/requirements-serve.txt \
     && find "$VIRTUAL_ENV" -depth -type d -name tests \
         \( -path '*/site-packages/numpy/*' -o -path '*/site-packages/scipy/*' \
         -o -path '*/site-packages/sklearn/*' -o -path '*/site-packages/pandas/*' \) \

@@ -75,6 +75,12 @@ docker run --rm --entrypoint sh "$IMAGE" -c '
   done
   [ -w /app ] && { echo "the service user can write /app"; exit 1; }
   exit 0' || fail "image contents"
+# The training and batch tools stay out of the image (the Dockerfile installs the serving set).
+read -r -a tools <<<"$(grep -v '^#' requirements-tools.txt | sed 's/==.*//' | tr '\n' ' ')"
+docker run --rm --entrypoint python "$IMAGE" -c '
+import importlib.util, sys
+found = [name for name in sys.argv[1:] if importlib.util.find_spec(name)]
+sys.exit(f"tools in the image: {found}" if found else 0)' "${tools[@]}" || fail "image contents"
 # The verified, unpickled scikit-learn path (used when a model cannot be folded) still works
 # after the build stage removed the libraries' test suites.
 docker run --rm --entrypoint python "$IMAGE" -c '

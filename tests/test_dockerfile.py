@@ -34,12 +34,16 @@ def test_build_stage_installs_the_pinned_requirements_into_a_virtualenv():
     runs = " ".join(arguments_of("RUN", build))
     assert "-m venv" in runs
     assert "--only-binary=:all:" in runs, "wheels only: no compiler is ever needed"
-    assert "-r /tmp/requirements.txt" in runs
-    assert all(
-        line.split("==")[0] and "==" in line
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-    ), "requirements.txt pins every runtime dependency"
+    assert "-r /tmp/requirements-serve.txt" in runs
+    for name in ("requirements-serve.txt", "requirements-tools.txt"):
+        assert all(
+            line.split("==")[0] and "==" in line
+            for line in (ROOT / name).read_text().splitlines()
+            if line and not line.startswith("#")
+        ), f"{name} pins every dependency"
+    included = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#")]  # fmt: skip
+    assert included == ["-r requirements-serve.txt", "-r requirements-tools.txt"]
 
 
 def test_final_stage_copies_only_the_virtualenv_and_the_service_files():
@@ -78,6 +82,47 @@ def test_every_module_the_service_imports_ships_with_the_copies(trained_model):
     assert "cookbook/web/lambda_handler.py" not in names  # .dockerignore leaves it out
 
 
+# Run with the training and batch tools made unimportable, as they are in the image: every
+# committed model (folded, category, trees from ONNX, classifier) answers and explains, and
+# the server, the image's entrypoint and cli.py's batch scoring import.
+WITHOUT_TOOLS = """
+import importlib.abc, json, sys
+TOOLS = set(json.loads(sys.argv[1]))
+class NoTools(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in TOOLS:
+            raise ImportError(f"{name} is not in the image")
+sys.meta_path.insert(0, NoTools())
+import cookbook.web.server, cookbook.web.container, cookbook.lifecycle.batch
+from app import create_app
+for model in json.loads(sys.argv[2]):
+    config = {"MODEL_PATH": model, "CAPTURE_ENV": {"CAPTURE_FRACTION": "0"}}
+    client = create_app(config).test_client()
+    body = {"Weight": 200, "Age": 28, "Height": 74, "Position": "Catcher", "explain": True}
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200, (model, answer.get_json())
+    assert "explanation" in json.dumps(answer.get_json()), model
+print("served", len(json.loads(sys.argv[2])), "models")
+"""
+
+
+def test_the_serving_requirements_serve_and_explain_every_committed_model():
+    tools = [line.split("==")[0].split("[")[0]
+             for line in (ROOT / "requirements-tools.txt").read_text().splitlines()
+             if line and not line.startswith("#")]  # fmt: skip
+    assert {"dask", "distributed", "pyarrow", "onnx", "skl2onnx", "onnxmltools"} == set(tools)
+    models = [str(ROOT / "model.joblib")] + [
+        str(ROOT / "examples" / name / "model.joblib")
+        for name in ("height-by-position", "height-gbm", "pitcher-classifier")
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TOOLS, json.dumps(tools), json.dumps(models)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "served 4 models"
+
+
 def test_runs_the_production_server_as_a_non_root_user_on_port_8080():
     assert service_uid() > 0
     assert exposed_port() == 8080
@@ -113,6 +158,6 @@ def test_dockerignore_keeps_tests_data_caches_and_git_out():
     ]
     assert lines[0] == "*", "an allow-list: nothing enters the build context unless named"
     allowed = {line[1:] for line in lines if line.startswith("!")}
-    assert allowed == {"requirements.txt", "*.py", "model.joblib", "model.json", "cookbook/"}
+    assert allowed == {"requirements-serve.txt", "*.py", "model.joblib", "model.json", "cookbook/"}
     for excluded in ("tests/", "*.csv", "*.ipynb", ".git", ".venv", "**/__pycache__"):
         assert excluded in lines
