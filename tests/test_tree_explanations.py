@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
@@ -350,6 +351,23 @@ def test_a_tree_model_saved_before_its_arrays_were_stored_says_so(tree_model, tm
     refused = client.test_client().post("/predict", json=row)
     assert refused.status_code == 400
     assert "saved without its trees' arrays" in refused.get_json()["error"]
+
+
+def test_a_tree_model_without_shap_installed_says_so_and_offers_no_explanations(
+    tree_model, monkeypatch
+):
+    from cookbook.lifecycle import tree_explainer
+
+    model_file, _ = tree_model("mlb", "hist-gradient-boosting")
+    monkeypatch.setattr(tree_explainer, "find_spec",
+                        lambda name: None if name == "shap" else find_spec(name))  # fmt: skip
+    client = create_app({"MODEL_PATH": str(model_file), "TESTING": True}).test_client()
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
+    assert client.post("/predict", json=row).status_code == 200
+    refused = client.post("/predict", json={**row, "explain": True})
+    assert refused.status_code == 400
+    assert "shap, which explains tree models, is not installed" in refused.get_json()["error"]
+    assert "explain" not in json.dumps(client.get("/openapi.json").get_json()["paths"]["/predict"])
 
 
 def test_a_hot_reload_swaps_in_a_tree_model_that_explains(tree_model, tmp_path, data_file):

@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from importlib.util import find_spec
 from typing import Any
 
 from cookbook.core.answer_options import MAX_EXPLAINED_ROWS
@@ -197,6 +198,11 @@ def attach_tree_explainer(predictor: Predictor, *, float32_served: bool) -> None
     data = read_side_file(TREES, predictor.metadata, predictor.path)
     if data is None:
         predictor.why_unexplained = f"its trees file {TREES.path(predictor.path).name} is missing"
+        return
+    # Looked up, not imported: an environment trimmed of shap says so in the 400, and the
+    # model's documents offer no explanations, instead of a 500 on the first one asked for.
+    if find_spec("shap") is None:
+        predictor.why_unexplained = "shap, which explains tree models, is not installed here"
         return
     try:
         budget = env_number(os.environ, "EXPLAIN_BUDGET_SECONDS", DEFAULT_EXPLAIN_BUDGET_SECONDS,
