@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from run import BASELINE_PYTHON, http_rounds, summary  # noqa: E402  (bench/ modules)
+from run import BASELINE_PYTHON, http_rounds, round_ratios, summary  # noqa: E402  (bench/)
 
 from cookbook.lifecycle.artifacts import load_predictor  # noqa: E402
 
@@ -125,8 +125,8 @@ def main() -> None:
     print(f"/predict, one row, 2 workers each, wrk 16 connections, {ROUNDS} rounds of "
           f"{SECONDS} s, {STARTS} starts (min / median / max)")  # fmt: skip
     for label, figure in figures.items():
-        ratios = [a / b for a, b in zip(figure["rates"], baseline["rates"], strict=True)]
-        cpu_ratios = [a / b for a, b in zip(figure["cpu_us"], baseline["cpu_us"], strict=True)]
+        ratios = round_ratios(figure["rates"], baseline["rates"])
+        cpu_ratios = round_ratios(figure["cpu_us"], baseline["cpu_us"])
         print(f"  {label}")
         print(f"    req/s            {summary(figure['rates'], '{:,.0f}')}")
         print(f"    / baseline       {summary(ratios, '{:.2f}')}   target >= 1.0")
@@ -135,8 +135,7 @@ def main() -> None:
         print(f"    CPU / baseline   {summary(cpu_ratios, '{:.2f}')}")
     if "the build before the hot path" in figures:
         before = figures["the build before the hot path"]
-        ratios = [a / b for a, b in zip(figures["this build, every feature on"]["rates"],
-                                        before["rates"], strict=True)]  # fmt: skip
+        ratios = round_ratios(figures["this build, every feature on"]["rates"], before["rates"])
         print(f"  every feature on / the build before the hot path: "
               f"{summary(ratios, '{:.2f}')}   target >= 2")  # fmt: skip
     print()
@@ -162,7 +161,7 @@ def more_routes() -> None:
             )  # fmt: skip
         print(f"{route}, every feature on (min / median / max)")
         hot, flask = figures["hot path"], figures["HOT_PATH=0"]
-        ratios = [a / b for a, b in zip(hot["rates"], flask["rates"], strict=True)]
+        ratios = round_ratios(hot["rates"], flask["rates"])
         for label, figure in figures.items():
             print(f"  {label:11s} req/s {summary(figure['rates'], '{:,.0f}')}   "
                   f"p99 ms {statistics.median(figure['p99s']):.2f}   "

@@ -59,6 +59,11 @@ def summary(values: list[float], fmt: str = "{:,.1f}") -> str:
     return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
 
 
+def round_ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    """Return each interleaved round's ratio of two servers' figures (same length, same order)."""
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
+
+
 def in_process_single_us() -> list[float]:
     """Microseconds per ``Predictor.answer`` call on a request body (validate, predict, format)."""
     predictor = load_predictor()
@@ -243,8 +248,8 @@ def capture_rows(capture: dict[str, dict]) -> list[tuple[str, str, str]]:
     # Each round's baseline is both capture-off servers (their geometric mean): half the
     # variance of one.
     baseline = [math.sqrt(a * b) for a, b in zip(off["rates"], again["rates"], strict=True)]
-    shares = [a / b for a, b in zip(on["rates"], baseline, strict=True)]
-    control = [a / b for a, b in zip(off["rates"], again["rates"], strict=True)]
+    shares = round_ratios(on["rates"], baseline)
+    control = round_ratios(off["rates"], again["rates"])
     return [
         (f"Data capture on (SQLite) against off, production server, {CAPTURE_ROUNDS} rounds"
          f" of {CAPTURE_SECONDS} s, {CAPTURE_STARTS} starts", "", ""),
