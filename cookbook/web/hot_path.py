@@ -28,9 +28,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import Rule
 
 from cookbook.core.errors import InvalidInput
-from cookbook.web import access, auth, request_log, sagemaker, v2, views
-from cookbook.web.plumbing import SECURITY_HEADERS, RequestPlumbing
-from cookbook.web.request_log import REQUESTS
+from cookbook.web import access, auth, sagemaker, v2, views
+from cookbook.web.plumbing import RequestPlumbing, close_request, common_headers, open_request
 from cookbook.web.responses import (
     JSON_TYPE,
     TextAnswer,
@@ -158,10 +157,7 @@ class HotPath:
         """Answer a request the way ``RequestPlumbing`` and the Flask app around its view do."""
         started = time.perf_counter()
         state = self.state
-        generation = state.reload.generation
-        if generation != state.served.generation:
-            views.catch_up(self.app, generation)
-        request_id = request_log.request_id(request.request_id)
+        request_id = open_request(self.app, state, request.request_id)
         version = None
         content_type = JSON_TYPE
         extra: list[tuple[str, str]] = []
@@ -188,11 +184,9 @@ class HotPath:
         content = text.encode()
         version = version or state.served.version
         headers = [("Content-Type", content_type), ("Content-Length", str(len(content))), *extra,
-                   ("X-Model-Version", version), ("X-Request-ID", request_id),
-                   *SECURITY_HEADERS]  # fmt: skip
+                   *common_headers(version, request_id)]  # fmt: skip
         elapsed = time.perf_counter() - started
-        state.metrics.observe_request(METHOD, route.label, status, elapsed)
-        REQUESTS.write(METHOD, path, status, elapsed, version, request_id)
+        close_request(state, METHOD, route.label, path, status, elapsed, version, request_id)
         return status, headers, content
 
     def predict(self, request: Request, request_id: str) -> tuple[dict, str | None]:

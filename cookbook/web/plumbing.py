@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from cookbook.web import request_log
 from cookbook.web.page import CONTENT_SECURITY_POLICY
 from cookbook.web.request_log import REQUESTS
-from cookbook.web.served import MODEL_VERSION_KEY, REQUEST_ID_KEY, service_state
+from cookbook.web.served import MODEL_VERSION_KEY, REQUEST_ID_KEY, ServiceState, service_state
 from cookbook.web.views import catch_up
 
 # Every response carries these, after its model version and request id.
@@ -19,6 +19,31 @@ SECURITY_HEADERS = [
     ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ("X-Content-Type-Options", "nosniff"),
 ]
+
+
+# What every request goes through, on both of the service's paths: this WSGI middleware
+# under Flask, and the production server's hot path (cookbook.web.hot_path).
+
+
+def open_request(app: Flask, state: ServiceState, header: str | None) -> str:
+    """Follow a reload another process accepted, and return the request's id (the client's
+    ``X-Request-ID`` when it is short and plain, else a new one)."""
+    generation = state.reload.generation  # one read of shared memory
+    if generation != state.served.generation:
+        catch_up(app, generation)
+    return request_log.request_id(header)
+
+
+def common_headers(version: str, request_id: str) -> list[tuple[str, str]]:
+    """Return the headers every answer ends with: its model version, request id, security."""
+    return [("X-Model-Version", version), ("X-Request-ID", request_id), *SECURITY_HEADERS]
+
+
+def close_request(state: ServiceState, method: str, route: str, path: str, status: int,
+                  seconds: float, version: str, request_id: str) -> None:  # fmt: skip
+    """Count the request answered in *seconds* under its *route* label; write its log line."""
+    state.metrics.observe_request(method, route, status, seconds)
+    REQUESTS.write(method, path, status, seconds, version, request_id)
 
 
 class RequestPlumbing:
@@ -42,10 +67,7 @@ class RequestPlumbing:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         started = time.perf_counter()
         state = self.state
-        generation = state.reload.generation  # one read of shared memory
-        if generation != state.served.generation:
-            catch_up(self.app, generation)
-        request_id = request_log.request_id(environ.get("HTTP_X_REQUEST_ID"))
+        request_id = open_request(self.app, state, environ.get("HTTP_X_REQUEST_ID"))
         environ[REQUEST_ID_KEY] = request_id  # the captured predictions carry it
         answered = []
 
@@ -53,9 +75,7 @@ class RequestPlumbing:
             # Read when the view is done: an admin reload answers with the new version.
             version = environ.get(MODEL_VERSION_KEY) or state.served.version
             answered.extend((int(status[:3]), version))
-            headers.append(("X-Model-Version", version))
-            headers.append(("X-Request-ID", request_id))
-            headers.extend(SECURITY_HEADERS)
+            headers.extend(common_headers(version, request_id))
             return start_response(status, headers, exc_info)
 
         body = self.wsgi_app(environ, start)
@@ -64,8 +84,8 @@ class RequestPlumbing:
         method = environ["REQUEST_METHOD"]
         # WSGI hands the path over as latin-1 text; the bytes on the wire were UTF-8.
         path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
-        state.metrics.observe_request(method, self._route(path, method), status, elapsed)
-        REQUESTS.write(method, path, status, elapsed, version, request_id)
+        close_request(state, method, self._route(path, method), path, status, elapsed, version,
+                      request_id)  # fmt: skip
         return body
 
     def _route(self, path: str, method: str) -> str:
