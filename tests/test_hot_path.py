@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -392,6 +393,7 @@ def generated_requests(app) -> list[tuple[str, bytes, list[tuple[str, str]], str
     """Return (path, body, headers, query) of generated requests to the prediction routes."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
+    from schemathesis.core import NotSet
 
     document = app.test_client().get("/openapi.json", headers={"Authorization": BEARER})
     schema = schemathesis.openapi.from_dict(document.get_json())
@@ -413,12 +415,11 @@ def generated_requests(app) -> list[tuple[str, bytes, list[tuple[str, str]], str
             content = body.encode()
         elif isinstance(body, bytes):
             content = body
-        elif body is None or type(body).__name__ == "NotSet":
+        elif isinstance(body, NotSet):  # no body at all (JSON null is sent as null)
             content = b""
         else:
             content = json.dumps(body).encode()
-        query = "&".join(f"{requests.utils.quote(str(k))}={requests.utils.quote(str(v))}"
-                         for k, v in (case.query or {}).items())  # fmt: skip
+        query = urlencode(case.query or {}, doseq=True)
         headers = [AUTHORIZED, ("content-type", case.media_type or "application/json")]
         requests_made.append((case.formatted_path, content, headers, query))
     return requests_made

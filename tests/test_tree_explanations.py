@@ -214,6 +214,15 @@ def test_a_worker_that_never_explains_never_imports_shap_or_sklearn(tree_model):
     assert after == "True ['Age', 'Position', 'Weight']"
 
 
+def refused_explanation(client) -> str:
+    """Return why a tree model that answers an MLB row refuses to explain it (its 400)."""
+    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
+    assert client.post("/predict", json=row).status_code == 200
+    refused = client.post("/predict", json={**row, "explain": True})
+    assert refused.status_code == 400
+    return refused.get_json()["error"]
+
+
 def test_a_tampered_trees_file_is_refused_and_a_missing_one_named(tree_model, tmp_path):
     model_file, _ = tree_model("mlb", "lightgbm")
     copy = tmp_path / "model.joblib"
@@ -224,11 +233,7 @@ def test_a_tampered_trees_file_is_refused_and_a_missing_one_named(tree_model, tm
         load_predictor(copy)
     copy.with_suffix(".trees.npz").unlink()
     client = create_app({"MODEL_PATH": str(copy), "TESTING": True}).test_client()
-    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
-    assert client.post("/predict", json=row).status_code == 200
-    refused = client.post("/predict", json={**row, "explain": True})
-    assert refused.status_code == 400
-    assert "its trees file model.trees.npz is missing" in refused.get_json()["error"]
+    assert "its trees file model.trees.npz is missing" in refused_explanation(client)
 
 
 IMPORTED_FEATURES = ["age", "bmi", "bp", "s5"]
@@ -346,11 +351,8 @@ def test_the_first_explanations_from_many_threads_build_one_explainer(tree_model
 def test_a_tree_model_saved_before_its_arrays_were_stored_says_so(tree_model, tmp_path):
     model_file, _ = tree_model("mlb", "random-forest")
     copy = without_explanations(model_file, tmp_path)
-    client = create_app({"MODEL_PATH": str(copy), "TESTING": True})
-    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher", "explain": True}
-    refused = client.test_client().post("/predict", json=row)
-    assert refused.status_code == 400
-    assert "saved without its trees' arrays" in refused.get_json()["error"]
+    client = create_app({"MODEL_PATH": str(copy), "TESTING": True}).test_client()
+    assert "saved without its trees' arrays" in refused_explanation(client)
 
 
 def test_a_tree_model_without_shap_installed_says_so_and_offers_no_explanations(
@@ -362,11 +364,7 @@ def test_a_tree_model_without_shap_installed_says_so_and_offers_no_explanations(
     monkeypatch.setattr(tree_explainer, "find_spec",
                         lambda name: None if name == "shap" else find_spec(name))  # fmt: skip
     client = create_app({"MODEL_PATH": str(model_file), "TESTING": True}).test_client()
-    row = {"Weight": 200, "Age": 28.5, "Position": "Catcher"}
-    assert client.post("/predict", json=row).status_code == 200
-    refused = client.post("/predict", json={**row, "explain": True})
-    assert refused.status_code == 400
-    assert "shap, which explains tree models, is not installed" in refused.get_json()["error"]
+    assert "shap, which explains tree models, is not installed" in refused_explanation(client)
     assert "explain" not in json.dumps(client.get("/openapi.json").get_json()["paths"]["/predict"])
 
 
