@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import free_port, server_pids, start_server  # noqa: E402
+from processes import free_port, server_pids  # noqa: E402  (bench/ modules)
+from run import start_server  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_CALLGRIND_REQUESTS", "2000"))
 WARM_UP = 300
